@@ -1,0 +1,23 @@
+"""gpuinit: fast, reproducible, shard-invariant in-place weight initialization.
+
+>>> import numpy as np, gpuinit
+>>> w = gpuinit.init_(np.empty((512, 256), np.float32), "glorot_uniform", seed=0)
+"""
+from .api import init_
+from .backends import available_backends
+from .errors import BackendUnavailableError, InitError, ZeroFanError
+from .kernels.numpy_stream import philox4x32
+from .schemes import SCHEMES, calculate_gain
+from .seeding import manual_seed
+
+__version__ = "0.1.0"
+__all__ = ["init_", "available_backends", "philox4x32", "manual_seed", "calculate_gain", "SCHEMES",
+           "InitError", "ZeroFanError", "BackendUnavailableError", "initializers", "nn"]
+
+
+def __getattr__(name):
+    if name in ("initializers", "nn"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,63 @@
+"""``init_``: fill an array in place with a scheme, on the backend its type calls for."""
+import sys
+
+from . import backends, regions, schemes, seeding
+
+
+def init_(array, scheme, *, seed=None, stream=0, in_axis=1, out_axis=0, batch_axis=(), full_shape=None,
+          offsets=None, backend=None, **params):
+    """Fill ``array`` in place with ``scheme`` and return it.
+
+    Args:
+        array: a numpy array, a torch tensor or a cupy array of float16/bfloat16/float32/float64.
+        scheme: a name (``"he_normal"``, ``"kaiming_uniform"``, ... see ``gpuinit.SCHEMES``) or an
+            initializer from ``gpuinit.initializers``.
+        seed, stream: 64-bit integers; every value is a pure function of (seed, stream, element index,
+            scheme parameters). ``seed=None`` draws one from ``gpuinit.manual_seed``'s source.
+        in_axis, out_axis, batch_axis: the fan axes (torch's (out, in, *receptive) layout by default)
+            and the axes that hold independent copies (no part in the fans).
+        full_shape, offsets: ``array`` is the block of a larger logical tensor that starts at
+            ``offsets``; fans come from ``full_shape`` and the values equal those of the full tensor.
+        backend: "numpy", "triton" or "cupy"; default from the array type or $GPUINIT_BACKEND.
+        **params: the scheme's parameters (``gain=``, ``mode=``, ``a=``, ...).
+
+    Everything is checked before the first write: on an error the array is unchanged.
+
+    >>> import numpy as np, gpuinit
+    >>> w = gpuinit.init_(np.empty((256, 128), np.float32), "kaiming_uniform", seed=0, a=5 ** 0.5)
+    """
+    name, params, seed = _resolve_scheme(scheme, params, seed)
+    module = backends.select(array, backend)
+    module.check(array)
+    full_shape, offsets = regions.check_region(tuple(array.shape), full_shape, offsets)
+    layout = schemes.Layout.of(full_shape, in_axis, out_axis, batch_axis)
+    draw = schemes.plan(name, layout, params)
+    seed = seeding.next_seed() if seed is None else seeding.check_u64("seed", seed)
+    stream = seeding.check_u64("stream", stream)
+    if _is_meta(array) or _numel(array) == 0:
+        return array
+    module.fill(array, draw, full_shape, offsets, seed, stream)
+    return array
+
+
+def _resolve_scheme(scheme, params, seed):
+    """(name, params, seed) from a name or an initializer object (whose seed serves when none is given)."""
+    if isinstance(scheme, str):
+        return scheme, params, seed
+    spec = getattr(scheme, "scheme_spec", None)
+    if spec is None:
+        raise TypeError(f"scheme must be a name or a gpuinit initializer, got {type(scheme).__name__}")
+    name, own_params, own_seed = spec()
+    return name, {**own_params, **params}, own_seed if seed is None else seed
+
+
+def _numel(array):
+    n = 1
+    for s in array.shape:
+        n *= s
+    return n
+
+
+def _is_meta(array):
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(array, torch.Tensor) and array.is_meta

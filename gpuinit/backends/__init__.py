@@ -1,0 +1,74 @@
+"""Backend registry and dispatch: which module fills which array.
+
+A backend is a module with ``NAME``, ``INSTALL`` (what to install when it cannot run),
+``available() -> str | None`` (None when it can run, else why not), ``accepts(array) -> bool``,
+``check(array)`` (raises before any write) and ``fill(array, draw, full_shape, offsets, seed, stream)``.
+Adding one: write the module, add it to ``_MODULES``, and map its array types in ``default_name``.
+Type checks look only in ``sys.modules``, so nothing here imports torch or cupy.
+"""
+import importlib
+import os
+import sys
+
+import numpy as np
+
+from ..errors import BackendUnavailableError
+
+_MODULES = {"numpy": "gpuinit.backends.numpy_backend"}
+ENV_VAR = "GPUINIT_BACKEND"
+
+
+def load(name):
+    """The backend module ``name``, or an error that says why it cannot run and what to install."""
+    if name not in _MODULES:
+        raise BackendUnavailableError(f"unknown backend {name!r}; this installation has {sorted(_MODULES)}")
+    try:
+        module = importlib.import_module(_MODULES[name])
+    except ImportError as e:
+        raise BackendUnavailableError(f"backend {name!r} cannot be imported ({e})") from e
+    why = module.available()
+    if why:
+        raise BackendUnavailableError(f"backend {name!r} is unavailable: {why}; install {module.INSTALL}")
+    return module
+
+
+def available_backends():
+    """Names of the backends that can run here."""
+    out = []
+    for name in _MODULES:
+        try:
+            load(name)
+        except BackendUnavailableError:
+            continue
+        out.append(name)
+    return out
+
+
+def array_kind(array):
+    """'numpy', 'torch-cpu', 'torch-cuda', 'torch-meta', 'torch-<device>' or 'cupy', without importing anything."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(array, torch.Tensor):
+        return f"torch-{array.device.type}"
+    cupy = sys.modules.get("cupy")
+    if cupy is not None and isinstance(array, cupy.ndarray):
+        return "cupy"
+    if isinstance(array, np.ndarray):
+        return "numpy"
+    raise TypeError(f"gpuinit fills numpy arrays, torch tensors and cupy arrays, got {type(array).__module__}."
+                    f"{type(array).__name__}")
+
+
+def default_name(kind):
+    return {"numpy": "numpy", "torch-cpu": "numpy", "torch-cuda": "triton", "cupy": "cupy"}.get(kind)
+
+
+def select(array, backend=None):
+    """The backend module for ``array``: ``backend=``, else $GPUINIT_BACKEND, else by array type."""
+    kind = array_kind(array)
+    name = backend or os.environ.get(ENV_VAR) or default_name(kind)
+    if name is None:
+        raise BackendUnavailableError(f"no backend fills {kind} tensors")
+    module = load(name)
+    if not module.accepts(array):
+        raise BackendUnavailableError(f"backend {name!r} cannot fill a {kind} array")
+    return module

@@ -1,0 +1,310 @@
+"""The initializers of the literature, as functions from a layout and parameters to a ``Draw``.
+
+One source of truth: fans, gains and variance scaling are computed here, once, on the host.
+Every variance-scaling scheme (Glorot/Xavier, LeCun, He/Kaiming and their variants) is a
+parameterisation of :func:`variance_scaling`.
+"""
+import difflib
+import inspect
+import math
+from dataclasses import dataclass
+from functools import partial
+
+from . import draws
+from .errors import InitError, ZeroFanError
+
+# std of a standard normal truncated to (-2, 2): Keras and JAX divide by it so that the
+# truncated draw keeps the variance the rule asks for.
+TRUNCATED_NORMAL_STD_2 = 0.87962566103423978
+MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "normal", "uniform")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The logical (full) shape and which axes are inputs, outputs and independent copies."""
+
+    shape: tuple
+    in_axis: tuple = (1,)
+    out_axis: tuple = (0,)
+    batch_axis: tuple = ()
+
+    @classmethod
+    def of(cls, shape, in_axis=1, out_axis=0, batch_axis=()):
+        shape = tuple(int(s) for s in shape)
+        nd = len(shape)
+
+        def norm(axes, name):
+            axes = (axes,) if isinstance(axes, int) else tuple(axes)
+            out = []
+            for a in axes:
+                if isinstance(a, bool) or not isinstance(a, int):
+                    raise InitError(f"{name} must be an int or a tuple of ints, got {a!r}")
+                if nd >= 2 and not -nd <= a < nd:
+                    raise InitError(f"{name}={a} is out of range for a {nd}-D shape {shape}")
+                out.append(a % nd if nd else a)
+            return tuple(out)
+
+        ins, outs, batch = norm(in_axis, "in_axis"), norm(out_axis, "out_axis"), norm(batch_axis, "batch_axis")
+        if nd >= 2 and (set(ins) & set(outs) or (set(ins) | set(outs)) & set(batch)):
+            raise InitError(f"in_axis {ins}, out_axis {outs} and batch_axis {batch} must not overlap")
+        return cls(shape, ins, outs, batch)
+
+    @property
+    def fans(self):
+        """(fan_in, fan_out) as JAX computes them; Keras's rules for 0-D and 1-D shapes."""
+        shape = self.shape
+        if len(shape) == 0:
+            return 1, 1
+        if len(shape) == 1:
+            return shape[0], shape[0]
+        size = lambda axes: math.prod(shape[a] for a in axes)  # noqa: E731
+        rest = set(range(len(shape))) - set(self.in_axis) - set(self.out_axis) - set(self.batch_axis)
+        receptive = size(rest)
+        return size(self.in_axis) * receptive, size(self.out_axis) * receptive
+
+
+def _need_ndim(layout, name, ok, message):
+    if not ok(len(layout.shape)):
+        raise InitError(f"{name}: {message}, got shape {layout.shape}")
+
+
+def _torch_fans(layout, name):
+    _need_ndim(layout, name, lambda n: n >= 2,
+               "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions")
+    return layout.fans
+
+
+def fan(layout, mode, *, floor=0.0, name="variance_scaling"):
+    """The n of sigma = sqrt(scale / n): fan_in, fan_out, their mean or their geometric mean."""
+    fan_in, fan_out = layout.fans
+    if mode not in MODES:
+        raise InitError(f"mode must be one of {MODES}, got {mode!r}")
+    n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2,
+         "fan_geo_avg": math.sqrt(fan_in * fan_out)}[mode]
+    n = max(floor, n)
+    if n == 0:
+        raise ZeroFanError(f"{name}: {mode} is zero for shape {layout.shape}")
+    return n
+
+
+def variance_scaling(layout, scale=1.0, mode="fan_in", distribution="truncated_normal", *, floor=1.0):
+    """Draw with variance ``scale / n``, n from ``mode`` (Keras / JAX ``VarianceScaling``).
+
+    - ``truncated_normal``: std = sqrt(scale / n) / 0.8796..., truncated to [-2 std, 2 std]
+    - ``untruncated_normal`` (alias ``normal``): std = sqrt(scale / n)
+    - ``uniform``: on [-r, r] with r = sqrt(3 scale / n)
+
+    ``floor`` bounds n from below as Keras does (``scale /= max(1, n)``); torch-named schemes pass 0.
+    """
+    draws._finite("scale", scale, positive=True)
+    if distribution not in DISTRIBUTIONS:
+        raise InitError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
+    variance = scale / fan(layout, mode, floor=floor)
+    if distribution == "uniform":
+        r = math.sqrt(3.0 * variance)
+        return draws.uniform(-r, r)
+    if distribution == "truncated_normal":
+        std = math.sqrt(variance) / TRUNCATED_NORMAL_STD_2
+        return draws.trunc_normal(0.0, std, -2.0 * std, 2.0 * std)
+    return draws.normal(0.0, math.sqrt(variance))
+
+
+def calculate_gain(nonlinearity, param=None):
+    """The recommended gain for a nonlinearity (torch.nn.init.calculate_gain)."""
+    linear_fns = ["linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                  "conv_transpose3d"]
+    if nonlinearity in linear_fns or nonlinearity == "sigmoid":
+        return 1
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        if param is None:
+            negative_slope = 0.01
+        elif not isinstance(param, bool) and isinstance(param, (int, float)):
+            negative_slope = param
+        else:
+            raise ValueError(f"negative_slope {param} not a valid number")
+        return math.sqrt(2.0 / (1 + negative_slope**2))
+    if nonlinearity == "selu":
+        return 3.0 / 4  # found empirically (pytorch/pytorch#50664)
+    raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
+
+
+# ---- Keras names --------------------------------------------------------------------------------
+
+def zeros(layout):
+    return draws.constant(0.0)
+
+
+def ones(layout):
+    return draws.constant(1.0)
+
+
+def constant(layout, value=0.0):
+    return draws.constant(value)
+
+
+def random_normal(layout, mean=0.0, stddev=0.05):
+    return draws.normal(mean, stddev)
+
+
+def random_uniform(layout, minval=-0.05, maxval=0.05):
+    return draws.uniform(minval, maxval)
+
+
+def truncated_normal(layout, mean=0.0, stddev=0.05):
+    """Normal(mean, stddev) truncated to two stddev around the mean (Keras / TF)."""
+    draws._finite("stddev", stddev, positive=True)
+    return draws.trunc_normal(mean, stddev, mean - 2.0 * stddev, mean + 2.0 * stddev)
+
+
+glorot_uniform = partial(variance_scaling, scale=1.0, mode="fan_avg", distribution="uniform")
+glorot_normal = partial(variance_scaling, scale=1.0, mode="fan_avg", distribution="truncated_normal")
+lecun_uniform = partial(variance_scaling, scale=1.0, mode="fan_in", distribution="uniform")
+lecun_normal = partial(variance_scaling, scale=1.0, mode="fan_in", distribution="truncated_normal")
+he_uniform = partial(variance_scaling, scale=2.0, mode="fan_in", distribution="uniform")
+he_normal = partial(variance_scaling, scale=2.0, mode="fan_in", distribution="truncated_normal")
+
+
+def orthogonal(layout, gain=1.0):
+    """(Semi-)orthogonal matrix (Saxe et al. 2013): the out axis against all other non-batch axes."""
+    _need_ndim(layout, "orthogonal", lambda n: n >= 2, "Only tensors with 2 or more dimensions are supported")
+    if len(layout.out_axis) != 1:
+        raise InitError(f"orthogonal needs a single out_axis, got {layout.out_axis}")
+    return draws.orthogonal(gain, layout.out_axis[0], layout.batch_axis)
+
+
+def identity(layout, gain=1.0):
+    """gain * I on a 2-D shape (rectangular allowed, Keras ``Identity``)."""
+    _need_ndim(layout, "identity", lambda n: n == 2, "Only tensors with 2 dimensions are supported")
+    return draws.eye(gain)
+
+
+# ---- the tutorial's variants (plain normals with the sigma of its table) ------------------------
+
+xavier_logistic_uniform = partial(variance_scaling, scale=16.0, mode="fan_avg", distribution="uniform")
+xavier_logistic_normal = partial(variance_scaling, scale=16.0, mode="fan_avg", distribution="untruncated_normal")
+he_fan_avg_uniform = partial(variance_scaling, scale=2.0, mode="fan_avg", distribution="uniform")
+he_fan_avg_normal = partial(variance_scaling, scale=2.0, mode="fan_avg", distribution="untruncated_normal")
+
+
+def he_leaky_uniform(layout, negative_slope=0.01):
+    """He et al. (2015) for a leaky rectifier: r = sqrt(6 / ((1 + a^2) fan_in))."""
+    return variance_scaling(layout, 2.0 / (1.0 + _slope(negative_slope) ** 2), "fan_in", "uniform")
+
+
+def he_leaky_normal(layout, negative_slope=0.01):
+    """He et al. (2015) for a leaky rectifier: sigma = sqrt(2 / ((1 + a^2) fan_in))."""
+    return variance_scaling(layout, 2.0 / (1.0 + _slope(negative_slope) ** 2), "fan_in", "untruncated_normal")
+
+
+def _slope(a):
+    return draws._finite("negative_slope", a)
+
+
+# ---- torch names (torch.nn.init semantics; fans need >= 2 dims) ---------------------------------
+
+def uniform(layout, a=0.0, b=1.0):
+    return draws.uniform(a, b)
+
+
+def normal(layout, mean=0.0, std=1.0):
+    return draws.normal(mean, std)
+
+
+def trunc_normal(layout, mean=0.0, std=1.0, a=-2.0, b=2.0):
+    """Normal(mean, std) truncated to the absolute bounds [a, b] (torch.nn.init.trunc_normal_)."""
+    return draws.trunc_normal(mean, std, a, b)
+
+
+def eye(layout):
+    return identity(layout, 1.0)
+
+
+def dirac(layout, groups=1):
+    _need_ndim(layout, "dirac", lambda n: n in (3, 4, 5), "Only tensors with 3, 4, or 5 dimensions are supported")
+    d = draws.dirac(groups)
+    if layout.shape[0] % d.params["groups"]:
+        raise InitError("dim 0 must be divisible by groups")
+    return d
+
+
+def xavier_uniform(layout, gain=1.0):
+    """Glorot & Bengio (2010): U(-r, r), r = gain * sqrt(6 / (fan_in + fan_out))."""
+    _torch_fans(layout, "xavier_uniform")
+    return variance_scaling(layout, _gain_sq(gain), "fan_avg", "uniform", floor=0.0)
+
+
+def xavier_normal(layout, gain=1.0):
+    """Glorot & Bengio (2010): N(0, sigma^2), sigma = gain * sqrt(2 / (fan_in + fan_out)), untruncated."""
+    _torch_fans(layout, "xavier_normal")
+    return variance_scaling(layout, _gain_sq(gain), "fan_avg", "untruncated_normal", floor=0.0)
+
+
+def kaiming_uniform(layout, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+    """He et al. (2015): U(-r, r), r = sqrt(3) * gain / sqrt(fan_mode)."""
+    return _kaiming(layout, a, mode, nonlinearity, "uniform")
+
+
+def kaiming_normal(layout, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+    """He et al. (2015): N(0, sigma^2), sigma = gain / sqrt(fan_mode), untruncated."""
+    return _kaiming(layout, a, mode, nonlinearity, "untruncated_normal")
+
+
+def _kaiming(layout, a, mode, nonlinearity, distribution):
+    _torch_fans(layout, "kaiming")
+    if mode not in ("fan_in", "fan_out"):
+        raise InitError(f"Mode {mode} not supported, please use one of ['fan_in', 'fan_out']")
+    return variance_scaling(layout, _gain_sq(calculate_gain(nonlinearity, a)), mode, distribution, floor=0.0)
+
+
+def _gain_sq(gain):
+    return draws._finite("gain", gain) ** 2
+
+
+def sparse(layout, sparsity, std=0.01):
+    """N(0, std) with exactly ceil(sparsity * rows) zeros per column (Martens 2010)."""
+    _need_ndim(layout, "sparse", lambda n: n == 2, "Only tensors with 2 dimensions are supported")
+    return draws.sparse(sparsity, std)
+
+
+# ---- the registry ---------------------------------------------------------------------------------
+
+_KERAS = ("zeros", "ones", "constant", "random_normal", "random_uniform", "truncated_normal", "variance_scaling",
+          "glorot_uniform", "glorot_normal", "lecun_uniform", "lecun_normal", "he_uniform", "he_normal",
+          "orthogonal", "identity")
+_TUTORIAL = ("xavier_logistic_uniform", "xavier_logistic_normal", "he_leaky_uniform", "he_leaky_normal",
+             "he_fan_avg_uniform", "he_fan_avg_normal")
+_TORCH = ("uniform", "normal", "trunc_normal", "eye", "dirac", "xavier_uniform", "xavier_normal",
+          "kaiming_uniform", "kaiming_normal", "sparse")
+SCHEMES = {name: globals()[name] for name in _KERAS + _TUTORIAL + _TORCH}
+
+
+def resolve(name):
+    """The scheme function for a name; unknown names get the closest matches in the message."""
+    if not isinstance(name, str):
+        raise InitError(f"scheme must be a name or an initializer, got {type(name).__name__}")
+    key = name.lower()
+    if key not in SCHEMES:
+        close = difflib.get_close_matches(key, SCHEMES, n=3, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise InitError(f"unknown scheme {name!r}{hint} Known: {', '.join(sorted(SCHEMES))}")
+    return SCHEMES[key]
+
+
+def plan(name, layout, params):
+    """The Draw for scheme ``name`` on ``layout`` with keyword ``params``, all checked."""
+    fn = resolve(name)
+    sig = inspect.signature(fn)
+    accepted = [p for p in list(sig.parameters)[1:] if sig.parameters[p].kind is not inspect.Parameter.KEYWORD_ONLY]
+    unknown = set(params) - set(accepted)
+    if unknown:
+        raise InitError(f"scheme {name!r} takes {accepted or 'no parameters'}, not {sorted(unknown)}")
+    try:
+        sig.bind(layout, **params)
+    except TypeError as e:
+        raise InitError(f"scheme {name!r}: {e}") from None
+    return fn(layout, **params)

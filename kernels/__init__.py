@@ -1,0 +1,1 @@
+"""Kernels per backend; each computes the stream that docs/stream.md specifies."""
