@@ -59,7 +59,7 @@ def array_kind(array):
 
 
 def default_name(kind):
-    return {"numpy": "numpy", "torch-cpu": "numpy", "torch-cuda": "triton", "cupy": "cupy"}.get(kind)
+    return {"numpy": "numpy", "torch-cpu": "numpy", "torch-meta": "numpy", "torch-cuda": "triton", "cupy": "cupy"}.get(kind)
 
 
 def select(array, backend=None):
