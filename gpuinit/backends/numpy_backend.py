@@ -73,6 +73,8 @@ def check(array):
 
 def check_no_overlap(shape, strides, itemsize):
     """Sorted by |stride|, each dimension must step past the whole extent of the smaller ones."""
+    if 0 in shape:
+        return
     extent = itemsize
     for n, s in sorted(((n, abs(s)) for n, s in zip(shape, strides) if n > 1), key=lambda t: t[1]):
         if s < extent:

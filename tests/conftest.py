@@ -1,0 +1,14 @@
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def rng(request):
+    """A fresh generator per test; its seed is printed on failure so a run can be replayed."""
+    seed = int(np.random.SeedSequence().entropy % 2**32)
+    request.node.user_properties.append(("rng_seed", seed))
+    return np.random.default_rng(seed)
+
+
+def fresh_seed(rng):
+    return int(rng.integers(0, 2**64, dtype=np.uint64))
