@@ -49,7 +49,7 @@ def pieces(shape, full_shape, offsets, chunk):
     """
     nd = len(shape)
     if nd == 0:
-        yield (), (), np.array([0], np.uint64), 1
+        yield ..., (), np.array([0], np.uint64), 1  # view[...] of a 0-d array stays an array
         return
     gstride = row_major_strides(full_shape)
     base = sum(o * s for o, s in zip(offsets, gstride))
