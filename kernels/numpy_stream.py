@@ -7,8 +7,8 @@ Element ``i`` of a tensor drawn with ``(seed, stream)`` comes from the Philox bl
     key     = (seed & 0xffffffff, seed >> 32)
     counter = (block & 0xffffffff, block >> 32, stream & 0xffffffff, stream >> 32)
 
-All float math is float32; integer steps and exactly rounded float steps (a product by a
-power of two, an int -> float conversion of a 24-bit value) are bit-identical everywhere.
+All float math is float32, one IEEE operation at a time (+, -, *, sqrt; no fused multiply-add,
+no library transcendentals), so every backend that follows docs/stream.md gets the same bits.
 """
 import math
 
@@ -26,7 +26,6 @@ _SHIFT32 = np.uint64(32)
 TWO_POW_M23 = np.float32(2.0**-23)  # spacing of the signed uniform grid
 TWO_POW_23 = 1 << 23
 SQRT2 = np.float32(math.sqrt(2.0))
-PI = np.float32(math.pi)
 # Truncated normal: u is kept in [2**-72, 1 - 2**-24], so |z| <= 9.6 (the quantile is accurate to
 # about 2e-7 relative over that range); intervals that lie wholly beyond TRUNC_LIMIT are refused.
 U_MIN = np.float32(2.0**-72)
@@ -102,18 +101,90 @@ def block_words(blocks, seed, stream):
 
 
 # ---- conversions: uint32 word -> float32 -------------------------------------------------
+# Only integer operations and single IEEE float32 +, -, *, sqrt (each rounded to nearest, never
+# fused): every backend that follows the same order gets the same bits (docs/stream.md).
+
+F32 = np.float32
+SQRTHF = F32(0.707106781186547524)
+# Cephes logf (Moshier): log(1 + f) = f - f^2/2 + f^3 P(f), f in [sqrt(1/2) - 1, sqrt(2) - 1].
+LOG_P = tuple(F32(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1,
+                               1.4249322787e-1, -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1,
+                               3.3333331174e-1))
+LOG_Q1 = F32(-2.12194440e-4)  # ln 2 = LOG_Q2 - LOG_Q1, split so that e * LOG_Q2 is exact
+LOG_Q2 = F32(0.693359375)
+# Cephes sinf / cosf minimax polynomials on [-pi/4, pi/4].
+SIN_P = (F32(-1.9515295891e-4), F32(8.3321608736e-3), F32(-1.6666654611e-1))
+COS_P = (F32(2.443315711809948e-5), F32(-1.388731625493765e-3), F32(4.166664568298827e-2))
+PI_2M23 = F32(F32(math.pi) * F32(2.0**-23))  # float32(pi) * 2**-23, exact
+
+
+def _signed_int(words):
+    """s = ((w >> 8) | 1) - 2**23: odd integers in [-(2**23 - 1), 2**23 - 1]."""
+    return ((words >> np.uint32(8)) | np.uint32(1)).astype(np.int32) - np.int32(TWO_POW_23)
 
 
 def signed_uniform(words):
-    """v = (((w >> 8) | 1) - 2**23) * 2**-23: odd multiples of 2**-23 in (-1, 1), symmetric, exact."""
-    k = ((words >> np.uint32(8)) | np.uint32(1)).astype(np.int32) - np.int32(TWO_POW_23)
-    return k.astype(np.float32) * TWO_POW_M23
+    """v = s * 2**-23: odd multiples of 2**-23 in (-1, 1), symmetric, exact."""
+    return _signed_int(words).astype(np.float32) * TWO_POW_M23
 
 
 def open_uniform(words):
-    """u = ((w >> 9) + 0.5) * 2**-23 in (0, 1): odd multiples of 2**-24, never 0 or 1, exact."""
+    """u = ((w >> 8) | 1) * 2**-24 in (0, 1): odd multiples of 2**-24, never 0 or 1, exact."""
     k = ((words >> np.uint32(8)) | np.uint32(1)).astype(np.float32)
-    return k * np.float32(2.0**-24)
+    return k * F32(2.0**-24)
+
+
+def log_f32(x):
+    """Natural log of positive normal float32 ``x`` (Cephes logf, < 2 ulp), in fixed operation order."""
+    bits = x.view(np.int32)
+    e = (bits >> 23) - np.int32(126)
+    m = ((bits & np.int32(0x007FFFFF)) | np.int32(0x3F000000)).view(np.float32)  # x = m 2**e, m in [1/2, 1)
+    small = m < SQRTHF
+    e -= small
+    f = m - F32(1.0)
+    f += np.where(small, m, F32(0.0))  # 2m - 1 when m < sqrt(1/2): exact
+    z = f * f
+    y = np.full(f.shape, LOG_P[0], np.float32)
+    for c in LOG_P[1:]:
+        y *= f
+        y += c
+    y *= f
+    y *= z
+    fe = e.astype(np.float32)
+    y += fe * LOG_Q1
+    y -= z * F32(0.5)
+    f += y
+    f += fe * LOG_Q2
+    return f
+
+
+def sincos_pi(s):
+    """(cos(pi v), sin(pi v)) for v = s * 2**-23: quadrant q = round(2v) and r = v - q/2 in integers,
+    then Cephes polynomials at x = r * pi, |x| <= pi/4."""
+    q = (s + np.int32(1 << 21)) >> 22  # round(s / 2**22); s is odd, so no ties
+    x = (s - (q << 22)).astype(np.float32) * PI_2M23
+    z = x * x
+    sin_x = SIN_P[0] * z
+    sin_x += SIN_P[1]
+    sin_x *= z
+    sin_x += SIN_P[2]
+    sin_x *= z
+    sin_x *= x
+    sin_x += x
+    cos_x = COS_P[0] * z
+    cos_x += COS_P[1]
+    cos_x *= z
+    cos_x += COS_P[2]
+    cos_x *= z
+    cos_x *= z
+    cos_x -= z * F32(0.5)
+    cos_x += F32(1.0)
+    swap = (q & 1).astype(bool)  # odd quadrants exchange sin and cos
+    c = np.where(swap, sin_x, cos_x)
+    sn = np.where(swap, cos_x, sin_x)
+    np.negative(c, out=c, where=((q + 1) & 2).astype(bool))  # quadrants 1, 2: cos < 0
+    np.negative(sn, out=sn, where=(q & 2).astype(bool))  # quadrants 2, 3: sin < 0
+    return c, sn
 
 
 def normal_from_words(words):
@@ -123,15 +194,13 @@ def normal_from_words(words):
     lane 0 gets r cos t, lane 1 gets r sin t. |z| <= sqrt(48 ln 2) = 5.77.
     """
     w = words.reshape(words.shape[:-1] + (-1, 2))
-    r = np.log(open_uniform(w[..., 0]))
-    r *= np.float32(-2.0)
+    r = log_f32(open_uniform(w[..., 0]))
+    r *= F32(-2.0)
     np.sqrt(r, out=r)
-    t = signed_uniform(w[..., 1])
-    t *= PI
+    c, sn = sincos_pi(_signed_int(w[..., 1]))
     out = np.empty(w.shape, np.float32)
-    np.cos(t, out=out[..., 0])
-    np.sin(t, out=out[..., 1])
-    out *= r[..., None]
+    np.multiply(r, c, out=out[..., 0])
+    np.multiply(r, sn, out=out[..., 1])
     return out.reshape(words.shape)
 
 
@@ -167,7 +236,7 @@ def normal_quantile(u):
 
     Phi^-1(u) = sqrt(2) erfinv(2u - 1), and erfinv's w = -log(4 u (1 - u)) has no cancellation.
     """
-    w = np.log(np.float32(4.0) * u * (np.float32(1.0) - u))
+    w = log_f32((u * F32(4.0)) * (F32(1.0) - u))
     np.negative(w, out=w)
     p = _erfinv_factor(w, *ERFINV_BRANCHES[0][1:])
     lower = ERFINV_BRANCHES[0][0]
@@ -176,8 +245,10 @@ def normal_quantile(u):
         if sel.any():
             p[sel] = _erfinv_factor(w[sel], *branch)
         lower = upper
-    x = np.float32(2.0) * u - np.float32(1.0)
-    return SQRT2 * (p * x)
+    x = u * F32(2.0) - F32(1.0)
+    p *= x
+    p *= SQRT2
+    return p
 
 
 def trunc_normal_from_words(words, p_lo, p_span, lo, hi, flip):
