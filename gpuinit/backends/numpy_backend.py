@@ -16,6 +16,7 @@ from .. import regions
 from ..draws import ELEMENTWISE
 from ..errors import InitError
 from ..kernels import numpy_stream as ks
+from . import cpu_kernel
 
 NAME = "numpy"
 INSTALL = "numpy"
@@ -125,10 +126,26 @@ def _bump_version(array):
         torch.autograd.graph.increment_version(array)
 
 
+def draw_values(kind, params, starts, length, seed, stream, out=None):
+    """float32 values of runs: the compiled host kernel when it is available, else NumPy (same bits)."""
+    lib = cpu_kernel.load()
+    if lib is not None:
+        return cpu_kernel.draw_values(lib, kind, params, starts, length, seed, stream, out)
+    values = ks.draw_values(kind, params, starts, length, seed, stream)
+    if out is None:
+        return values
+    out[...] = values
+    return out
+
+
 def _fill_elementwise(view, bf16, draw, full_shape, offsets, seed, stream):
     def work(piece):
         index, _, starts, length = piece
-        _store(view[index], ks.draw_values(draw.kind, draw.params, starts, length, seed, stream), bf16)
+        dst = view[index]
+        if dst.dtype == np.float32 and dst.flags.c_contiguous:  # written in place, no copy
+            draw_values(draw.kind, draw.params, starts, length, seed, stream, out=dst.reshape(len(starts), length))
+        else:
+            _store(dst, draw_values(draw.kind, draw.params, starts, length, seed, stream), bf16)
 
     todo = regions.pieces(view.shape, full_shape, offsets, CHUNK)
     if view.size <= CHUNK or num_threads() == 1:
@@ -171,7 +188,7 @@ def _normal_block(shape, full_shape, offsets, seed, stream, mean=0.0, std=1.0):
     out = np.empty(shape, np.float32)
     params = {"mean": mean, "std": std}
     for index, _, starts, length in regions.pieces(shape, full_shape, offsets, CHUNK):
-        out[index] = ks.draw_values("normal", params, starts, length, seed, stream).reshape(out[index].shape)
+        out[index] = draw_values("normal", params, starts, length, seed, stream).reshape(out[index].shape)
     return out
 
 

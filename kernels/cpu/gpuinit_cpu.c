@@ -1,0 +1,79 @@
+/* Host fills built on kernels/cuda/gpuinit_stream.cuh: the same functions the CUDA kernels call.
+ * Compiled at run time (gpuinit/backends/cpu_kernel.py) with -O3 -march=native -ffp-contract=off;
+ * the NumPy backend calls it through ctypes, one chunk per thread. The loops below are written
+ * so that the compiler vectorizes them: words for a batch of blocks, then one conversion loop. */
+#include "../cuda/gpuinit_stream.cuh"
+
+#define GI_BATCH 256 /* blocks per batch: 4 KiB of words and 4 KiB of values stay in L1 */
+
+static void batch_words(uint64_t b0, int nb, uint64_t seed, uint64_t stream, uint32_t* restrict w) {
+  for (int i = 0; i < nb; ++i) {
+    uint32_t t[4];
+    gi_philox(b0 + (uint64_t)i, stream, seed, t);
+    w[i] = t[0];
+    w[GI_BATCH + i] = t[1];
+    w[2 * GI_BATCH + i] = t[2];
+    w[3 * GI_BATCH + i] = t[3];
+  }
+}
+
+/* Values of blocks b0 .. b0 + nb - 1, interleaved by lane, into v[4 * nb]. */
+static void batch_values(const gi_params* p, uint64_t b0, int nb, uint64_t seed, uint64_t stream,
+                         float* restrict v) {
+  uint32_t w[4 * GI_BATCH];
+  float x[4 * GI_BATCH];
+  batch_words(b0, nb, seed, stream, w);
+  const float scale = p->scale, shift = p->shift, lo = p->lo, hi = p->hi;
+  if (p->kind == GI_NORMAL) {
+    for (int h = 0; h < 2; ++h) /* lane pairs (0, 1) and (2, 3) */
+      for (int i = 0; i < nb; ++i) {
+        float z0, z1;
+        gi_normal_pair(w[2 * h * GI_BATCH + i], w[(2 * h + 1) * GI_BATCH + i], &z0, &z1);
+        x[2 * h * GI_BATCH + i] = GI_ADD(GI_MUL(z0, scale), shift);
+        x[(2 * h + 1) * GI_BATCH + i] = GI_ADD(GI_MUL(z1, scale), shift);
+      }
+  } else if (p->kind == GI_UNIFORM) {
+    for (int j = 0; j < 4 * GI_BATCH; ++j) {
+      float y = GI_ADD(GI_MUL(gi_signed_uniform(w[j]), scale), shift);
+      x[j] = GI_CLAMP(y, lo, hi);
+    }
+  } else {
+    const float p_lo = p->p_lo, p_span = p->p_span, z_lo = p->z_lo, z_hi = p->z_hi;
+    const int flip = p->flip;
+    for (int j = 0; j < 4 * GI_BATCH; ++j) {
+      float y = GI_ADD(GI_MUL(gi_trunc_standard(w[j], p_lo, p_span, z_lo, z_hi, flip), scale), shift);
+      x[j] = GI_CLAMP(y, lo, hi);
+    }
+  }
+  for (int i = 0; i < nb; ++i)
+    for (int l = 0; l < 4; ++l) v[4 * i + l] = x[l * GI_BATCH + i];
+}
+
+/* Elements [start, start + n) of a draw into out[0 .. n). */
+void gi_cpu_fill(const gi_params* p, uint64_t start, uint64_t n, uint64_t seed, uint64_t stream, float* out) {
+  if (n == 0) return;
+  uint64_t first = start >> 2, last = (start + n - 1) >> 2;
+  float v[4 * GI_BATCH];
+  for (uint64_t b0 = first; b0 <= last; b0 += GI_BATCH) {
+    int nb = last - b0 + 1 < GI_BATCH ? (int)(last - b0 + 1) : GI_BATCH;
+    batch_values(p, b0, nb, seed, stream, v);
+    uint64_t e0 = 4 * b0, lo = e0 > start ? e0 : start;
+    uint64_t e1 = 4 * (b0 + nb), hi = e1 < start + n ? e1 : start + n;
+    memcpy(out + (lo - start), v + (lo - e0), (hi - lo) * sizeof(float));
+  }
+}
+
+/* R runs of L elements starting at starts[r] into out[r * L .. (r + 1) * L). */
+void gi_cpu_fill_runs(const gi_params* p, const uint64_t* starts, uint64_t R, uint64_t L, uint64_t seed,
+                      uint64_t stream, float* out) {
+  for (uint64_t r = 0; r < R; ++r) gi_cpu_fill(p, starts[r], L, seed, stream, out + r * L);
+}
+
+/* Raw words of elements [start, start + n). */
+void gi_cpu_words(uint64_t start, uint64_t n, uint64_t seed, uint64_t stream, uint32_t* out) {
+  for (uint64_t i = 0; i < n; ++i) {
+    uint32_t w[4];
+    gi_philox((start + i) >> 2, stream, seed, w);
+    out[i] = w[(start + i) & 3];
+  }
+}

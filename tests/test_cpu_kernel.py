@@ -1,0 +1,50 @@
+"""The host build of kernels/cuda/gpuinit_stream.cuh returns the NumPy reference's bits."""
+import numpy as np
+import pytest
+
+import gpuinit
+from conftest import fresh_seed
+from gpuinit import draws
+from gpuinit.backends import cpu_kernel
+from gpuinit.kernels import numpy_stream as ks
+
+lib = cpu_kernel.load()
+pytestmark = pytest.mark.skipif(lib is None, reason=f"no host kernel: {cpu_kernel.why_not()}")
+
+DRAWS = [draws.uniform(-0.3, 0.7), draws.uniform(0.0, 1.0), draws.normal(0.1, 2.0), draws.normal(0.0, 1.0),
+         draws.trunc_normal(0.0, 1.0, -2.0, 2.0), draws.trunc_normal(0.5, 2.0, 6.0, 30.0),
+         draws.trunc_normal(0.0, 1.0, -1e9, 0.0), draws.trunc_normal(1.0, 0.1, 0.0, 2.0),
+         draws.trunc_normal(0.0, 1.0, -9.5, -5.0)]
+
+
+@pytest.mark.parametrize("draw", DRAWS, ids=lambda d: f"{d.kind}")
+def test_values_bit_for_bit(draw, rng):
+    for _ in range(4):
+        seed, stream = fresh_seed(rng), fresh_seed(rng)
+        starts = np.concatenate([[0, 2**32 - 3, 2**62], rng.integers(0, 2**61, 5)]).astype(np.uint64)
+        length = int(rng.integers(1, 3000))
+        got = cpu_kernel.draw_values(lib, draw.kind, draw.params, starts, length, seed, stream)
+        ref = ks.draw_values(draw.kind, draw.params, starts, length, seed, stream)
+        assert np.array_equal(got.view(np.uint32), ref.view(np.uint32))
+
+
+def test_words_bit_for_bit(rng):
+    for start in [0, 1, 2**32 + 2, int(rng.integers(0, 2**62))]:
+        seed, stream = fresh_seed(rng), fresh_seed(rng)
+        assert np.array_equal(cpu_kernel.element_words(lib, start, 777, seed, stream),
+                              ks.element_words([start], 777, seed, stream)[0])
+
+
+@pytest.mark.parametrize("scheme", ["uniform", "normal", "trunc_normal", "orthogonal", "sparse"])
+def test_backend_same_with_and_without_kernel(scheme, monkeypatch, rng):
+    seed, kw = fresh_seed(rng), ({"sparsity": 0.3} if scheme == "sparse" else {})
+    fast = gpuinit.init_(np.empty((129, 67), np.float32), scheme, seed=seed, **kw)
+    monkeypatch.setenv("GPUINIT_CPU_KERNEL", "0")
+    cpu_kernel.reset()
+    try:
+        assert cpu_kernel.load() is None
+        slow = gpuinit.init_(np.empty((129, 67), np.float32), scheme, seed=seed, **kw)
+    finally:
+        monkeypatch.delenv("GPUINIT_CPU_KERNEL")
+        cpu_kernel.reset()
+    assert np.array_equal(fast, slow)
