@@ -11,8 +11,19 @@ from .schemes import SCHEMES, calculate_gain
 from .seeding import manual_seed
 
 __version__ = "0.1.0"
-__all__ = ["init_", "available_backends", "philox4x32", "manual_seed", "calculate_gain", "SCHEMES",
-           "InitError", "ZeroFanError", "BackendUnavailableError", "initializers", "nn"]
+__all__ = [
+    "SCHEMES",
+    "BackendUnavailableError",
+    "InitError",
+    "ZeroFanError",
+    "available_backends",
+    "calculate_gain",
+    "init_",
+    "initializers",
+    "manual_seed",
+    "nn",
+    "philox4x32",
+]
 
 
 def __getattr__(name):

@@ -109,3 +109,21 @@ def sparse(sparsity, std):
     if not 0.0 <= sparsity <= 1.0:
         raise InitError(f"sparsity must lie in [0, 1], got {sparsity}")
     return Draw("sparse", {"sparsity": sparsity, "std": _finite("std", std, nonnegative=True)})
+
+
+def expected_std(draw):
+    """The standard deviation of the values a Draw writes (None for structured draws)."""
+    p = draw.params
+    if draw.kind == "constant":
+        return 0.0
+    if draw.kind == "uniform":
+        return p["half_width"] / math.sqrt(3.0)
+    if draw.kind == "normal":
+        return p["std"]
+    if draw.kind == "trunc_normal":
+        a, b = (p["lo"] - p["mean"]) / p["std"], (p["hi"] - p["mean"]) / p["std"]
+        pdf = lambda x: math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        z = _phi(b) - _phi(a)
+        mean = (pdf(a) - pdf(b)) / z
+        return p["std"] * math.sqrt(1.0 + (a * pdf(a) - b * pdf(b)) / z - mean * mean)
+    return None

@@ -6,6 +6,7 @@ Each class is a name and parameters of a scheme in ``gpuinit.schemes``; passing 
 """
 import difflib
 import re
+from typing import ClassVar
 
 import numpy as np
 
@@ -34,7 +35,7 @@ class Initializer:
         self.params = {k: values.get(k, self.defaults[k]) for k in names}
         self.seed = seed
 
-    defaults = {}
+    defaults: ClassVar[dict] = {}
 
     def scheme_spec(self):
         return self.scheme, dict(self.params), self.seed

@@ -1,12 +1,13 @@
 """The host build of kernels/cuda/gpuinit_stream.cuh returns the NumPy reference's bits."""
 import numpy as np
 import pytest
+from conftest import fresh_seed
+from gpuinit.kernels import numpy_stream as ks
+from helpers import DTYPES, as_f64, empty
 
 import gpuinit
-from conftest import fresh_seed
 from gpuinit import draws
 from gpuinit.backends import cpu_kernel
-from gpuinit.kernels import numpy_stream as ks
 
 lib = cpu_kernel.load()
 pytestmark = pytest.mark.skipif(lib is None, reason=f"no host kernel: {cpu_kernel.why_not()}")
@@ -35,16 +36,18 @@ def test_words_bit_for_bit(rng):
                               ks.element_words([start], 777, seed, stream)[0])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("scheme", ["uniform", "normal", "trunc_normal", "orthogonal", "sparse"])
-def test_backend_same_with_and_without_kernel(scheme, monkeypatch, rng):
+def test_backend_same_with_and_without_kernel(scheme, dtype, monkeypatch, rng):
     seed, kw = fresh_seed(rng), ({"sparsity": 0.3} if scheme == "sparse" else {})
-    fast = gpuinit.init_(np.empty((129, 67), np.float32), scheme, seed=seed, **kw)
+    fast = as_f64(gpuinit.init_(empty((129, 67), dtype), scheme, seed=seed, **kw))
+    view = as_f64(gpuinit.init_(empty((67, 129), dtype).T, scheme, seed=seed, **kw))  # strided: through a buffer
     monkeypatch.setenv("GPUINIT_CPU_KERNEL", "0")
     cpu_kernel.reset()
     try:
         assert cpu_kernel.load() is None
-        slow = gpuinit.init_(np.empty((129, 67), np.float32), scheme, seed=seed, **kw)
+        slow = as_f64(gpuinit.init_(empty((129, 67), dtype), scheme, seed=seed, **kw))
     finally:
         monkeypatch.delenv("GPUINIT_CPU_KERNEL")
         cpu_kernel.reset()
-    assert np.array_equal(fast, slow)
+    assert np.array_equal(fast, slow) and np.array_equal(view, slow)

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
+from conftest import fresh_seed
+from helpers import DTYPES, as_f64, empty
 
 import gpuinit
-from conftest import fresh_seed
-from helpers import DTYPES, empty, as_f64
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -1,10 +1,10 @@
 """Hypothesis: any shape, dtype, block and scheme keeps the invariants."""
 import numpy as np
+from helpers import DTYPES, as_f64, empty
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gpuinit
-from helpers import DTYPES, as_f64, empty
 
 shapes = st.lists(st.integers(1, 12), min_size=2, max_size=4).map(tuple)
 schemes = st.sampled_from([("uniform", {"a": -0.25, "b": 0.75}), ("normal", {"std": 0.5}),

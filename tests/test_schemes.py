@@ -3,11 +3,11 @@ import math
 
 import numpy as np
 import pytest
+from conftest import fresh_seed
+from helpers import DTYPES, filled, ks_rounded, rounded
 from scipy import stats
 
 import gpuinit
-from conftest import fresh_seed
-from helpers import DTYPES, filled, ks_rounded, rounded
 
 SHAPE = (300, 200, 4)  # torch layout (out, in, k): fan_in = 800, fan_out = 1200
 FI, FO = 200 * 4, 300 * 4

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 import torch
-
-import gpuinit
 from conftest import fresh_seed
 from helpers import DTYPES, as_f64, empty
+
+import gpuinit
 
 SCHEMES = [("uniform", {}), ("normal", {}), ("trunc_normal", {"a": -0.5, "b": 1.5}), ("glorot_normal", {}),
            ("kaiming_uniform", {}), ("constant", {"value": 3.0})]

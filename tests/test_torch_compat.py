@@ -13,14 +13,14 @@ tn = torch.nn.init
 SHAPE = (400, 300)
 
 DRAWING = [
-    ("uniform_", dict(a=-0.5, b=2.0)),
-    ("normal_", dict(mean=0.3, std=0.7)),
-    ("trunc_normal_", dict(mean=0.1, std=0.5, a=-0.4, b=1.0)),
-    ("xavier_uniform_", dict(gain=2.0)),
-    ("xavier_normal_", dict(gain=0.5)),
-    ("kaiming_uniform_", dict(a=math.sqrt(5))),
-    ("kaiming_normal_", dict(mode="fan_out", nonlinearity="relu")),
-    ("sparse_", dict(sparsity=0.25, std=0.3)),
+    ("uniform_", {"a": -0.5, "b": 2.0}),
+    ("normal_", {"mean": 0.3, "std": 0.7}),
+    ("trunc_normal_", {"mean": 0.1, "std": 0.5, "a": -0.4, "b": 1.0}),
+    ("xavier_uniform_", {"gain": 2.0}),
+    ("xavier_normal_", {"gain": 0.5}),
+    ("kaiming_uniform_", {"a": math.sqrt(5)}),
+    ("kaiming_normal_", {"mode": "fan_out", "nonlinearity": "relu"}),
+    ("sparse_", {"sparsity": 0.25, "std": 0.3}),
 ]
 
 

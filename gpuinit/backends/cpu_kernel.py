@@ -50,14 +50,15 @@ def build():
     digest = hashlib.sha256()
     for f in SOURCES:
         digest.update(f.read_bytes())
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, check=False).stdout
     digest.update(" ".join((cc, version, sys.platform) + FLAGS).encode())
     target = _cache_dir() / f"gpuinit_cpu_{digest.hexdigest()[:16]}.so"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
             out = Path(tmp) / target.name
-            r = subprocess.run([cc, *FLAGS, str(SOURCES[1]), "-o", str(out)], capture_output=True, text=True)
+            r = subprocess.run([cc, *FLAGS, str(SOURCES[1]), "-o", str(out)], capture_output=True, text=True,
+                               check=False)
             if r.returncode:
                 raise RuntimeError(f"compiling {SOURCES[1].name} failed: {r.stderr.strip()[-2000:]}")
             os.replace(out, target)
@@ -78,7 +79,8 @@ def load():
                     _state["why"] = str(e)
                 else:
                     u64, ptr = ctypes.c_uint64, ctypes.c_void_p
-                    lib.gi_cpu_fill_runs.argtypes = [ctypes.POINTER(Params), ptr, u64, u64, u64, u64, ptr]
+                    for fn in (lib.gi_cpu_fill_runs, lib.gi_cpu_fill_runs_bf16):
+                        fn.argtypes = [ctypes.POINTER(Params), ptr, u64, u64, u64, u64, ptr]
                     lib.gi_cpu_words.argtypes = [u64, u64, u64, u64, ptr]
                     _state["lib"] = lib
         return _state["lib"]
@@ -96,7 +98,7 @@ def reset():
 
 
 def params(kind, p):
-    f32 = lambda k, d=0.0: float(np.float32(p.get(k, d)))  # noqa: E731
+    f32 = lambda k, d=0.0: float(np.float32(p.get(k, d)))
     if kind == "normal":
         return Params(KINDS[kind], 0, f32("std"), f32("mean"))
     if kind == "uniform":
@@ -105,13 +107,14 @@ def params(kind, p):
                   f32("p_span"), f32("z_lo"), f32("z_hi"))
 
 
-def draw_values(lib, kind, p, starts, length, seed, stream, out=None):
-    """float32 [len(starts), length], as kernels.numpy_stream.draw_values computes it."""
+def draw_values(lib, kind, p, starts, length, seed, stream, out=None, bf16=False):
+    """float32 [len(starts), length], as kernels.numpy_stream.draw_values computes it, written into
+    ``out`` (C-contiguous) when given; ``bf16``: ``out`` holds bfloat16 bits (int16), rounded once."""
     starts = np.ascontiguousarray(starts, dtype=np.uint64).reshape(-1)
     if out is None:
-        out = np.empty((len(starts), length), np.float32)
-    lib.gi_cpu_fill_runs(ctypes.byref(params(kind, p)), starts.ctypes.data, len(starts), length, seed, stream,
-                         out.ctypes.data)
+        out = np.empty((len(starts), length), np.int16 if bf16 else np.float32)
+    fill = lib.gi_cpu_fill_runs_bf16 if bf16 else lib.gi_cpu_fill_runs
+    fill(ctypes.byref(params(kind, p)), starts.ctypes.data, len(starts), length, seed, stream, out.ctypes.data)
     return out
 
 

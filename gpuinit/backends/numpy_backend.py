@@ -39,7 +39,7 @@ def accepts(array):
 
 
 def num_threads():
-    return max(1, int(os.environ.get("GPUINIT_NUM_THREADS", 0)) or os.cpu_count() or 1)
+    return max(1, int(os.environ.get("GPUINIT_NUM_THREADS", "0")) or os.cpu_count() or 1)
 
 
 def _executor():
@@ -114,6 +114,8 @@ def fill(array, draw, full_shape, offsets, seed, stream):
     view, bf16 = _numpy_view(array)
     if draw.kind in ELEMENTWISE:
         _fill_elementwise(view, bf16, draw, full_shape, offsets, seed, stream)
+    elif draw.kind == "orthogonal":
+        _orthogonal(view, bf16, draw.params, full_shape, offsets, seed, stream, torch_qr=view is not array)
     else:
         _STRUCTURED[draw.kind](view, bf16, draw.params, full_shape, offsets, seed, stream)
     _bump_version(array)
@@ -126,24 +128,24 @@ def _bump_version(array):
         torch.autograd.graph.increment_version(array)
 
 
-def draw_values(kind, params, starts, length, seed, stream, out=None):
+def draw_values(kind, params, starts, length, seed, stream):
     """float32 values of runs: the compiled host kernel when it is available, else NumPy (same bits)."""
     lib = cpu_kernel.load()
     if lib is not None:
-        return cpu_kernel.draw_values(lib, kind, params, starts, length, seed, stream, out)
-    values = ks.draw_values(kind, params, starts, length, seed, stream)
-    if out is None:
-        return values
-    out[...] = values
-    return out
+        return cpu_kernel.draw_values(lib, kind, params, starts, length, seed, stream)
+    return ks.draw_values(kind, params, starts, length, seed, stream)
 
 
 def _fill_elementwise(view, bf16, draw, full_shape, offsets, seed, stream):
+    lib = cpu_kernel.load()
+
     def work(piece):
         index, _, starts, length = piece
         dst = view[index]
-        if dst.dtype == np.float32 and dst.flags.c_contiguous:  # written in place, no copy
-            draw_values(draw.kind, draw.params, starts, length, seed, stream, out=dst.reshape(len(starts), length))
+        direct = dst.flags.c_contiguous and (bf16 or dst.dtype == np.float32)
+        if lib is not None and direct:  # written in place by the kernel, no copy
+            out = dst.reshape(len(starts), length)
+            cpu_kernel.draw_values(lib, draw.kind, draw.params, starts, length, seed, stream, out=out, bf16=bf16)
         else:
             _store(dst, draw_values(draw.kind, draw.params, starts, length, seed, stream), bf16)
 
@@ -192,7 +194,7 @@ def _normal_block(shape, full_shape, offsets, seed, stream, mean=0.0, std=1.0):
     return out
 
 
-def _orthogonal(view, bf16, p, full_shape, offsets, seed, stream):
+def _orthogonal(view, bf16, p, full_shape, offsets, seed, stream, torch_qr=False):
     """Gaussian of the full tensor from the stream, QR per batch copy, sign fix, then this block."""
     g = _normal_block(full_shape, full_shape, (0,) * len(full_shape), seed, stream)
     work = np.float64 if view.dtype == np.float64 else np.float32
@@ -203,16 +205,26 @@ def _orthogonal(view, bf16, p, full_shape, offsets, seed, stream):
     moved = np.moveaxis(moved, out_pos, nb)
     mats = moved.reshape((math.prod(moved.shape[:nb]), moved.shape[nb], -1))
     for i in range(mats.shape[0]):
-        mats[i] = orthonormalize(mats[i])
+        mats[i] = orthonormalize(mats[i], torch_qr)
     mats *= p["gain"]
     full = np.moveaxis(np.moveaxis(mats.reshape(moved.shape), nb, out_pos), tuple(range(nb)), batch)
     _store(view, full[tuple(slice(o, o + n) for o, n in zip(offsets, view.shape))], bf16)
 
 
-def orthonormalize(m):
-    """Q of the QR of ``m`` (or of m.T when it is wide) with columns signed by diag(R), as torch does."""
+def orthonormalize(m, torch_qr=False):
+    """Q of the QR of ``m`` (or of m.T when it is wide) with columns signed by diag(R), as torch does.
+
+    torch tensors use torch's LAPACK (3x faster than NumPy's on float32, which computes in float64);
+    numpy arrays use NumPy's: the QR follows the array's library, so results never depend on what
+    else a process has imported."""
     wide = m.shape[0] < m.shape[1]
-    q, r = np.linalg.qr(m.T if wide else m)
+    a = m.T if wide else m
+    if torch_qr:
+        import torch
+
+        q, r = (t.numpy() for t in torch.linalg.qr(torch.from_numpy(np.ascontiguousarray(a))))
+    else:
+        q, r = np.linalg.qr(a)
     q *= np.where(np.diagonal(r) < 0, -1, 1).astype(q.dtype)
     return q.T if wide else q
 
@@ -237,4 +249,4 @@ def _sparse(view, bf16, p, full_shape, offsets, seed, stream):
     _store(view, values, bf16)
 
 
-_STRUCTURED = {"constant": _constant, "eye": _eye, "dirac": _dirac, "orthogonal": _orthogonal, "sparse": _sparse}
+_STRUCTURED = {"constant": _constant, "eye": _eye, "dirac": _dirac, "sparse": _sparse}

@@ -69,6 +69,18 @@ void gi_cpu_fill_runs(const gi_params* p, const uint64_t* starts, uint64_t R, ui
   for (uint64_t r = 0; r < R; ++r) gi_cpu_fill(p, starts[r], L, seed, stream, out + r * L);
 }
 
+/* The same, stored as bfloat16 (round to nearest even), through a float32 buffer of one batch. */
+void gi_cpu_fill_runs_bf16(const gi_params* p, const uint64_t* starts, uint64_t R, uint64_t L, uint64_t seed,
+                           uint64_t stream, uint16_t* out) {
+  float buf[4 * GI_BATCH];
+  for (uint64_t r = 0; r < R; ++r)
+    for (uint64_t t = 0; t < L; t += 4 * GI_BATCH) {
+      uint64_t n = L - t < 4 * GI_BATCH ? L - t : 4 * GI_BATCH;
+      gi_cpu_fill(p, starts[r] + t, n, seed, stream, buf);
+      for (uint64_t i = 0; i < n; ++i) out[r * L + t + i] = gi_bfloat16_bits(buf[i]);
+    }
+}
+
 /* Raw words of elements [start, start + n). */
 void gi_cpu_words(uint64_t start, uint64_t n, uint64_t seed, uint64_t stream, uint32_t* out) {
   for (uint64_t i = 0; i < n; ++i) {

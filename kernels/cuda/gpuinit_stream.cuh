@@ -16,6 +16,7 @@
 
 #ifdef __CUDACC_RTC__
 typedef unsigned int uint32_t;
+typedef unsigned short uint16_t;
 typedef int int32_t;
 typedef unsigned long long uint64_t;
 #else
@@ -208,6 +209,12 @@ GI_HD float gi_trunc_standard(uint32_t w, float p_lo, float p_span, float z_lo, 
   z = GI_CLAMP(z, z_lo, z_hi);
   float nz = -z;
   return flip ? nz : z;
+}
+
+/* float32 -> bfloat16 bits, round to nearest even (values are finite). */
+GI_HD uint16_t gi_bfloat16_bits(float x) {
+  uint32_t b = (uint32_t)gi_f2i(x);
+  return (uint16_t)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
 }
 
 /* The four values of Philox block `block` for a draw. */

@@ -1,0 +1,129 @@
+"""CPU benchmark: gpuinit's NumPy backend against torch.nn.init and NumPy's Generator, in one run.
+
+Same 4096 x 4096 buffers, same thread count for everyone; median of repeated runs after a warm-up.
+Prints a table and writes bench/results/cpu.json.
+
+    python bench/cpu.py [--size 4096] [--repeat 7] [--threads N]
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import gpuinit
+from gpuinit.backends import cpu_kernel, numpy_backend
+
+SCHEMES = {  # gpuinit scheme and params, the torch.nn.init call, the numpy Generator call (float32 only)
+    "uniform": (("uniform", {}), lambda t: torch.nn.init.uniform_(t),
+                lambda g, a: g.random(out=a, dtype=np.float32)),
+    "normal": (("normal", {}), lambda t: torch.nn.init.normal_(t),
+               lambda g, a: g.standard_normal(out=a, dtype=np.float32)),
+    "trunc_normal": (("trunc_normal", {}), lambda t: torch.nn.init.trunc_normal_(t), None),
+    "kaiming_uniform": (("kaiming_uniform", {"a": math.sqrt(5)}),
+                        lambda t: torch.nn.init.kaiming_uniform_(t, a=math.sqrt(5)), None),
+    "orthogonal": (("orthogonal", {}), lambda t: torch.nn.init.orthogonal_(t),
+                   lambda g, a: a.__setitem__(..., np.linalg.qr(g.standard_normal(a.shape, dtype=np.float32))[0])),
+}
+
+
+def median_time(fn, repeat):
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def peak_extra_bytes(fn):
+    """Peak bytes NumPy and Python allocate during ``fn`` (the filled buffer itself excluded)."""
+    tracemalloc.start()
+    fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
+
+
+def run(size, repeat, threads):
+    torch.set_num_threads(threads)
+    os.environ["GPUINIT_NUM_THREADS"] = str(threads)
+    n = size * size
+    rows = []
+    for dtype in ("float32", "bfloat16"):
+        tdtype = getattr(torch, dtype)
+        target = torch.empty(size, size, dtype=tdtype)
+        ceiling = median_time(lambda t=target: t.fill_(1.0), repeat)
+        rows.append({"dtype": dtype, "scheme": "fill_ (ceiling)", "melem_s": n / ceiling / 1e6})
+        for name, ((scheme, params), torch_fn, numpy_fn) in SCHEMES.items():
+            reps = 2 if name == "orthogonal" else repeat
+
+            def ours_fn(t=target, scheme=scheme, params=params):
+                gpuinit.init_(t, scheme, seed=1, **params)
+
+            def torch_call(fn=torch_fn, dt=tdtype):
+                fn(torch.empty(size, size, dtype=dt))
+
+            ours, peak = median_time(ours_fn, reps), peak_extra_bytes(ours_fn)
+            try:
+                theirs = median_time(torch_call, reps)
+            except RuntimeError as e:  # torch has no bfloat16 QR on the CPU
+                theirs, note = None, f"torch: {str(e).splitlines()[0][:60]}"
+            else:
+                note = ""
+            numpy_t = None
+            if numpy_fn is not None and dtype == "float32":
+                gen, buf = np.random.default_rng(1), np.empty((size, size), np.float32)
+                numpy_t = median_time(lambda f=numpy_fn, g=gen, b=buf: f(g, b), reps)
+            rows.append({
+                "dtype": dtype, "scheme": name, "melem_s": n / ours / 1e6,
+                "torch_melem_s": None if theirs is None else n / theirs / 1e6,
+                "vs_torch": None if theirs is None else theirs / ours,
+                "numpy_melem_s": None if numpy_t is None else n / numpy_t / 1e6,
+                "vs_numpy": None if numpy_t is None else numpy_t / ours,
+                "vs_ceiling": ceiling / ours, "peak_extra_mib": peak / 2**20,
+                "buffer_mib": n * target.element_size() / 2**20, "note": note,
+            })
+    return rows
+
+
+def fmt(x, spec):
+    return "-" if x is None else format(x, spec)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "cpu.json"))
+    args = parser.parse_args()
+    rows = run(args.size, args.repeat, args.threads)
+    print(f"{args.size}x{args.size}, {args.threads} threads, host C kernel: "
+          f"{'yes' if cpu_kernel.why_not() is None else cpu_kernel.why_not()}, chunk {numpy_backend.CHUNK}")
+    print(f"{'dtype':<9} {'scheme':<16} {'gpuinit Me/s':>12} {'torch Me/s':>10} {'x torch':>8} {'numpy Me/s':>10} "
+          f"{'x numpy':>8} {'of fill':>8} {'peak MiB':>9}")
+    for r in rows:
+        print(f"{r['dtype']:<9} {r['scheme']:<16} {r['melem_s']:>12.0f} {fmt(r.get('torch_melem_s'), '10.0f')} "
+              f"{fmt(r.get('vs_torch'), '8.2f')} {fmt(r.get('numpy_melem_s'), '10.0f')} {fmt(r.get('vs_numpy'), '8.2f')} "
+              f"{fmt(r.get('vs_ceiling'), '8.3f')} {fmt(r.get('peak_extra_mib'), '9.2f')} {r.get('note', '')}")
+    meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "threads": args.threads,
+            "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
+            "gpuinit": gpuinit.__version__, "host_kernel": cpu_kernel.why_not() is None, "size": args.size,
+            "repeat": args.repeat, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
