@@ -98,18 +98,19 @@ def xavier_normal_(tensor, gain=1.0, generator=None, *, seed=None):
 
 def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None, *, seed=None):
     r"""He et al. (2015): :math:`\mathcal{U}(-r, r)`, :math:`r = \sqrt{3}\,\text{gain}/\sqrt{\text{fan\_mode}}`."""
-    if 0 in tensor.shape:
-        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
-        return tensor
-    return _fill(tensor, "kaiming_uniform", seed, generator, a=a, mode=mode, nonlinearity=nonlinearity)
+    return _kaiming(tensor, "kaiming_uniform", a, mode, nonlinearity, generator, seed)
 
 
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None, *, seed=None):
     r"""He et al. (2015): :math:`\mathcal{N}(0, \sigma^2)`, :math:`\sigma = \text{gain}/\sqrt{\text{fan\_mode}}`."""
+    return _kaiming(tensor, "kaiming_normal", a, mode, nonlinearity, generator, seed)
+
+
+def _kaiming(tensor, scheme, a, mode, nonlinearity, generator, seed):
     if 0 in tensor.shape:
-        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
         return tensor
-    return _fill(tensor, "kaiming_normal", seed, generator, a=a, mode=mode, nonlinearity=nonlinearity)
+    return _fill(tensor, scheme, seed, generator, a=a, mode=mode, nonlinearity=nonlinearity)
 
 
 def orthogonal_(tensor, gain=1, generator=None, *, seed=None):
