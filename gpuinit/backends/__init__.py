@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError
 
-_MODULES = {"numpy": "gpuinit.backends.numpy_backend"}
+_MODULES = {"numpy": "gpuinit.backends.numpy_backend", "triton": "gpuinit.backends.triton_backend"}
 ENV_VAR = "GPUINIT_BACKEND"
 
 

@@ -14,15 +14,14 @@ import numpy as np
 
 from .. import regions
 from ..draws import ELEMENTWISE
-from ..errors import InitError
 from ..kernels import numpy_stream as ks
+from ..structured import dirac_points, orthogonalize
 from . import cpu_kernel
+from .checks import check  # noqa: F401 - the backend interface
 
 NAME = "numpy"
 INSTALL = "numpy"
 CHUNK = 1 << 18  # elements per piece: fastest of 2**15..2**20 on 2 cores (bench/cpu.py)
-_FLOAT_DTYPES = {"float16", "float32", "float64"}
-_TORCH_DTYPES = {"float16", "bfloat16", "float32", "float64"}
 _pool = None
 _pool_lock = threading.Lock()
 
@@ -48,40 +47,6 @@ def _executor():
         if _pool is None or _pool._max_workers != num_threads():
             _pool = ThreadPoolExecutor(num_threads(), thread_name_prefix="gpuinit")
         return _pool
-
-
-# ---- checks -----------------------------------------------------------------------------------------
-
-def check(array):
-    """Raise unless ``array`` is a writable floating-point array whose elements do not overlap."""
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(array, torch.Tensor):
-        name = str(array.dtype).removeprefix("torch.")
-        if array.layout != torch.strided:
-            raise InitError(f"gpuinit fills strided (dense) tensors, got layout {array.layout}")
-        ok = name in _TORCH_DTYPES
-        strides, itemsize = array.stride(), 1
-    else:
-        name = array.dtype.name
-        ok = name in _FLOAT_DTYPES
-        if ok and not array.flags.writeable:
-            raise InitError("the array is read-only")
-        strides, itemsize = array.strides, array.itemsize
-    if not ok:
-        raise InitError(f"gpuinit fills floating-point arrays (float16, bfloat16, float32, float64), got {name}")
-    check_no_overlap(tuple(array.shape), strides, itemsize)
-
-
-def check_no_overlap(shape, strides, itemsize):
-    """Sorted by |stride|, each dimension must step past the whole extent of the smaller ones."""
-    if 0 in shape:
-        return
-    extent = itemsize
-    for n, s in sorted(((n, abs(s)) for n, s in zip(shape, strides) if n > 1), key=lambda t: t[1]):
-        if s < extent:
-            raise InitError(f"the array's elements overlap (shape {shape}, strides {strides}): "
-                            "gpuinit writes each element once, so it needs distinct memory per element")
-        extent = s * (n - 1) + extent
 
 
 # ---- writing ----------------------------------------------------------------------------------------
@@ -175,14 +140,7 @@ def _eye(view, bf16, p, full_shape, offsets, seed, stream):
 
 def _dirac(view, bf16, p, full_shape, offsets, seed, stream):
     view[...] = 0
-    groups = p["groups"]
-    per_group = full_shape[0] // groups
-    d = np.arange(min(per_group, full_shape[1]))
-    rows = (np.arange(groups)[:, None] * per_group + d).reshape(-1)
-    idx = [rows, np.tile(d, groups)] + [np.full(rows.size, n // 2) for n in full_shape[2:]]
-    local = [i - o for i, o in zip(idx, offsets)]
-    inside = np.all([(li >= 0) & (li < n) for li, n in zip(local, view.shape)], axis=0)
-    view[tuple(li[inside] for li in local)] = _scalar(1.0, bf16)
+    view[dirac_points(full_shape, offsets, view.shape, p["groups"])] = _scalar(1.0, bf16)
 
 
 def _normal_block(shape, full_shape, offsets, seed, stream, mean=0.0, std=1.0):
@@ -195,38 +153,21 @@ def _normal_block(shape, full_shape, offsets, seed, stream, mean=0.0, std=1.0):
 
 
 def _orthogonal(view, bf16, p, full_shape, offsets, seed, stream, torch_qr=False):
-    """Gaussian of the full tensor from the stream, QR per batch copy, sign fix, then this block."""
-    g = _normal_block(full_shape, full_shape, (0,) * len(full_shape), seed, stream)
-    work = np.float64 if view.dtype == np.float64 else np.float32
-    batch = tuple(p["batch_axis"])
-    nb = len(batch)
-    moved = np.moveaxis(g.astype(work, copy=False), batch, tuple(range(nb)))
-    out_pos = nb + sum(1 for a in range(len(full_shape)) if a not in batch and a < p["out_axis"])
-    moved = np.moveaxis(moved, out_pos, nb)
-    mats = moved.reshape((math.prod(moved.shape[:nb]), moved.shape[nb], -1))
-    for i in range(mats.shape[0]):
-        mats[i] = orthonormalize(mats[i], torch_qr)
-    mats *= p["gain"]
-    full = np.moveaxis(np.moveaxis(mats.reshape(moved.shape), nb, out_pos), tuple(range(nb)), batch)
-    _store(view, full[tuple(slice(o, o + n) for o, n in zip(offsets, view.shape))], bf16)
-
-
-def orthonormalize(m, torch_qr=False):
-    """Q of the QR of ``m`` (or of m.T when it is wide) with columns signed by diag(R), as torch does.
+    """The normal draw of the full tensor, orthogonalized per batch copy, then this block.
 
     torch tensors use torch's LAPACK (3x faster than NumPy's on float32, which computes in float64);
     numpy arrays use NumPy's: the QR follows the array's library, so results never depend on what
     else a process has imported."""
-    wide = m.shape[0] < m.shape[1]
-    a = m.T if wide else m
+    g = _normal_block(full_shape, full_shape, (0,) * len(full_shape), seed, stream)
+    if view.dtype == np.float64:
+        g = g.astype(np.float64)
     if torch_qr:
         import torch
 
-        q, r = (t.numpy() for t in torch.linalg.qr(torch.from_numpy(np.ascontiguousarray(a))))
+        full = orthogonalize(torch.from_numpy(g), p, torch).numpy()
     else:
-        q, r = np.linalg.qr(a)
-    q *= np.where(np.diagonal(r) < 0, -1, 1).astype(q.dtype)
-    return q.T if wide else q
+        full = orthogonalize(g, p, np)
+    _store(view, full[tuple(slice(o, o + n) for o, n in zip(offsets, view.shape))], bf16)
 
 
 def _sparse(view, bf16, p, full_shape, offsets, seed, stream):

@@ -1,0 +1,39 @@
+"""Checks every backend makes before it writes: a floating-point, writable, non-overlapping array."""
+import sys
+
+from ..errors import InitError
+
+_NUMPY_DTYPES = {"float16", "float32", "float64"}
+_TORCH_DTYPES = {"float16", "bfloat16", "float32", "float64"}
+
+
+def check(array):
+    """Raise unless ``array`` is a writable floating-point array whose elements do not overlap."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(array, torch.Tensor):
+        name = str(array.dtype).removeprefix("torch.")
+        if array.layout != torch.strided:
+            raise InitError(f"gpuinit fills strided (dense) tensors, got layout {array.layout}")
+        ok = name in _TORCH_DTYPES
+        strides, itemsize = array.stride(), 1
+    else:  # numpy and cupy arrays
+        name = array.dtype.name
+        ok = name in _NUMPY_DTYPES
+        if ok and not getattr(array.flags, "writeable", True):
+            raise InitError("the array is read-only")
+        strides, itemsize = array.strides, array.itemsize
+    if not ok:
+        raise InitError(f"gpuinit fills floating-point arrays (float16, bfloat16, float32, float64), got {name}")
+    check_no_overlap(tuple(array.shape), strides, itemsize)
+
+
+def check_no_overlap(shape, strides, itemsize):
+    """Sorted by |stride|, each dimension must step past the whole extent of the smaller ones."""
+    if 0 in shape:
+        return
+    extent = itemsize
+    for n, s in sorted(((n, abs(s)) for n, s in zip(shape, strides) if n > 1), key=lambda t: t[1]):
+        if s < extent:
+            raise InitError(f"the array's elements overlap (shape {shape}, strides {strides}): "
+                            "gpuinit writes each element once, so it needs distinct memory per element")
+        extent = s * (n - 1) + extent

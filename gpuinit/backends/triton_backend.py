@@ -1,0 +1,162 @@
+"""The Triton backend: torch CUDA tensors filled in place by kernels/triton_stream.py.
+
+With TRITON_INTERPRET=1 it also takes torch CPU tensors and runs the same kernels on the CPU
+(slowly): that is how tests without a GPU prove the kernels compute the reference stream.
+"""
+import math
+import os
+import sys
+
+from .. import regions
+from ..draws import ELEMENTWISE
+from ..errors import InitError
+from ..structured import dirac_points, orthogonalize
+from .checks import check  # noqa: F401 - the backend interface
+
+NAME = "triton"
+INSTALL = ("torch and triton (pip install 'gpuinit[torch]') on a machine with a CUDA GPU, "
+           "or set TRITON_INTERPRET=1 to run the kernels on the CPU")
+BLOCK = 256  # Philox blocks per program: 1024 elements
+MAX_DIMS = 6
+
+
+def interpreting():
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def available():
+    try:
+        import torch
+        import triton  # noqa: F401
+    except ImportError as e:
+        return f"{e.name} is not installed"
+    if torch.cuda.is_available() or interpreting():
+        return None
+    return "no CUDA device"
+
+
+def accepts(array):
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(array, torch.Tensor):
+        return False
+    return array.is_cuda or (interpreting() and array.device.type in ("cpu", "meta"))
+
+
+def fill(array, draw, full_shape, offsets, seed, stream):
+    import torch
+
+    with torch.no_grad():
+        if draw.kind in ELEMENTWISE:
+            launch(array, draw.kind, draw.params, full_shape, offsets, seed, stream)
+        else:
+            _STRUCTURED[draw.kind](array, draw.params, full_shape, offsets, seed, stream)
+    return array
+
+
+def _collapse(shape, mem, glob):
+    """Drop size-1 dims and merge neighbours that are contiguous both in memory and in the logical tensor."""
+    dims = [(n, s, g) for n, s, g in zip(shape, mem, glob) if n != 1] or [(1, 1, 1)]
+    out = [dims[0]]
+    for n, s, g in dims[1:]:
+        pn, ps, pg = out[-1]
+        if ps == s * n and pg == g * n:
+            out[-1] = (pn * n, s, g)
+        else:
+            out.append((n, s, g))
+    return out
+
+
+def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0):
+    """Fill tensor ``out`` (the block at ``offsets`` of a ``full_shape`` tensor) with an elementwise draw."""
+    from ..kernels import triton_stream as kt
+
+    gstride = regions.row_major_strides(full_shape)
+    base = base_index + sum(o * g for o, g in zip(offsets, gstride))
+    dims = _collapse(tuple(out.shape), out.stride(), gstride)
+    if len(dims) > MAX_DIMS:
+        raise InitError(f"the triton backend fills tensors of up to {MAX_DIMS} non-mergeable dims, got shape "
+                        f"{tuple(out.shape)} with strides {out.stride()}")
+    n, s, g = (list(x) for x in zip(*dims))
+    run_len = n[-1]
+    for d in range(len(n) - 2, -1, -1):  # a run spans trailing dims that cover their full extent
+        if g[d] != g[d + 1] * n[d + 1]:
+            break
+        run_len *= n[d]
+    numel = math.prod(n)
+    contiguous = all(s[d] == math.prod(n[d + 1:]) for d in range(len(n)))
+    pad = MAX_DIMS - len(n)
+    n, s, g = [1] * pad + n, [0] * pad + s, [0] * pad + g
+    tiles = -(-((run_len + 3) // 4 + 1) // BLOCK)
+    p = _kernel_params(kind, params)
+    grid = ((numel // run_len) * tiles,)
+    kt.fill_kernel[grid](out, seed & 0xFFFFFFFF, seed >> 32, stream & 0xFFFFFFFF, stream >> 32, *p, base, run_len,
+                         tiles, *n[1:], *s, *g, KIND=kt.KINDS[kind], SINGLE_RUN=run_len == numel,
+                         CONTIGUOUS=contiguous, BLOCK=BLOCK, enable_fp_fusion=False)
+
+
+def _kernel_params(kind, p):
+    """(scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi, flip) for the kernel."""
+    if kind == "uniform":
+        return p["half_width"], p["center"], p["lo"], p["hi"], 0.0, 0.0, 0.0, 0.0, 0
+    if kind == "normal":
+        return p["std"], p["mean"], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0
+    if kind == "trunc_normal":
+        return (p["std"], p["mean"], p["lo"], p["hi"], p["p_lo"], p["p_span"], p["z_lo"], p["z_hi"],
+                int(p["flip"]))
+    return 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0  # words
+
+
+def words(device, shape, full_shape, offsets, seed, stream, base_index=0):
+    """uint32 words (as int64) of a block of logical indices, computed by the kernel."""
+    import torch
+
+    buf = torch.empty(shape, dtype=torch.float32, device=device)
+    launch(buf, "words", {}, full_shape, offsets, seed, stream, base_index)
+    return buf.view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+
+
+def _constant(t, p, full_shape, offsets, seed, stream):
+    t.fill_(p["value"])
+
+
+def _eye(t, p, full_shape, offsets, seed, stream):
+    t.zero_()
+    t.diagonal(offsets[0] - offsets[1]).fill_(p["gain"])
+
+
+def _dirac(t, p, full_shape, offsets, seed, stream):
+    import torch
+
+    t.zero_()
+    points = dirac_points(full_shape, offsets, tuple(t.shape), p["groups"])
+    t[tuple(torch.as_tensor(i, device=t.device) for i in points)] = 1.0
+
+
+def _orthogonal(t, p, full_shape, offsets, seed, stream):
+    """QR on the device in float32 (float64 for float64 tensors): bfloat16 and float16 weights too."""
+    import torch
+
+    g = torch.empty(full_shape, dtype=torch.float32, device=t.device)
+    launch(g, "normal", {"mean": 0.0, "std": 1.0}, full_shape, (0,) * len(full_shape), seed, stream)
+    if t.dtype == torch.float64:
+        g = g.double()
+    full = orthogonalize(g, p, torch)
+    t.copy_(full[tuple(slice(o, o + n) for o, n in zip(offsets, t.shape))])
+
+
+def _sparse(t, p, full_shape, offsets, seed, stream):
+    """Normal values in place; zeros where the column's keys (the words past the tensor) rank lowest."""
+    import torch
+
+    launch(t, "normal", {"mean": 0.0, "std": p["std"]}, full_shape, offsets, seed, stream)
+    rows, cols = full_shape
+    zeros = math.ceil(p["sparsity"] * rows)
+    if zeros:
+        keys = words(t.device, (rows, t.shape[1]), full_shape, (0, offsets[1]), seed, stream, base_index=rows * cols)
+        keys = keys * rows + torch.arange(rows, device=t.device)[:, None]  # ties broken by row
+        order = keys.argsort(dim=0)[:zeros]
+        mask = torch.zeros(keys.shape, dtype=torch.bool, device=t.device).scatter_(0, order, True)
+        t.masked_fill_(mask[offsets[0]:offsets[0] + t.shape[0]], 0.0)
+
+
+_STRUCTURED = {"constant": _constant, "eye": _eye, "dirac": _dirac, "orthogonal": _orthogonal, "sparse": _sparse}

@@ -1,0 +1,218 @@
+"""The gpuinit stream in Triton: one-pass in-place fills of torch CUDA tensors.
+
+Each program takes BLOCK Philox blocks of one run of consecutive logical indices, draws each
+block's four words once, turns them into four values (docs/stream.md) and stores them straight
+into the tensor's dtype. Launch with ``enable_fp_fusion=False`` so that no product and sum fuse
+into an FMA: the values are then bit-identical to kernels/numpy_stream.py.
+"""
+import triton
+import triton.language as tl
+from triton.language.random import philox_impl
+
+from . import numpy_stream as ks
+
+UNIFORM: tl.constexpr = tl.constexpr(0)
+NORMAL: tl.constexpr = tl.constexpr(1)
+TRUNC_NORMAL: tl.constexpr = tl.constexpr(2)
+WORDS: tl.constexpr = tl.constexpr(3)  # the raw words, bit-cast to float32 (sparse keys, tests)
+KINDS = {"uniform": 0, "normal": 1, "trunc_normal": 2, "words": 3}
+
+# float32 constants, taken from the reference so that there is one source of truth.
+LOG_P = tl.constexpr(tuple(float(c) for c in ks.LOG_P))
+SIN_P = tl.constexpr(tuple(float(c) for c in ks.SIN_P))
+COS_P = tl.constexpr(tuple(float(c) for c in ks.COS_P))
+ERF_0 = tl.constexpr(tuple(float(c) for c in ks.ERFINV_BRANCHES[0][3]))
+ERF_1 = tl.constexpr(tuple(float(c) for c in ks.ERFINV_BRANCHES[1][3]))
+ERF_2 = tl.constexpr(tuple(float(c) for c in ks.ERFINV_BRANCHES[2][3]))
+SQRTHF = tl.constexpr(float(ks.SQRTHF))
+LOG_Q1 = tl.constexpr(float(ks.LOG_Q1))
+LOG_Q2 = tl.constexpr(float(ks.LOG_Q2))
+PI_2M23 = tl.constexpr(float(ks.PI_2M23))
+SQRT2 = tl.constexpr(float(ks.SQRT2))
+U_MIN = tl.constexpr(float(ks.U_MIN))
+U_MAX = tl.constexpr(float(ks.U_MAX))
+
+
+@triton.jit
+def _horner(t, C: tl.constexpr, N: tl.constexpr):
+    p = tl.full(t.shape, C[0], tl.float32)
+    for i in tl.static_range(1, N):
+        p = p * t + C[i]
+    return p
+
+
+@triton.jit
+def _signed_int(w):
+    return ((w >> 8) | 1).to(tl.int32) - (1 << 23)
+
+
+@triton.jit
+def _signed_uniform(w):
+    return _signed_int(w).to(tl.float32) * 1.1920928955078125e-07  # 2**-23
+
+
+@triton.jit
+def _open_uniform(w):
+    return ((w >> 8) | 1).to(tl.float32) * 5.9604644775390625e-08  # 2**-24
+
+
+@triton.jit
+def _log(x):
+    bits = x.to(tl.int32, bitcast=True)
+    e = (bits >> 23) - 126
+    m = ((bits & 0x007FFFFF) | 0x3F000000).to(tl.float32, bitcast=True)
+    small = m < SQRTHF
+    e = e - small.to(tl.int32)
+    f = m - 1.0
+    f = f + tl.where(small, m, 0.0)
+    z = f * f
+    y = _horner(f, LOG_P, 9)
+    y = y * f
+    y = y * z
+    fe = e.to(tl.float32)
+    y = y + fe * LOG_Q1
+    y = y - z * 0.5
+    f = f + y
+    return f + fe * LOG_Q2
+
+
+@triton.jit
+def _sincos_pi(s):
+    q = (s + (1 << 21)) >> 22
+    x = (s - q * (1 << 22)).to(tl.float32) * PI_2M23
+    z = x * x
+    sx = _horner(z, SIN_P, 3)
+    sx = sx * z
+    sx = sx * x
+    sx = sx + x
+    cx = _horner(z, COS_P, 3)
+    cx = cx * z
+    cx = cx * z
+    cx = cx - z * 0.5
+    cx = cx + 1.0
+    odd = (q & 1) != 0
+    c = tl.where(odd, sx, cx)
+    sn = tl.where(odd, cx, sx)
+    c = tl.where(((q + 1) & 2) != 0, -c, c)
+    sn = tl.where((q & 2) != 0, -sn, sn)
+    return c, sn
+
+
+@triton.jit
+def _normal_pair(w0, w1):
+    r = tl.sqrt_rn(_log(_open_uniform(w0)) * -2.0)
+    c, s = _sincos_pi(_signed_int(w1))
+    return r * c, r * s
+
+
+@triton.jit
+def _normal_quantile(u):
+    w = -_log((u * 4.0) * (1.0 - u))
+    sw = tl.sqrt_rn(w)
+    p = _horner(w - 2.5, ERF_0, 9)
+    p = tl.where(w >= 5.0, _horner(sw - 3.0, ERF_1, 9), p)
+    p = tl.where(w >= 16.0, _horner(sw - 5.0, ERF_2, 17), p)
+    p = p * ((u * 2.0) - 1.0)
+    return p * SQRT2
+
+
+@triton.jit
+def _trunc_standard(w, p_lo, p_span, z_lo, z_hi, flip):
+    u = _open_uniform(w) * p_span + p_lo
+    u = tl.minimum(tl.maximum(u, U_MIN), U_MAX)
+    z = tl.minimum(tl.maximum(_normal_quantile(u), z_lo), z_hi)
+    return tl.where(flip != 0, -z, z)
+
+
+@triton.jit
+def _affine_clamp(x, scale, shift, lo, hi, CLAMP: tl.constexpr):
+    y = x * scale + shift
+    if CLAMP:
+        y = tl.minimum(tl.maximum(y, lo), hi)
+    return y
+
+
+@triton.jit
+def block_values(block, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi,
+                 flip, KIND: tl.constexpr):
+    """The four values of each Philox block in ``block`` (int64), one float32 tensor per lane."""
+    c0 = (block & 0xFFFFFFFF).to(tl.uint32)
+    c1 = (block >> 32).to(tl.uint32)
+    c2 = tl.zeros_like(c0) + stream_lo.to(tl.uint32)
+    c3 = tl.zeros_like(c0) + stream_hi.to(tl.uint32)
+    w0, w1, w2, w3 = philox_impl(c0, c1, c2, c3, seed_lo.to(tl.uint32), seed_hi.to(tl.uint32), 10)
+    if KIND == WORDS:
+        return (w0.to(tl.float32, bitcast=True), w1.to(tl.float32, bitcast=True), w2.to(tl.float32, bitcast=True),
+                w3.to(tl.float32, bitcast=True))
+    if KIND == NORMAL:
+        v0, v1 = _normal_pair(w0, w1)
+        v2, v3 = _normal_pair(w2, w3)
+    elif KIND == UNIFORM:
+        v0, v1, v2, v3 = _signed_uniform(w0), _signed_uniform(w1), _signed_uniform(w2), _signed_uniform(w3)
+    else:
+        v0 = _trunc_standard(w0, p_lo, p_span, z_lo, z_hi, flip)
+        v1 = _trunc_standard(w1, p_lo, p_span, z_lo, z_hi, flip)
+        v2 = _trunc_standard(w2, p_lo, p_span, z_lo, z_hi, flip)
+        v3 = _trunc_standard(w3, p_lo, p_span, z_lo, z_hi, flip)
+    CLAMP: tl.constexpr = KIND != NORMAL
+    return (_affine_clamp(v0, scale, shift, lo, hi, CLAMP), _affine_clamp(v1, scale, shift, lo, hi, CLAMP),
+            _affine_clamp(v2, scale, shift, lo, hi, CLAMP), _affine_clamp(v3, scale, shift, lo, hi, CLAMP))
+
+
+@triton.jit
+def _unravel(j, n1, n2, n3, n4, n5, s0, s1, s2, s3, s4, s5):
+    """sum(i_d * s_d) for the row-major multi-index i of ``j`` in a (n0, .., n5) shape."""
+    acc = (j % n5) * s5
+    j = j // n5
+    acc += (j % n4) * s4
+    j = j // n4
+    acc += (j % n3) * s3
+    j = j // n3
+    acc += (j % n2) * s2
+    j = j // n2
+    acc += (j % n1) * s1
+    j = j // n1
+    return acc + j * s0
+
+
+@triton.jit
+def fill_kernel(out_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi,
+                flip, base, run_len, tiles_per_run,
+                n1, n2, n3, n4, n5,  # local shape (n0 is implied), padded in front to 6 dims
+                s0, s1, s2, s3, s4, s5,  # memory strides, in elements
+                g0, g1, g2, g3, g4, g5,  # strides of the logical (full) tensor
+                KIND: tl.constexpr, SINGLE_RUN: tl.constexpr, CONTIGUOUS: tl.constexpr, BLOCK: tl.constexpr):
+    """Fill one run tile: runs are the rows of the local array seen as (numel / run_len, run_len),
+    each a range of consecutive logical indices; the tile is BLOCK Philox blocks of it."""
+    pid = tl.program_id(0).to(tl.int64)
+    run = pid // tiles_per_run
+    tile = pid % tiles_per_run
+    j0 = run * run_len  # local linear index of the run's first element
+    if SINGLE_RUN:
+        start = base
+    else:
+        start = base + _unravel(j0, n1, n2, n3, n4, n5, g0, g1, g2, g3, g4, g5)
+    block = (start >> 2) + tile * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
+    v0, v1, v2, v3 = block_values(block, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo,
+                                  p_span, z_lo, z_hi, flip, KIND)
+    values = tl.interleave(tl.interleave(v0, v2), tl.interleave(v1, v3))  # lanes 0, 1, 2, 3 of each block
+    t = (start >> 2) * 4 + tile * (4 * BLOCK) + tl.arange(0, 4 * BLOCK).to(tl.int64) - start
+    mask = (t >= 0) & (t < run_len)
+    j = j0 + t
+    if CONTIGUOUS:
+        offset = j
+    else:
+        offset = _unravel(j, n1, n2, n3, n4, n5, s0, s1, s2, s3, s4, s5)
+    store(out_ptr + offset, values, mask)
+
+
+@triton.jit
+def store(ptr, values, mask):
+    """Store float32 ``values`` in the pointer's dtype, rounded to nearest even (bfloat16 by integer
+    rounding, which the interpreter and the GPU compute alike)."""
+    if ptr.dtype.element_ty == tl.bfloat16:
+        bits = values.to(tl.uint32, bitcast=True)
+        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+        tl.store(ptr, bits.to(tl.uint16).to(tl.bfloat16, bitcast=True), mask=mask)
+    else:
+        tl.store(ptr, values.to(ptr.dtype.element_ty), mask=mask)
