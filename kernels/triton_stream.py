@@ -160,30 +160,31 @@ def block_values(block, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo
 
 
 @triton.jit
-def _unravel(j, n1, n2, n3, n4, n5, s0, s1, s2, s3, s4, s5):
-    """sum(i_d * s_d) for the row-major multi-index i of ``j`` in a (n0, .., n5) shape."""
-    acc = (j % n5) * s5
-    j = j // n5
-    acc += (j % n4) * s4
-    j = j // n4
-    acc += (j % n3) * s3
-    j = j // n3
-    acc += (j % n2) * s2
-    j = j // n2
-    acc += (j % n1) * s1
-    j = j // n1
-    return acc + j * s0
+def _unravel(j, shape_ptr, stride_ptr):
+    """sum(i_d * stride_d) for the row-major multi-index i of ``j`` in a 6-D shape (n0 implied)."""
+    acc = j * 0
+    for d in tl.static_range(5):
+        n = tl.load(shape_ptr + 4 - d)
+        acc += (j % n) * tl.load(stride_ptr + 5 - d)
+        j = j // n
+    return acc + j * tl.load(stride_ptr)
 
 
 @triton.jit
-def fill_kernel(out_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi,
-                flip, base, run_len, tiles_per_run,
-                n1, n2, n3, n4, n5,  # local shape (n0 is implied), padded in front to 6 dims
-                s0, s1, s2, s3, s4, s5,  # memory strides, in elements
-                g0, g1, g2, g3, g4, g5,  # strides of the logical (full) tensor
-                KIND: tl.constexpr, SINGLE_RUN: tl.constexpr, CONTIGUOUS: tl.constexpr, BLOCK: tl.constexpr):
-    """Fill one run tile: runs are the rows of the local array seen as (numel / run_len, run_len),
-    each a range of consecutive logical indices; the tile is BLOCK Philox blocks of it."""
+def fill_kernel(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo,
+                z_hi, flip, KIND: tl.constexpr, SINGLE_RUN: tl.constexpr, CONTIGUOUS: tl.constexpr,
+                BLOCK: tl.constexpr):
+    """Fill one tile of one run: runs are the rows of the local tensor seen as (numel / run_len, run_len),
+    each a range of consecutive logical indices; a tile is BLOCK Philox blocks of a run.
+
+    ``meta`` (int64): base (logical index of the local origin), run_len, tiles per run, the local
+    shape n1..n5 (padded in front to 6 dims; n0 implied), memory strides s0..s5, logical strides g0..g5.
+    Python ints would arrive as i32, u32 or i64 depending on their value; one int64 vector keeps every
+    index 64-bit and one compiled kernel per kind and dtype.
+    """
+    base = tl.load(meta_ptr + 0)
+    run_len = tl.load(meta_ptr + 1)
+    tiles_per_run = tl.load(meta_ptr + 2)
     pid = tl.program_id(0).to(tl.int64)
     run = pid // tiles_per_run
     tile = pid % tiles_per_run
@@ -191,7 +192,7 @@ def fill_kernel(out_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, l
     if SINGLE_RUN:
         start = base
     else:
-        start = base + _unravel(j0, n1, n2, n3, n4, n5, g0, g1, g2, g3, g4, g5)
+        start = base + _unravel(j0, meta_ptr + 3, meta_ptr + 14)
     block = (start >> 2) + tile * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
     v0, v1, v2, v3 = block_values(block, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo,
                                   p_span, z_lo, z_hi, flip, KIND)
@@ -202,7 +203,7 @@ def fill_kernel(out_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, l
     if CONTIGUOUS:
         offset = j
     else:
-        offset = _unravel(j, n1, n2, n3, n4, n5, s0, s1, s2, s3, s4, s5)
+        offset = _unravel(j, meta_ptr + 3, meta_ptr + 8)
     store(out_ptr + offset, values, mask)
 
 

@@ -1,5 +1,13 @@
+import os
+
 import numpy as np
 import pytest
+import torch
+
+# Without a GPU the Triton kernels run in Triton's interpreter, on torch CPU tensors. This must be
+# decided before triton is imported (its @jit reads it at import).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture

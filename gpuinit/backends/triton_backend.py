@@ -54,8 +54,11 @@ def fill(array, draw, full_shape, offsets, seed, stream):
 
 
 def _collapse(shape, mem, glob):
-    """Drop size-1 dims and merge neighbours that are contiguous both in memory and in the logical tensor."""
-    dims = [(n, s, g) for n, s, g in zip(shape, mem, glob) if n != 1] or [(1, 1, 1)]
+    """Drop size-1 dims and merge neighbours that are contiguous both in memory and in the logical tensor.
+    The last dim keeps logical stride 1 (a size-1 one is added if needed), so runs start from it."""
+    dims = [(n, s, g) for n, s, g in zip(shape, mem, glob) if n != 1]
+    if not dims or dims[-1][2] != 1:
+        dims.append((1, 1, 1))
     out = [dims[0]]
     for n, s, g in dims[1:]:
         pn, ps, pg = out[-1]
@@ -68,6 +71,8 @@ def _collapse(shape, mem, glob):
 
 def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0):
     """Fill tensor ``out`` (the block at ``offsets`` of a ``full_shape`` tensor) with an elementwise draw."""
+    import torch
+
     from ..kernels import triton_stream as kt
 
     gstride = regions.row_major_strides(full_shape)
@@ -87,10 +92,10 @@ def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0):
     pad = MAX_DIMS - len(n)
     n, s, g = [1] * pad + n, [0] * pad + s, [0] * pad + g
     tiles = -(-((run_len + 3) // 4 + 1) // BLOCK)
-    p = _kernel_params(kind, params)
+    meta = torch.tensor([base, run_len, tiles, *n[1:], *s, *g], dtype=torch.int64).to(out.device, non_blocking=True)
     grid = ((numel // run_len) * tiles,)
-    kt.fill_kernel[grid](out, seed & 0xFFFFFFFF, seed >> 32, stream & 0xFFFFFFFF, stream >> 32, *p, base, run_len,
-                         tiles, *n[1:], *s, *g, KIND=kt.KINDS[kind], SINGLE_RUN=run_len == numel,
+    kt.fill_kernel[grid](out, meta, seed & 0xFFFFFFFF, seed >> 32, stream & 0xFFFFFFFF, stream >> 32,
+                         *_kernel_params(kind, params), KIND=kt.KINDS[kind], SINGLE_RUN=run_len == numel,
                          CONTIGUOUS=contiguous, BLOCK=BLOCK, enable_fp_fusion=False)
 
 

@@ -1,0 +1,29 @@
+"""Compile the Triton kernels ahead of time for a GPU architecture, without a GPU (checks and CI)."""
+import itertools
+
+KIND_NAMES = ("uniform", "normal", "trunc_normal", "words")
+DTYPES = {"float32": "*fp32", "bfloat16": "*bf16", "float16": "*fp16", "float64": "*fp64"}
+
+
+def compile_fill_kernel(kind, dtype, arch, contiguous=True, single_run=True, block=256):
+    """The compiled kernel (``.asm["ptx"]``, ``.asm["cubin"]``) for CUDA compute capability ``arch``."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from ..kernels import triton_stream as kt
+
+    ints = ("seed_lo", "seed_hi", "stream_lo", "stream_hi")
+    floats = ("scale", "shift", "lo", "hi", "p_lo", "p_span", "z_lo", "z_hi")
+    signature = {"out_ptr": DTYPES[dtype], "meta_ptr": "*i64", **{k: "u32" for k in ints},
+                 **{k: "fp32" for k in floats}, "flip": "i32", "KIND": "constexpr", "SINGLE_RUN": "constexpr",
+                 "CONTIGUOUS": "constexpr", "BLOCK": "constexpr"}
+    constexprs = {"KIND": kt.KINDS[kind], "SINGLE_RUN": single_run, "CONTIGUOUS": contiguous, "BLOCK": block}
+    src = ASTSource(fn=kt.fill_kernel, signature=signature, constexprs=constexprs)
+    return triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"enable_fp_fusion": False})
+
+
+def compile_all(archs=(80, 90)):
+    """Yield (kind, dtype, arch, compiled) for every kind x dtype x arch."""
+    for kind, dtype, arch in itertools.product(KIND_NAMES, DTYPES, archs):
+        yield kind, dtype, arch, compile_fill_kernel(kind, dtype, arch)

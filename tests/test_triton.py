@@ -1,0 +1,103 @@
+"""The Triton kernels compute the reference stream: every scheme x dtype, odd shapes, strided views,
+shards (offsets past 2**32 included), bit for bit against the NumPy backend. Without a GPU they run
+in Triton's interpreter on CPU tensors; with one, on the device."""
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+import gpuinit  # noqa: E402
+from conftest import fresh_seed  # noqa: E402
+from gpuinit.backends import triton_backend  # noqa: E402
+from gpuinit.kernels import numpy_stream as ks  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+DTYPES = [torch.float32, torch.bfloat16, torch.float16, torch.float64]
+SCHEMES = [("uniform", {"a": -0.7, "b": 0.2}), ("normal", {"mean": 0.1, "std": 2.0}),
+           ("trunc_normal", {"std": 1.0, "a": -0.5, "b": 2.5}), ("trunc_normal", {"std": 1.0, "a": 5.5, "b": 9.0}),
+           ("kaiming_uniform", {}), ("xavier_normal", {}), ("he_normal", {}), ("glorot_uniform", {}),
+           ("lecun_normal", {}), ("constant", {"value": 0.3}), ("zeros", {}), ("ones", {}), ("eye", {}),
+           ("orthogonal", {"gain": 1.5}), ("sparse", {"sparsity": 0.3, "std": 0.1})]
+
+
+def both(shape, dtype, scheme, seed, make=None, **kw):
+    """(triton result, numpy-backend result) for the same call, as CPU tensors."""
+    make = make or (lambda device: torch.empty(shape, dtype=dtype, device=device))
+    ours = gpuinit.init_(make(DEVICE), scheme, seed=seed, backend="triton", **kw)
+    ref = gpuinit.init_(make("cpu"), scheme, seed=seed, backend="numpy", **kw)
+    return ours.cpu(), ref
+
+
+def assert_bits(a, b, scheme):
+    if scheme == "orthogonal":  # QR by different LAPACKs: equal to float32 rounding, not to the bit
+        tol = {torch.float64: 1e-12, torch.float32: 2e-6}.get(a.dtype, 1e-2)
+        assert torch.allclose(a.double(), b.double(), atol=tol, rtol=0)
+    else:
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("scheme,kw", SCHEMES, ids=[f"{s}{i}" for i, (s, _) in enumerate(SCHEMES)])
+def test_matches_numpy_backend(scheme, kw, dtype, rng):
+    for shape in [(37, 53), (5, 3, 7), (1, 1029)]:
+        if scheme in ("eye", "sparse") and len(shape) != 2:
+            continue
+        a, b = both(shape, dtype, scheme, fresh_seed(rng), **kw)
+        assert_bits(a, b, scheme)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_strided_views(dtype, rng):
+    seed = fresh_seed(rng)
+    for make in [lambda d: torch.zeros(53, 37, dtype=dtype, device=d).T,
+                 lambda d: torch.zeros(40, 60, dtype=dtype, device=d)[3:37:2, 5:58:3],
+                 lambda d: torch.zeros(4, 5, 6, 7, 8, 9, 3, dtype=dtype, device=d)[..., 1]]:
+        for scheme, kw in [("normal", {}), ("trunc_normal", {"a": -1.0, "b": 1.0}), ("uniform", {})]:
+            a, b = both(None, dtype, scheme, seed, make=make, **kw)
+            assert torch.equal(a, b)
+
+
+def test_views_are_written_where_they_live():
+    base = torch.zeros(20, 30, device=DEVICE)
+    gpuinit.init_(base[:, ::3], "normal", seed=1, backend="triton")
+    assert (base[:, 1::3] == 0).all() and (base[:, 2::3] == 0).all() and (base[:, ::3] != 0).all()
+
+
+@pytest.mark.parametrize("scheme,kw", [("normal", {}), ("uniform", {}), ("trunc_normal", {}), ("orthogonal", {}),
+                                       ("sparse", {"sparsity": 0.2}), ("eye", {}), ("he_uniform", {})])
+def test_shards(scheme, kw, rng):
+    seed, full = fresh_seed(rng), (23, 41)
+    whole = gpuinit.init_(torch.empty(full, device=DEVICE), scheme, seed=seed, backend="triton", **kw).cpu()
+    for _ in range(5):
+        off = (int(rng.integers(0, 23)), int(rng.integers(0, 41)))
+        shape = (int(rng.integers(1, 24 - off[0])), int(rng.integers(1, 42 - off[1])))
+        part = gpuinit.init_(torch.empty(shape, device=DEVICE), scheme, seed=seed, backend="triton", full_shape=full,
+                             offsets=off, **kw).cpu()
+        assert_bits(part, whole[off[0]:off[0] + shape[0], off[1]:off[1] + shape[1]], scheme)
+
+
+def test_offsets_past_two_to_the_32(rng):
+    seed, full = fresh_seed(rng), (2**21 + 5, 2**12 + 1)  # 2**33 + ... logical elements
+    for off in [(2**20 + 17, 3), (2**21, 0), (0, 0)]:
+        for dtype in (torch.float32, torch.bfloat16):
+            a, b = both((4, 101), dtype, "normal", seed, full_shape=full, offsets=off)
+            assert torch.equal(a, b)
+
+
+def test_raw_words_bit_for_bit(rng):
+    seed, stream = fresh_seed(rng), fresh_seed(rng)
+    for start in [0, 3, 2**32 - 2, 2**40 + 1]:
+        got = triton_backend.words(DEVICE, (1, 999), (1, 2**62), (0, 0), seed, stream, base_index=start).cpu()
+        assert np.array_equal(got.numpy()[0].astype(np.uint32), ks.element_words([start], 999, seed, stream)[0])
+
+
+def test_dirac_and_errors():
+    a, b = both((8, 6, 3, 3), torch.float32, "dirac", 0, groups=2)
+    assert torch.equal(a, b)
+    t = torch.arange(6.0, device=DEVICE).reshape(2, 3)
+    with pytest.raises(gpuinit.InitError):
+        gpuinit.init_(t, "uniform", seed=0, a=1.0, b=0.0, backend="triton")
+    assert torch.equal(t.cpu(), torch.arange(6.0).reshape(2, 3))
+    with pytest.raises(gpuinit.BackendUnavailableError, match="cannot fill"):
+        gpuinit.init_(np.empty(3, np.float32), "normal", seed=0, backend="triton")
