@@ -16,6 +16,8 @@ NORMAL: tl.constexpr = tl.constexpr(1)
 TRUNC_NORMAL: tl.constexpr = tl.constexpr(2)
 WORDS: tl.constexpr = tl.constexpr(3)  # the raw words, bit-cast to float32 (sparse keys, tests)
 KINDS = {"uniform": 0, "normal": 1, "trunc_normal": 2, "words": 3}
+DTYPES = {"torch.float32": tl.float32, "torch.bfloat16": tl.bfloat16, "torch.float16": tl.float16,
+          "torch.float64": tl.float64}
 
 # float32 constants, taken from the reference so that there is one source of truth.
 LOG_P = tl.constexpr(tuple(float(c) for c in ks.LOG_P))
@@ -171,6 +173,19 @@ def _unravel(j, shape_ptr, stride_ptr):
 
 
 @triton.jit
+def _tile(start, tile, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi, flip,
+          KIND: tl.constexpr, BLOCK: tl.constexpr):
+    """Values of tile ``tile`` of the run that starts at logical index ``start``: BLOCK Philox blocks,
+    4 * BLOCK values in index order, and each value's position ``t`` in the run (t < 0: before it)."""
+    block = (start >> 2) + tile * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
+    v0, v1, v2, v3 = block_values(block, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo,
+                                  p_span, z_lo, z_hi, flip, KIND)
+    values = tl.interleave(tl.interleave(v0, v2), tl.interleave(v1, v3))  # lanes 0, 1, 2, 3 of each block
+    t = (start >> 2) * 4 + tile * (4 * BLOCK) + tl.arange(0, 4 * BLOCK).to(tl.int64) - start
+    return values, t
+
+
+@triton.jit
 def fill_kernel(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo,
                 z_hi, flip, KIND: tl.constexpr, SINGLE_RUN: tl.constexpr, CONTIGUOUS: tl.constexpr,
                 BLOCK: tl.constexpr):
@@ -193,11 +208,8 @@ def fill_kernel(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale
         start = base
     else:
         start = base + _unravel(j0, meta_ptr + 3, meta_ptr + 14)
-    block = (start >> 2) + tile * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
-    v0, v1, v2, v3 = block_values(block, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo,
-                                  p_span, z_lo, z_hi, flip, KIND)
-    values = tl.interleave(tl.interleave(v0, v2), tl.interleave(v1, v3))  # lanes 0, 1, 2, 3 of each block
-    t = (start >> 2) * 4 + tile * (4 * BLOCK) + tl.arange(0, 4 * BLOCK).to(tl.int64) - start
+    values, t = _tile(start, tile, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo,
+                      z_hi, flip, KIND, BLOCK)
     mask = (t >= 0) & (t < run_len)
     j = j0 + t
     if CONTIGUOUS:
@@ -205,6 +217,37 @@ def fill_kernel(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale
     else:
         offset = _unravel(j, meta_ptr + 3, meta_ptr + 8)
     store(out_ptr + offset, values, mask)
+
+
+@triton.jit
+def group_kernel(table_ptr, params_ptr, n_tensors, OUT_DTYPE: tl.constexpr, KIND: tl.constexpr,
+                 BLOCK: tl.constexpr):
+    """Fill a list of contiguous tensors of one dtype and one draw kind in one launch.
+
+    ``table`` (int64, a row per tensor): address, numel, first tile, seed, stream, flip; rows sorted
+    by first tile. ``params`` (float32, a row per tensor): scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi.
+    """
+    pid = tl.program_id(0).to(tl.int64)
+    lo_row = 0
+    hi_row = n_tensors  # the tensor of this program: the last row whose first tile is <= pid
+    for _ in tl.static_range(32):  # binary search, n_tensors < 2**32
+        active = hi_row - lo_row > 1
+        mid = (lo_row + hi_row) // 2
+        go_right = tl.load(table_ptr + mid * 6 + 2) <= pid
+        lo_row = tl.where(active & go_right, mid, lo_row)
+        hi_row = tl.where(active & (not go_right), mid, hi_row)
+    row = table_ptr + lo_row * 6
+    out_ptr = tl.load(row).to(tl.pointer_type(OUT_DTYPE))
+    numel = tl.load(row + 1)
+    seed = tl.load(row + 3)
+    stream = tl.load(row + 4)
+    prm = params_ptr + lo_row * 8
+    values, t = _tile(numel * 0, pid - tl.load(row + 2), (seed & 0xFFFFFFFF).to(tl.uint32),
+                      ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32), (stream & 0xFFFFFFFF).to(tl.uint32),
+                      ((stream >> 32) & 0xFFFFFFFF).to(tl.uint32), tl.load(prm), tl.load(prm + 1), tl.load(prm + 2),
+                      tl.load(prm + 3), tl.load(prm + 4), tl.load(prm + 5), tl.load(prm + 6), tl.load(prm + 7),
+                      tl.load(row + 5), KIND, BLOCK)
+    store(out_ptr + t, values, (t >= 0) & (t < numel))
 
 
 @triton.jit

@@ -7,10 +7,11 @@ import torch
 
 pytest.importorskip("triton")
 
-import gpuinit  # noqa: E402
-from conftest import fresh_seed  # noqa: E402
-from gpuinit.backends import triton_backend  # noqa: E402
-from gpuinit.kernels import numpy_stream as ks  # noqa: E402
+from conftest import fresh_seed
+from gpuinit.kernels import numpy_stream as ks
+
+import gpuinit
+from gpuinit.backends import triton_backend
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 DTYPES = [torch.float32, torch.bfloat16, torch.float16, torch.float64]
@@ -101,3 +102,20 @@ def test_dirac_and_errors():
     assert torch.equal(t.cpu(), torch.arange(6.0).reshape(2, 3))
     with pytest.raises(gpuinit.BackendUnavailableError, match="cannot fill"):
         gpuinit.init_(np.empty(3, np.float32), "normal", seed=0, backend="triton")
+
+
+def test_grouped_launch_equals_single_fills(rng):
+    """One launch per (dtype, kind) for contiguous tensors; the values are those of one init_ each."""
+    from gpuinit import draws
+
+    specs = [((17, 33), torch.float32, draws.normal(0.0, 0.02)), ((5,), torch.float32, draws.normal(1.0, 0.5)),
+             ((64, 7), torch.float32, draws.normal(0.0, 1.0)), ((9, 9), torch.bfloat16, draws.uniform(-0.1, 0.1)),
+             ((301,), torch.bfloat16, draws.uniform(0.0, 1.0)), ((11, 13), torch.float32, draws.trunc_normal(0, 1, -1, 2)),
+             ((40, 40), torch.float32, draws.trunc_normal(0.0, 1.0, 3.0, 9.0))]
+    items = [(torch.empty(shape, dtype=dt, device=DEVICE), d, fresh_seed(rng), fresh_seed(rng)) for shape, dt, d in specs]
+    items.append((torch.empty(12, 10, device=DEVICE).T, draws.normal(0.0, 1.0), 5, 6))  # strided: its own launch
+    assert triton_backend.fill_group(items) == 3 + 1  # (f32, normal), (bf16, uniform), (f32, trunc), strided
+    for t, d, seed, stream in items:
+        ref = gpuinit.backends.numpy_backend.fill(torch.empty(t.shape, dtype=t.dtype), d, tuple(t.shape),
+                                                  (0,) * t.dim(), seed, stream)
+        assert torch.equal(t.cpu(), ref)

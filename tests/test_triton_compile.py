@@ -1,6 +1,7 @@
 """The Triton kernels compile for sm_80 and sm_90 without a GPU, and their PTX keeps the stream's
 arithmetic rules: no fused multiply-add, correctly rounded sqrt, no approximate math."""
 import json
+import os
 import subprocess
 import sys
 
@@ -22,8 +23,9 @@ print(json.dumps(out))
 
 @pytest.mark.parametrize("arch", [80, 90])
 def test_kernels_compile_without_fma(arch):
-    env = {k: v for k, v in __import__("os").environ.items() if k != "TRITON_INTERPRET"}
-    r = subprocess.run([sys.executable, "-c", CODE, str(arch)], capture_output=True, text=True, env=env, timeout=600)
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    r = subprocess.run([sys.executable, "-c", CODE, str(arch)], capture_output=True, text=True, env=env, timeout=600,
+                       check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     results = json.loads(r.stdout.strip().splitlines()[-1])
     assert len(results) == 16

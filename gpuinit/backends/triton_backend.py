@@ -99,6 +99,48 @@ def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0):
                          CONTIGUOUS=contiguous, BLOCK=BLOCK, enable_fp_fusion=False)
 
 
+def fill_group(items):
+    """Fill many tensors, each with its own elementwise draw, seed and stream: one kernel launch per
+    (device, dtype, kind) for contiguous tensors, one launch each for the others.
+
+    ``items``: (tensor, Draw, seed, stream), each tensor a whole logical tensor. Returns the number of
+    kernel launches made.
+    """
+    import torch
+
+    from ..kernels import triton_stream as kt
+
+    groups, launches = {}, 0
+    for t, draw, seed, stream in items:
+        if t.numel() == 0:
+            continue
+        if t.is_contiguous() and draw.kind in ELEMENTWISE:
+            groups.setdefault((t.device, t.dtype, draw.kind), []).append((t, draw, seed, stream))
+        else:
+            fill(t, draw, tuple(t.shape), (0,) * t.dim(), seed, stream)
+            launches += 1
+    for (device, dtype, kind), members in groups.items():
+        table, params, first = [], [], 0
+        for t, draw, seed, stream in members:
+            p = _kernel_params(kind, draw.params)
+            table.append([t.data_ptr(), t.numel(), first, _signed64(seed), _signed64(stream), p[-1]])
+            params.append(p[:-1])
+            first += -(-((t.numel() + 3) // 4) // BLOCK)
+        table = torch.tensor(table, dtype=torch.int64).to(device)
+        params = torch.tensor(params, dtype=torch.float32).to(device)
+        with torch.no_grad():
+            kt.group_kernel[(first,)](table, params, len(members), OUT_DTYPE=kt.DTYPES[str(dtype)],
+                                      KIND=kt.KINDS[kind], BLOCK=BLOCK, enable_fp_fusion=False)
+        for t, *_ in members:
+            torch.autograd.graph.increment_version(t)
+        launches += 1
+    return launches
+
+
+def _signed64(x):
+    return x - (1 << 64) if x >= 1 << 63 else x
+
+
 def _kernel_params(kind, p):
     """(scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi, flip) for the kernel."""
     if kind == "uniform":
