@@ -52,7 +52,8 @@ class Timer:
         return statistics.median(times)
 
 
-def peak_extra(fn, device, buffer_bytes):
+def peak_extra(fn, device):
+    """Bytes of device memory ``fn`` allocates beyond what is already allocated, at its peak."""
     if device.type != "cuda":
         return None
     torch.cuda.synchronize()
@@ -60,7 +61,7 @@ def peak_extra(fn, device, buffer_bytes):
     torch.cuda.reset_peak_memory_stats()
     fn()
     torch.cuda.synchronize()
-    return max(0, torch.cuda.max_memory_allocated() - base) if buffer_bytes else None
+    return max(0, torch.cuda.max_memory_allocated() - base)
 
 
 def cupy_peers(n, dtype):
@@ -79,28 +80,37 @@ def run(device, sizes, dtypes, repeat):
     timer, rows = Timer(device), []
     for n in sizes:
         for dtype in dtypes:
-            buf = torch.empty(n, dtype=dtype, device=device)
-            view, nbytes = buf.view(-1, min(COLS, n)), n * buf.element_size()
-            ceiling = timer(lambda: buf.fill_(1.0), repeat)
-            rows.append(row(n, dtype, "fill_ (ceiling)", ceiling, nbytes, ceiling))
-            peers = cupy_peers(n, dtype)
-            for name, (scheme, params, torch_fn) in SCHEMES.items():
-                def ours(scheme=scheme, params=params):
-                    gpuinit.init_(view, scheme, seed=1, backend="triton", **params)
-                t = timer(ours, repeat)
-                r = row(n, dtype, name, t, nbytes, ceiling)
-                r["torch_s"] = timer(lambda f=torch_fn: f(view), max(1, repeat // 4 if name == "trunc_normal" else repeat))
-                r["vs_torch"] = r["torch_s"] / t
-                r["peak_extra_bytes"] = peak_extra(ours, device, nbytes)
-                r["torch_peak_extra_bytes"] = peak_extra(lambda f=torch_fn: f(view), device, nbytes)
-                if name in peers:
-                    r["cupy_s"] = timer(peers[name], repeat)
-                    r["vs_cupy"] = r["cupy_s"] / t
-                rows.append(r)
-            del buf, view
+            rows += buffer_rows(device, timer, n, dtype, repeat)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     rows += orthogonal_rows(device, timer, dtypes, size=8192 if device.type == "cuda" else 64)
+    return rows
+
+
+def buffer_rows(device, timer, n, dtype, repeat):
+    """The ceiling, then every scheme and its peers, on one buffer of ``n`` elements."""
+    buf = torch.empty(n, dtype=dtype, device=device)
+    view, nbytes = buf.view(-1, min(COLS, n)), n * buf.element_size()
+    ceiling = timer(lambda: buf.fill_(1.0), repeat)
+    rows = [row(n, dtype, "fill_ (ceiling)", ceiling, nbytes, ceiling)]
+    peers = cupy_peers(n, dtype)
+    for name, (scheme, params, torch_fn) in SCHEMES.items():
+        def ours(scheme=scheme, params=params):
+            gpuinit.init_(view, scheme, seed=1, backend="triton", **params)
+
+        def theirs(f=torch_fn):
+            f(view)
+
+        t = timer(ours, repeat)
+        r = row(n, dtype, name, t, nbytes, ceiling)
+        r["torch_s"] = timer(theirs, max(1, repeat // 4) if name == "trunc_normal" else repeat)
+        r["vs_torch"] = r["torch_s"] / t
+        r["peak_extra_bytes"] = peak_extra(ours, device)
+        r["torch_peak_extra_bytes"] = peak_extra(theirs, device)
+        if name in peers:
+            r["cupy_s"] = timer(peers[name], repeat)
+            r["vs_cupy"] = r["cupy_s"] / t
+        rows.append(r)
     return rows
 
 
@@ -108,10 +118,10 @@ def orthogonal_rows(device, timer, dtypes, size):
     out = []
     for dtype in dtypes:
         w = torch.empty(size, size, dtype=dtype, device=device)
-        t = timer(lambda: gpuinit.init_(w, "orthogonal", seed=1, backend="triton"), 3)
+        t = timer(lambda w=w: gpuinit.init_(w, "orthogonal", seed=1, backend="triton"), 3)
         r = row(size * size, dtype, f"orthogonal {size}x{size}", t, w.numel() * w.element_size(), None)
         try:
-            r["torch_s"] = timer(lambda: torch.nn.init.orthogonal_(w), 3)
+            r["torch_s"] = timer(lambda w=w: torch.nn.init.orthogonal_(w), 3)
             r["vs_torch"] = r["torch_s"] / t
         except RuntimeError as e:
             r["note"] = "torch.nn.init.orthogonal_: " + str(e).splitlines()[0][:80]
@@ -128,8 +138,9 @@ def markdown(rows, device_name):
     def f(x, spec):
         return "" if x is None else format(x, spec)
 
-    lines = [f"# gpuinit on {device_name}", "", "| elements | dtype | scheme | GB/s | of fill ceiling | x torch.nn.init "
-             "| x cupy.random | peak extra bytes (gpuinit / torch) | note |", "|---|---|---|---|---|---|---|---|---|"]
+    header = ("| elements | dtype | scheme | GB/s | of fill ceiling | x torch.nn.init | x cupy.random "
+              "| peak extra bytes (gpuinit / torch) | note |")
+    lines = [f"# gpuinit on {device_name}", "", header, "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         peak = "" if r.get("peak_extra_bytes") is None else f"{r['peak_extra_bytes']} / {r.get('torch_peak_extra_bytes')}"
         lines.append(f"| 2^{int(math.log2(r['elements']))} | {r['dtype']} | {r['scheme']} | {r['gb_s']:.1f} | "

@@ -87,7 +87,18 @@ def trunc_normal(mean, std, a, b):
     lo, hi = _f32_inward(a, b)
     zl, zh = _f32_inward(z_lo, z_hi)
     return Draw("trunc_normal", {"mean": mean, "std": std, "p_lo": p_lo, "p_span": p_hi - p_lo,
-                                 "z_lo": zl, "z_hi": zh, "flip": bool(flip), "lo": lo, "hi": hi})
+                                 "z_lo": zl, "z_hi": zh, "flip": bool(flip), "lo": lo, "hi": hi,
+                                 "branches": _erfinv_branches(p_lo, p_hi)})
+
+
+def _erfinv_branches(p_lo, p_hi):
+    """How many of erfinv's branches (w < 5, w < 16, the rest) values of u in [p_lo, p_hi] can reach,
+    with a factor 2 of margin: kernels may skip the others (selection changes no bits)."""
+    tail = min(p_lo, 1.0 - p_hi)
+    def u_at(w):  # the u where 4u(1 - u) = exp(-w)
+        return (1.0 - math.sqrt(1.0 - math.exp(-w))) / 2.0
+
+    return 1 if tail > 2 * u_at(5.0) else 2 if tail > 2 * u_at(16.0) else 3
 
 
 def eye(gain=1.0):

@@ -108,21 +108,24 @@ def _normal_pair(w0, w1):
 
 
 @triton.jit
-def _normal_quantile(u):
+def _normal_quantile(u, BRANCHES: tl.constexpr):
+    """BRANCHES: how many erfinv branches the draw's u can reach (gpuinit/draws.py); others are skipped."""
     w = -_log((u * 4.0) * (1.0 - u))
-    sw = tl.sqrt_rn(w)
     p = _horner(w - 2.5, ERF_0, 9)
-    p = tl.where(w >= 5.0, _horner(sw - 3.0, ERF_1, 9), p)
-    p = tl.where(w >= 16.0, _horner(sw - 5.0, ERF_2, 17), p)
+    if BRANCHES > 1:
+        sw = tl.sqrt_rn(w)
+        p = tl.where(w >= 5.0, _horner(sw - 3.0, ERF_1, 9), p)
+        if BRANCHES > 2:
+            p = tl.where(w >= 16.0, _horner(sw - 5.0, ERF_2, 17), p)
     p = p * ((u * 2.0) - 1.0)
     return p * SQRT2
 
 
 @triton.jit
-def _trunc_standard(w, p_lo, p_span, z_lo, z_hi, flip):
+def _trunc_standard(w, p_lo, p_span, z_lo, z_hi, flip, BRANCHES: tl.constexpr):
     u = _open_uniform(w) * p_span + p_lo
     u = tl.minimum(tl.maximum(u, U_MIN), U_MAX)
-    z = tl.minimum(tl.maximum(_normal_quantile(u), z_lo), z_hi)
+    z = tl.minimum(tl.maximum(_normal_quantile(u, BRANCHES), z_lo), z_hi)
     return tl.where(flip != 0, -z, z)
 
 
@@ -136,7 +139,7 @@ def _affine_clamp(x, scale, shift, lo, hi, CLAMP: tl.constexpr):
 
 @triton.jit
 def block_values(block, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi,
-                 flip, KIND: tl.constexpr):
+                 flip, KIND: tl.constexpr, BRANCHES: tl.constexpr):
     """The four values of each Philox block in ``block`` (int64), one float32 tensor per lane."""
     c0 = (block & 0xFFFFFFFF).to(tl.uint32)
     c1 = (block >> 32).to(tl.uint32)
@@ -152,10 +155,10 @@ def block_values(block, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo
     elif KIND == UNIFORM:
         v0, v1, v2, v3 = _signed_uniform(w0), _signed_uniform(w1), _signed_uniform(w2), _signed_uniform(w3)
     else:
-        v0 = _trunc_standard(w0, p_lo, p_span, z_lo, z_hi, flip)
-        v1 = _trunc_standard(w1, p_lo, p_span, z_lo, z_hi, flip)
-        v2 = _trunc_standard(w2, p_lo, p_span, z_lo, z_hi, flip)
-        v3 = _trunc_standard(w3, p_lo, p_span, z_lo, z_hi, flip)
+        v0 = _trunc_standard(w0, p_lo, p_span, z_lo, z_hi, flip, BRANCHES)
+        v1 = _trunc_standard(w1, p_lo, p_span, z_lo, z_hi, flip, BRANCHES)
+        v2 = _trunc_standard(w2, p_lo, p_span, z_lo, z_hi, flip, BRANCHES)
+        v3 = _trunc_standard(w3, p_lo, p_span, z_lo, z_hi, flip, BRANCHES)
     CLAMP: tl.constexpr = KIND != NORMAL
     return (_affine_clamp(v0, scale, shift, lo, hi, CLAMP), _affine_clamp(v1, scale, shift, lo, hi, CLAMP),
             _affine_clamp(v2, scale, shift, lo, hi, CLAMP), _affine_clamp(v3, scale, shift, lo, hi, CLAMP))
@@ -174,12 +177,12 @@ def _unravel(j, shape_ptr, stride_ptr):
 
 @triton.jit
 def _tile(start, tile, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi, flip,
-          KIND: tl.constexpr, BLOCK: tl.constexpr):
+          KIND: tl.constexpr, BRANCHES: tl.constexpr, BLOCK: tl.constexpr):
     """Values of tile ``tile`` of the run that starts at logical index ``start``: BLOCK Philox blocks,
     4 * BLOCK values in index order, and each value's position ``t`` in the run (t < 0: before it)."""
     block = (start >> 2) + tile * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
     v0, v1, v2, v3 = block_values(block, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo,
-                                  p_span, z_lo, z_hi, flip, KIND)
+                                  p_span, z_lo, z_hi, flip, KIND, BRANCHES)
     values = tl.interleave(tl.interleave(v0, v2), tl.interleave(v1, v3))  # lanes 0, 1, 2, 3 of each block
     t = (start >> 2) * 4 + tile * (4 * BLOCK) + tl.arange(0, 4 * BLOCK).to(tl.int64) - start
     return values, t
@@ -188,7 +191,7 @@ def _tile(start, tile, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo,
 @triton.jit
 def fill_kernel(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo,
                 z_hi, flip, KIND: tl.constexpr, SINGLE_RUN: tl.constexpr, CONTIGUOUS: tl.constexpr,
-                BLOCK: tl.constexpr):
+                BLOCK: tl.constexpr, BRANCHES: tl.constexpr = 3):
     """Fill one tile of one run: runs are the rows of the local tensor seen as (numel / run_len, run_len),
     each a range of consecutive logical indices; a tile is BLOCK Philox blocks of a run.
 
@@ -209,7 +212,7 @@ def fill_kernel(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale
     else:
         start = base + _unravel(j0, meta_ptr + 3, meta_ptr + 14)
     values, t = _tile(start, tile, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo,
-                      z_hi, flip, KIND, BLOCK)
+                      z_hi, flip, KIND, BRANCHES, BLOCK)
     mask = (t >= 0) & (t < run_len)
     j = j0 + t
     if CONTIGUOUS:
@@ -221,7 +224,7 @@ def fill_kernel(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale
 
 @triton.jit
 def group_kernel(table_ptr, params_ptr, n_tensors, OUT_DTYPE: tl.constexpr, KIND: tl.constexpr,
-                 BLOCK: tl.constexpr):
+                 BLOCK: tl.constexpr, BRANCHES: tl.constexpr = 3):
     """Fill a list of contiguous tensors of one dtype and one draw kind in one launch.
 
     ``table`` (int64, a row per tensor): address, numel, first tile, seed, stream, flip; rows sorted
@@ -246,7 +249,7 @@ def group_kernel(table_ptr, params_ptr, n_tensors, OUT_DTYPE: tl.constexpr, KIND
                       ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32), (stream & 0xFFFFFFFF).to(tl.uint32),
                       ((stream >> 32) & 0xFFFFFFFF).to(tl.uint32), tl.load(prm), tl.load(prm + 1), tl.load(prm + 2),
                       tl.load(prm + 3), tl.load(prm + 4), tl.load(prm + 5), tl.load(prm + 6), tl.load(prm + 7),
-                      tl.load(row + 5), KIND, BLOCK)
+                      tl.load(row + 5), KIND, BRANCHES, BLOCK)
     store(out_ptr + t, values, (t >= 0) & (t < numel))
 
 

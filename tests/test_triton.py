@@ -114,7 +114,8 @@ def test_grouped_launch_equals_single_fills(rng):
              ((40, 40), torch.float32, draws.trunc_normal(0.0, 1.0, 3.0, 9.0))]
     items = [(torch.empty(shape, dtype=dt, device=DEVICE), d, fresh_seed(rng), fresh_seed(rng)) for shape, dt, d in specs]
     items.append((torch.empty(12, 10, device=DEVICE).T, draws.normal(0.0, 1.0), 5, 6))  # strided: its own launch
-    assert triton_backend.fill_group(items) == 3 + 1  # (f32, normal), (bf16, uniform), (f32, trunc), strided
+    # (f32, normal), (bf16, uniform), (f32, trunc, 1 erfinv branch), (f32, trunc, 3 branches), the strided one
+    assert triton_backend.fill_group(items) == 4 + 1
     for t, d, seed, stream in items:
         ref = gpuinit.backends.numpy_backend.fill(torch.empty(t.shape, dtype=t.dtype), d, tuple(t.shape),
                                                   (0,) * t.dim(), seed, stream)

@@ -96,12 +96,13 @@ def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0):
     grid = ((numel // run_len) * tiles,)
     kt.fill_kernel[grid](out, meta, seed & 0xFFFFFFFF, seed >> 32, stream & 0xFFFFFFFF, stream >> 32,
                          *_kernel_params(kind, params), KIND=kt.KINDS[kind], SINGLE_RUN=run_len == numel,
-                         CONTIGUOUS=contiguous, BLOCK=BLOCK, enable_fp_fusion=False)
+                         CONTIGUOUS=contiguous, BLOCK=BLOCK, BRANCHES=params.get("branches", 3),
+                         enable_fp_fusion=False)
 
 
 def fill_group(items):
     """Fill many tensors, each with its own elementwise draw, seed and stream: one kernel launch per
-    (device, dtype, kind) for contiguous tensors, one launch each for the others.
+    (device, dtype, kind, erfinv branches) for contiguous tensors, one launch each for the others.
 
     ``items``: (tensor, Draw, seed, stream), each tensor a whole logical tensor. Returns the number of
     kernel launches made.
@@ -115,11 +116,12 @@ def fill_group(items):
         if t.numel() == 0:
             continue
         if t.is_contiguous() and draw.kind in ELEMENTWISE:
-            groups.setdefault((t.device, t.dtype, draw.kind), []).append((t, draw, seed, stream))
+            key = (t.device, t.dtype, draw.kind, draw.params.get("branches", 3))
+            groups.setdefault(key, []).append((t, draw, seed, stream))
         else:
             fill(t, draw, tuple(t.shape), (0,) * t.dim(), seed, stream)
             launches += 1
-    for (device, dtype, kind), members in groups.items():
+    for (device, dtype, kind, branches), members in groups.items():
         table, params, first = [], [], 0
         for t, draw, seed, stream in members:
             p = _kernel_params(kind, draw.params)
@@ -130,7 +132,8 @@ def fill_group(items):
         params = torch.tensor(params, dtype=torch.float32).to(device)
         with torch.no_grad():
             kt.group_kernel[(first,)](table, params, len(members), OUT_DTYPE=kt.DTYPES[str(dtype)],
-                                      KIND=kt.KINDS[kind], BLOCK=BLOCK, enable_fp_fusion=False)
+                                      KIND=kt.KINDS[kind], BLOCK=BLOCK, BRANCHES=branches,
+                                      enable_fp_fusion=False)
         for t, *_ in members:
             torch.autograd.graph.increment_version(t)
         launches += 1

@@ -17,8 +17,9 @@ def compile_fill_kernel(kind, dtype, arch, contiguous=True, single_run=True, blo
     floats = ("scale", "shift", "lo", "hi", "p_lo", "p_span", "z_lo", "z_hi")
     signature = {"out_ptr": DTYPES[dtype], "meta_ptr": "*i64", **{k: "u32" for k in ints},
                  **{k: "fp32" for k in floats}, "flip": "i32", "KIND": "constexpr", "SINGLE_RUN": "constexpr",
-                 "CONTIGUOUS": "constexpr", "BLOCK": "constexpr"}
-    constexprs = {"KIND": kt.KINDS[kind], "SINGLE_RUN": single_run, "CONTIGUOUS": contiguous, "BLOCK": block}
+                 "CONTIGUOUS": "constexpr", "BLOCK": "constexpr", "BRANCHES": "constexpr"}
+    constexprs = {"KIND": kt.KINDS[kind], "SINGLE_RUN": single_run, "CONTIGUOUS": contiguous, "BLOCK": block,
+                  "BRANCHES": 3}
     src = ASTSource(fn=kt.fill_kernel, signature=signature, constexprs=constexprs)
     return triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"enable_fp_fusion": False})
 
