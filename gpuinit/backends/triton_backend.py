@@ -9,7 +9,6 @@ import sys
 
 from .. import regions
 from ..draws import ELEMENTWISE
-from ..errors import InitError
 from ..structured import dirac_points, orthogonalize
 from .checks import check  # noqa: F401 - the backend interface
 
@@ -17,7 +16,6 @@ NAME = "triton"
 INSTALL = ("torch and triton (pip install 'gpuinit[torch]') on a machine with a CUDA GPU, "
            "or set TRITON_INTERPRET=1 to run the kernels on the CPU")
 BLOCK = 256  # Philox blocks per program: 1024 elements
-MAX_DIMS = 6
 
 
 def interpreting():
@@ -53,50 +51,20 @@ def fill(array, draw, full_shape, offsets, seed, stream):
     return array
 
 
-def _collapse(shape, mem, glob):
-    """Drop size-1 dims and merge neighbours that are contiguous both in memory and in the logical tensor.
-    The last dim keeps logical stride 1 (a size-1 one is added if needed), so runs start from it."""
-    dims = [(n, s, g) for n, s, g in zip(shape, mem, glob) if n != 1]
-    if not dims or dims[-1][2] != 1:
-        dims.append((1, 1, 1))
-    out = [dims[0]]
-    for n, s, g in dims[1:]:
-        pn, ps, pg = out[-1]
-        if ps == s * n and pg == g * n:
-            out[-1] = (pn * n, s, g)
-        else:
-            out.append((n, s, g))
-    return out
-
-
 def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0):
     """Fill tensor ``out`` (the block at ``offsets`` of a ``full_shape`` tensor) with an elementwise draw."""
     import torch
 
     from ..kernels import triton_stream as kt
 
-    gstride = regions.row_major_strides(full_shape)
-    base = base_index + sum(o * g for o, g in zip(offsets, gstride))
-    dims = _collapse(tuple(out.shape), out.stride(), gstride)
-    if len(dims) > MAX_DIMS:
-        raise InitError(f"the triton backend fills tensors of up to {MAX_DIMS} non-mergeable dims, got shape "
-                        f"{tuple(out.shape)} with strides {out.stride()}")
-    n, s, g = (list(x) for x in zip(*dims))
-    run_len = n[-1]
-    for d in range(len(n) - 2, -1, -1):  # a run spans trailing dims that cover their full extent
-        if g[d] != g[d + 1] * n[d + 1]:
-            break
-        run_len *= n[d]
-    numel = math.prod(n)
-    contiguous = all(s[d] == math.prod(n[d + 1:]) for d in range(len(n)))
-    pad = MAX_DIMS - len(n)
-    n, s, g = [1] * pad + n, [0] * pad + s, [0] * pad + g
-    tiles = -(-((run_len + 3) // 4 + 1) // BLOCK)
-    meta = torch.tensor([base, run_len, tiles, *n[1:], *s, *g], dtype=torch.int64).to(out.device, non_blocking=True)
-    grid = ((numel // run_len) * tiles,)
+    geo = regions.launch_geometry(out.shape, out.stride(), full_shape, offsets, base_index)
+    tiles = -(-((geo["run_len"] + 3) // 4 + 1) // BLOCK)
+    geo["meta"][2] = tiles
+    meta = torch.tensor(geo["meta"], dtype=torch.int64).to(out.device, non_blocking=True)
+    grid = ((geo["numel"] // geo["run_len"]) * tiles,)
     kt.fill_kernel[grid](out, meta, seed & 0xFFFFFFFF, seed >> 32, stream & 0xFFFFFFFF, stream >> 32,
-                         *_kernel_params(kind, params), KIND=kt.KINDS[kind], SINGLE_RUN=run_len == numel,
-                         CONTIGUOUS=contiguous, BLOCK=BLOCK, BRANCHES=params.get("branches", 3),
+                         *_kernel_params(kind, params), KIND=kt.KINDS[kind], SINGLE_RUN=geo["single_run"],
+                         CONTIGUOUS=geo["contiguous"], BLOCK=BLOCK, BRANCHES=params.get("branches", 3),
                          enable_fp_fusion=False)
 
 
