@@ -138,3 +138,17 @@ def expected_std(draw):
         mean = (pdf(a) - pdf(b)) / z
         return p["std"] * math.sqrt(1.0 + (a * pdf(a) - b * pdf(b)) / z - mean * mean)
     return None
+
+
+def kernel_params(kind, p):
+    """(scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi, flip) of an elementwise draw, in the order of the
+    kernels' arguments and of the C header's gi_params; "words" draws the raw words."""
+    if kind == "uniform":
+        return p["half_width"], p["center"], p["lo"], p["hi"], 0.0, 0.0, 0.0, 0.0, 0
+    if kind == "normal":
+        return p["std"], p["mean"], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0
+    if kind == "trunc_normal":
+        return p["std"], p["mean"], p["lo"], p["hi"], p["p_lo"], p["p_span"], p["z_lo"], p["z_hi"], int(p["flip"])
+    if kind == "words":
+        return 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0
+    raise ValueError(f"no elementwise draw named {kind!r}")

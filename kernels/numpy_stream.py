@@ -21,6 +21,9 @@ PHILOX_W0 = 0x9E3779B9  # key increment, word 0 (golden ratio)
 PHILOX_W1 = 0xBB67AE85  # key increment, word 1 (sqrt(3) - 1)
 PHILOX_ROUNDS = 10
 
+# Codes of the elementwise draws in every kernel (gi_params.kind in kernels/cuda/gpuinit_stream.cuh).
+KINDS = {"uniform": 0, "normal": 1, "trunc_normal": 2, "words": 3}
+
 _MASK32 = np.uint64(0xFFFFFFFF)
 _SHIFT32 = np.uint64(32)
 TWO_POW_M23 = np.float32(2.0**-23)  # spacing of the signed uniform grid

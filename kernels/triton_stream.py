@@ -15,7 +15,7 @@ UNIFORM: tl.constexpr = tl.constexpr(0)
 NORMAL: tl.constexpr = tl.constexpr(1)
 TRUNC_NORMAL: tl.constexpr = tl.constexpr(2)
 WORDS: tl.constexpr = tl.constexpr(3)  # the raw words, bit-cast to float32 (sparse keys, tests)
-KINDS = {"uniform": 0, "normal": 1, "trunc_normal": 2, "words": 3}
+KINDS = ks.KINDS
 DTYPES = {"torch.float32": tl.float32, "torch.bfloat16": tl.bfloat16, "torch.float16": tl.float16,
           "torch.float64": tl.float64}
 

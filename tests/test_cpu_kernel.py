@@ -51,3 +51,15 @@ def test_backend_same_with_and_without_kernel(scheme, dtype, monkeypatch, rng):
         monkeypatch.delenv("GPUINIT_CPU_KERNEL")
         cpu_kernel.reset()
     assert np.array_equal(fast, slow) and np.array_equal(view, slow)
+
+
+def test_half_conversion_matches_numpy(rng):
+    """The kernels' float32 -> float16 rounding (normals, subnormals, overflow, ties) equals NumPy's."""
+    special = np.array([0.0, -0.0, 65504.0, 65519.99, 65520.0, 1e9, -1e9, 2.0**-14, 2.0**-24, 2.0**-25,
+                        2.0**-25 * 1.0000001, 3 * 2.0**-25, 6.1e-5, 1 + 2.0**-11, 1 + 3 * 2.0**-11], np.float32)
+    bits = rng.integers(0, 2**32, 2_000_000, dtype=np.uint64).astype(np.uint32)
+    x = np.concatenate([special, -special, bits.view(np.float32)])
+    x = x[np.isfinite(x)]
+    with np.errstate(over="ignore"):  # values past 65520 become inf, in both
+        ref = x.astype(np.float16).view(np.uint16)
+    assert np.array_equal(cpu_kernel.half_bits(lib, x), ref)

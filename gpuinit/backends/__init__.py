@@ -14,7 +14,8 @@ import numpy as np
 
 from ..errors import BackendUnavailableError
 
-_MODULES = {"numpy": "gpuinit.backends.numpy_backend", "triton": "gpuinit.backends.triton_backend"}
+_MODULES = {"numpy": "gpuinit.backends.numpy_backend", "triton": "gpuinit.backends.triton_backend",
+            "cupy": "gpuinit.backends.cupy_backend"}
 ENV_VAR = "GPUINIT_BACKEND"
 
 
@@ -45,7 +46,8 @@ def available_backends():
 
 
 def array_kind(array):
-    """'numpy', 'torch-cpu', 'torch-cuda', 'torch-meta', 'torch-<device>' or 'cupy', without importing anything."""
+    """'numpy', 'torch-<device>' (cpu, cuda, meta, ...), 'cupy' or 'dlpack-cuda' (another library's CUDA
+    array), without importing anything."""
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(array, torch.Tensor):
         return f"torch-{array.device.type}"
@@ -54,12 +56,15 @@ def array_kind(array):
         return "cupy"
     if isinstance(array, np.ndarray):
         return "numpy"
+    if hasattr(array, "__dlpack_device__") and array.__dlpack_device__()[0] == 2:  # kDLCUDA
+        return "dlpack-cuda"
     raise TypeError(f"gpuinit fills numpy arrays, torch tensors and cupy arrays, got {type(array).__module__}."
                     f"{type(array).__name__}")
 
 
 def default_name(kind):
-    return {"numpy": "numpy", "torch-cpu": "numpy", "torch-meta": "numpy", "torch-cuda": "triton", "cupy": "cupy"}.get(kind)
+    return {"numpy": "numpy", "torch-cpu": "numpy", "torch-meta": "numpy", "torch-cuda": "triton", "cupy": "cupy",
+            "dlpack-cuda": "cupy"}.get(kind)
 
 
 def select(array, backend=None):

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from .. import kernels
+from ..draws import kernel_params
+from ..kernels import numpy_stream
 
 KERNELS = Path(kernels.__file__).resolve().parent
 SOURCES = (KERNELS / "cuda" / "gpuinit_stream.cuh", KERNELS / "cpu" / "gpuinit_cpu.c")
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-std=c11")
-KINDS = {"uniform": 0, "normal": 1, "trunc_normal": 2}
 _lock = threading.Lock()
 _state = {}
 
@@ -79,8 +80,10 @@ def load():
                     _state["why"] = str(e)
                 else:
                     u64, ptr = ctypes.c_uint64, ctypes.c_void_p
-                    for fn in (lib.gi_cpu_fill_runs, lib.gi_cpu_fill_runs_bf16):
-                        fn.argtypes = [ctypes.POINTER(Params), ptr, u64, u64, u64, u64, ptr]
+                    lib.gi_cpu_fill_runs.argtypes = [ctypes.POINTER(Params), ptr, u64, u64, u64, u64, ptr]
+                    lib.gi_cpu_fill_runs_16.argtypes = [ctypes.POINTER(Params), ptr, u64, u64, u64, u64,
+                                                        ctypes.c_int, ptr]
+                    lib.gi_cpu_half_bits.argtypes = [ptr, u64, ptr]
                     lib.gi_cpu_words.argtypes = [u64, u64, u64, u64, ptr]
                     _state["lib"] = lib
         return _state["lib"]
@@ -98,23 +101,29 @@ def reset():
 
 
 def params(kind, p):
-    f32 = lambda k, d=0.0: float(np.float32(p.get(k, d)))
-    if kind == "normal":
-        return Params(KINDS[kind], 0, f32("std"), f32("mean"))
-    if kind == "uniform":
-        return Params(KINDS[kind], 0, f32("half_width"), f32("center"), f32("lo"), f32("hi"))
-    return Params(KINDS[kind], int(p["flip"]), f32("std"), f32("mean"), f32("lo"), f32("hi"), f32("p_lo"),
-                  f32("p_span"), f32("z_lo"), f32("z_hi"))
+    *values, flip = kernel_params(kind, p)
+    return Params(numpy_stream.KINDS[kind], flip, *(float(np.float32(v)) for v in values))
 
 
-def draw_values(lib, kind, p, starts, length, seed, stream, out=None, bf16=False):
-    """float32 [len(starts), length], as kernels.numpy_stream.draw_values computes it, written into
-    ``out`` (C-contiguous) when given; ``bf16``: ``out`` holds bfloat16 bits (int16), rounded once."""
+def draw_values(lib, kind, p, starts, length, seed, stream, out=None, store="float32"):
+    """[len(starts), length] values, as kernels.numpy_stream.draw_values computes them, written into
+    ``out`` (C-contiguous) when given. ``store``: "float32", or "bfloat16" / "float16" to write 16-bit
+    bit patterns (``out`` is any 2-byte dtype), rounded once to nearest even."""
     starts = np.ascontiguousarray(starts, dtype=np.uint64).reshape(-1)
     if out is None:
-        out = np.empty((len(starts), length), np.int16 if bf16 else np.float32)
-    fill = lib.gi_cpu_fill_runs_bf16 if bf16 else lib.gi_cpu_fill_runs
-    fill(ctypes.byref(params(kind, p)), starts.ctypes.data, len(starts), length, seed, stream, out.ctypes.data)
+        out = np.empty((len(starts), length), np.float32 if store == "float32" else np.uint16)
+    args = (ctypes.byref(params(kind, p)), starts.ctypes.data, len(starts), length, seed, stream)
+    if store == "float32":
+        lib.gi_cpu_fill_runs(*args, out.ctypes.data)
+    else:
+        lib.gi_cpu_fill_runs_16(*args, int(store == "float16"), out.ctypes.data)
+    return out
+
+
+def half_bits(lib, values):
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    out = np.empty(values.shape, np.uint16)
+    lib.gi_cpu_half_bits(values.ctypes.data, values.size, out.ctypes.data)
     return out
 
 

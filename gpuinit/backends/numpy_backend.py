@@ -104,13 +104,14 @@ def draw_values(kind, params, starts, length, seed, stream):
 def _fill_elementwise(view, bf16, draw, full_shape, offsets, seed, stream):
     lib = cpu_kernel.load()
 
+    store = "bfloat16" if bf16 else view.dtype.name
+
     def work(piece):
         index, _, starts, length = piece
         dst = view[index]
-        direct = dst.flags.c_contiguous and (bf16 or dst.dtype == np.float32)
-        if lib is not None and direct:  # written in place by the kernel, no copy
+        if lib is not None and dst.flags.c_contiguous and store != "float64":  # written in place, no copy
             out = dst.reshape(len(starts), length)
-            cpu_kernel.draw_values(lib, draw.kind, draw.params, starts, length, seed, stream, out=out, bf16=bf16)
+            cpu_kernel.draw_values(lib, draw.kind, draw.params, starts, length, seed, stream, out=out, store=store)
         else:
             _store(dst, draw_values(draw.kind, draw.params, starts, length, seed, stream), bf16)
 

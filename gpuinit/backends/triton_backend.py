@@ -8,7 +8,7 @@ import os
 import sys
 
 from .. import regions
-from ..draws import ELEMENTWISE
+from ..draws import ELEMENTWISE, kernel_params
 from ..structured import dirac_points, orthogonalize
 from .checks import check  # noqa: F401 - the backend interface
 
@@ -63,7 +63,7 @@ def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0):
     meta = torch.tensor(geo["meta"], dtype=torch.int64).to(out.device, non_blocking=True)
     grid = ((geo["numel"] // geo["run_len"]) * tiles,)
     kt.fill_kernel[grid](out, meta, seed & 0xFFFFFFFF, seed >> 32, stream & 0xFFFFFFFF, stream >> 32,
-                         *_kernel_params(kind, params), KIND=kt.KINDS[kind], SINGLE_RUN=geo["single_run"],
+                         *kernel_params(kind, params), KIND=kt.KINDS[kind], SINGLE_RUN=geo["single_run"],
                          CONTIGUOUS=geo["contiguous"], BLOCK=BLOCK, BRANCHES=params.get("branches", 3),
                          enable_fp_fusion=False)
 
@@ -92,7 +92,7 @@ def fill_group(items):
     for (device, dtype, kind, branches), members in groups.items():
         table, params, first = [], [], 0
         for t, draw, seed, stream in members:
-            p = _kernel_params(kind, draw.params)
+            p = kernel_params(kind, draw.params)
             table.append([t.data_ptr(), t.numel(), first, _signed64(seed), _signed64(stream), p[-1]])
             params.append(p[:-1])
             first += -(-((t.numel() + 3) // 4) // BLOCK)
@@ -110,18 +110,6 @@ def fill_group(items):
 
 def _signed64(x):
     return x - (1 << 64) if x >= 1 << 63 else x
-
-
-def _kernel_params(kind, p):
-    """(scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi, flip) for the kernel."""
-    if kind == "uniform":
-        return p["half_width"], p["center"], p["lo"], p["hi"], 0.0, 0.0, 0.0, 0.0, 0
-    if kind == "normal":
-        return p["std"], p["mean"], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0
-    if kind == "trunc_normal":
-        return (p["std"], p["mean"], p["lo"], p["hi"], p["p_lo"], p["p_span"], p["z_lo"], p["z_hi"],
-                int(p["flip"]))
-    return 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0  # words
 
 
 def words(device, shape, full_shape, offsets, seed, stream, base_index=0):

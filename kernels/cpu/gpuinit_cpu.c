@@ -69,16 +69,26 @@ void gi_cpu_fill_runs(const gi_params* p, const uint64_t* starts, uint64_t R, ui
   for (uint64_t r = 0; r < R; ++r) gi_cpu_fill(p, starts[r], L, seed, stream, out + r * L);
 }
 
-/* The same, stored as bfloat16 (round to nearest even), through a float32 buffer of one batch. */
-void gi_cpu_fill_runs_bf16(const gi_params* p, const uint64_t* starts, uint64_t R, uint64_t L, uint64_t seed,
-                           uint64_t stream, uint16_t* out) {
+/* The same, stored as 16-bit floats (round to nearest even) through a float32 buffer of one batch:
+ * bfloat16 when `half` is 0, float16 when it is 1. */
+void gi_cpu_fill_runs_16(const gi_params* p, const uint64_t* starts, uint64_t R, uint64_t L, uint64_t seed,
+                         uint64_t stream, int half, uint16_t* out) {
   float buf[4 * GI_BATCH];
   for (uint64_t r = 0; r < R; ++r)
     for (uint64_t t = 0; t < L; t += 4 * GI_BATCH) {
       uint64_t n = L - t < 4 * GI_BATCH ? L - t : 4 * GI_BATCH;
       gi_cpu_fill(p, starts[r] + t, n, seed, stream, buf);
-      for (uint64_t i = 0; i < n; ++i) out[r * L + t + i] = gi_bfloat16_bits(buf[i]);
+      uint16_t* o = out + r * L + t;
+      if (half)
+        for (uint64_t i = 0; i < n; ++i) o[i] = gi_half_bits(buf[i]);
+      else
+        for (uint64_t i = 0; i < n; ++i) o[i] = gi_bfloat16_bits(buf[i]);
     }
+}
+
+/* float32 -> float16 bits (the kernels' conversion; tests compare it with NumPy's). */
+void gi_cpu_half_bits(const float* in, uint64_t n, uint16_t* out) {
+  for (uint64_t i = 0; i < n; ++i) out[i] = gi_half_bits(in[i]);
 }
 
 /* Raw words of elements [start, start + n). */

@@ -59,7 +59,7 @@ GI_HD float gi_i2f(int32_t i) { float x; memcpy(&x, &i, 4); return x; }
 #define GI_U_MAX 0x1.fffffep-1f
 
 /* The kinds of elementwise draw and their float32 parameters (gpuinit/draws.py computes them). */
-enum { GI_UNIFORM = 0, GI_NORMAL = 1, GI_TRUNC_NORMAL = 2 };
+enum { GI_UNIFORM = 0, GI_NORMAL = 1, GI_TRUNC_NORMAL = 2, GI_WORDS = 3 /* raw words, bit-cast */ };
 typedef struct {
   int kind;
   int flip;     /* trunc: the interval was mirrored into the lower tail */
@@ -211,6 +211,21 @@ GI_HD float gi_trunc_standard(uint32_t w, float p_lo, float p_span, float z_lo, 
   return flip ? nz : z;
 }
 
+/* float32 -> float16 bits, round to nearest even, subnormals and overflow included (F. Giesen's
+ * float_to_half_fast3_rtne; the subnormal case aligns the mantissa by adding 0.5f). */
+GI_HD uint16_t gi_half_bits(float x) {
+  uint32_t u = (uint32_t)gi_f2i(x), sign = u & 0x80000000u, o;
+  u ^= sign;
+  if (u >= 0x47800000u) {          /* |x| >= 65536: inf (or NaN) */
+    o = u > 0x7F800000u ? 0x7E00u : 0x7C00u;
+  } else if (u < 0x38800000u) {    /* |x| < 2**-14: subnormal or zero */
+    o = (uint32_t)gi_f2i(GI_ADD(gi_i2f((int32_t)u), 0.5f)) - 0x3F000000u;
+  } else {
+    o = (u + 0xC8000FFFu + ((u >> 13) & 1u)) >> 13; /* rebias the exponent by (15 - 127) << 23, round */
+  }
+  return (uint16_t)(o | (sign >> 16));
+}
+
 /* float32 -> bfloat16 bits, round to nearest even (values are finite). */
 GI_HD uint16_t gi_bfloat16_bits(float x) {
   uint32_t b = (uint32_t)gi_f2i(x);
@@ -221,6 +236,10 @@ GI_HD uint16_t gi_bfloat16_bits(float x) {
 GI_HD void gi_block_values(uint64_t block, uint64_t stream, uint64_t seed, const gi_params* p, float v[4]) {
   uint32_t w[4];
   gi_philox(block, stream, seed, w);
+  if (p->kind == GI_WORDS) {
+    for (int i = 0; i < 4; ++i) v[i] = gi_i2f((int32_t)w[i]);
+    return;
+  }
   if (p->kind == GI_NORMAL) {
     gi_normal_pair(w[0], w[1], &v[0], &v[1]);
     gi_normal_pair(w[2], w[3], &v[2], &v[3]);
@@ -233,6 +252,18 @@ GI_HD void gi_block_values(uint64_t block, uint64_t stream, uint64_t seed, const
     x = GI_ADD(GI_MUL(x, p->scale), p->shift);
     v[i] = GI_CLAMP(x, p->lo, p->hi);
   }
+}
+
+/* sum(i_d * stride_d) for the row-major multi-index i of j in a 6-D shape (n0 implied; shape holds
+ * n1..n5): the kernels' walk over strided and sharded arrays (gpuinit/regions.py launch_geometry). */
+GI_HD long long gi_unravel(long long j, const long long* shape, const long long* stride) {
+  long long acc = 0;
+  for (int d = 0; d < 5; ++d) {
+    long long n = shape[4 - d];
+    acc += (j % n) * stride[5 - d];
+    j /= n;
+  }
+  return acc + j * stride[0];
 }
 
 #endif /* GPUINIT_STREAM_CUH */
