@@ -2,9 +2,9 @@
 (Without a device, tests/test_cuda_source.py compiles the same kernels with NVRTC and nvcc.)"""
 import numpy as np
 import pytest
+from conftest import fresh_seed
 
 import gpuinit
-from conftest import fresh_seed
 from gpuinit.backends import cupy_backend
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(cupy_backend.available() is not None,
