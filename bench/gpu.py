@@ -31,6 +31,9 @@ COLS = 8192  # buffers are seen as (n / 8192, 8192) matrices, so that fans exist
 
 
 class Timer:
+    """Median seconds of ``fn`` after a warm-up: CUDA events on the current stream (cupy's work runs on
+    the same legacy default stream), perf_counter on the CPU."""
+
     def __init__(self, device):
         self.cuda = device.type == "cuda"
 
@@ -65,15 +68,34 @@ def peak_extra(fn, device):
 
 
 def cupy_peers(n, dtype):
-    """cupy.random draws of the same size (they allocate their output), where cupy runs."""
-    try:
-        import cupy
-    except ImportError:
+    """cupy.random draws of the same size (they allocate their output), where the cupy backend runs."""
+    from gpuinit.backends import cupy_backend
+
+    if cupy_backend.available() is not None or dtype != torch.float32:
         return {}
-    if dtype != torch.float32:
-        return {}
+    import cupy
+
     return {"uniform": lambda: cupy.random.random(n, dtype=cupy.float32),
             "normal": lambda: cupy.random.standard_normal(n, dtype=cupy.float32)}
+
+
+def cupy_rows(timer, n, repeat):
+    """The CuPy backend on a cupy float32 buffer: ceiling ``fill(1.0)``, each scheme, cupy.random."""
+    import cupy
+
+    buf = cupy.empty(n, dtype=cupy.float32)
+    view, nbytes = buf.reshape(-1, min(COLS, n)), n * 4
+    ceiling = timer(lambda: buf.fill(1.0), repeat)
+    rows = [row(n, torch.float32, "cupy: fill (ceiling)", ceiling, nbytes, ceiling)]
+    peers = cupy_peers(n, torch.float32)
+    for name, (scheme, params, _) in SCHEMES.items():
+        t = timer(lambda scheme=scheme, params=params: gpuinit.init_(view, scheme, seed=1, **params), repeat)
+        r = row(n, torch.float32, f"cupy: {name}", t, nbytes, ceiling)
+        if name in peers:
+            r["cupy_s"] = timer(peers[name], repeat)
+            r["vs_cupy"] = r["cupy_s"] / t
+        rows.append(r)
+    return rows
 
 
 def run(device, sizes, dtypes, repeat):
@@ -83,6 +105,8 @@ def run(device, sizes, dtypes, repeat):
             rows += buffer_rows(device, timer, n, dtype, repeat)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
+        if device.type == "cuda" and cupy_peers(n, torch.float32):
+            rows += cupy_rows(timer, n, repeat)
     rows += orthogonal_rows(device, timer, dtypes, size=8192 if device.type == "cuda" else 64)
     return rows
 
