@@ -1,7 +1,8 @@
 """``init_``: fill an array in place with a scheme, on the backend its type calls for."""
 import sys
 
-from . import backends, regions, schemes, seeding
+from . import backends, distributed, regions, schemes, seeding
+from .errors import InitError
 
 
 def init_(array, scheme, *, seed=None, stream=0, in_axis=1, out_axis=0, batch_axis=(), full_shape=None,
@@ -18,6 +19,7 @@ def init_(array, scheme, *, seed=None, stream=0, in_axis=1, out_axis=0, batch_ax
             and the axes that hold independent copies (no part in the fans).
         full_shape, offsets: ``array`` is the block of a larger logical tensor that starts at
             ``offsets``; fans come from ``full_shape`` and the values equal those of the full tensor.
+            A DTensor (Shard / Replicate placements) gives its own: each rank fills its local shard.
         backend: "numpy", "triton" or "cupy"; default from the array type or $GPUINIT_BACKEND.
         **params: the scheme's parameters (``gain=``, ``mode=``, ``a=``, ...).
 
@@ -27,6 +29,13 @@ def init_(array, scheme, *, seed=None, stream=0, in_axis=1, out_axis=0, batch_ax
     >>> w = gpuinit.init_(np.empty((256, 128), np.float32), "kaiming_uniform", seed=0, a=5 ** 0.5)
     """
     name, params, seed = _resolve_scheme(scheme, params, seed)
+    if distributed.is_dtensor(array):  # fill the local shard as its block of the global tensor
+        if full_shape is not None or offsets is not None:
+            raise InitError("a DTensor carries its own global shape and offsets: pass neither full_shape nor offsets")
+        local, full_shape, offsets = distributed.local_block(array)
+        init_(local, name, seed=seed, stream=stream, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis,
+              full_shape=full_shape, offsets=offsets, backend=backend, **params)
+        return array
     module = backends.select(array, backend)
     module.check(array)
     full_shape, offsets = regions.check_region(tuple(array.shape), full_shape, offsets)

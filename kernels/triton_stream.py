@@ -227,8 +227,9 @@ def group_kernel(table_ptr, params_ptr, n_tensors, OUT_DTYPE: tl.constexpr, KIND
                  BLOCK: tl.constexpr, BRANCHES: tl.constexpr = 3):
     """Fill a list of contiguous tensors of one dtype and one draw kind in one launch.
 
-    ``table`` (int64, a row per tensor): address, numel, first tile, seed, stream, flip; rows sorted
-    by first tile. ``params`` (float32, a row per tensor): scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi.
+    ``table`` (int64, a row per tensor): address, numel, first tile, seed, stream, flip, start (the
+    logical index of the tensor's first element: a row shard holds one run); rows sorted by first tile.
+    ``params`` (float32, a row per tensor): scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi.
     """
     pid = tl.program_id(0).to(tl.int64)
     lo_row = 0
@@ -236,16 +237,16 @@ def group_kernel(table_ptr, params_ptr, n_tensors, OUT_DTYPE: tl.constexpr, KIND
     for _ in tl.static_range(32):  # binary search, n_tensors < 2**32
         active = hi_row - lo_row > 1
         mid = (lo_row + hi_row) // 2
-        go_right = tl.load(table_ptr + mid * 6 + 2) <= pid
+        go_right = tl.load(table_ptr + mid * 7 + 2) <= pid
         lo_row = tl.where(active & go_right, mid, lo_row)
         hi_row = tl.where(active & (not go_right), mid, hi_row)
-    row = table_ptr + lo_row * 6
+    row = table_ptr + lo_row * 7
     out_ptr = tl.load(row).to(tl.pointer_type(OUT_DTYPE))
     numel = tl.load(row + 1)
     seed = tl.load(row + 3)
     stream = tl.load(row + 4)
     prm = params_ptr + lo_row * 8
-    values, t = _tile(numel * 0, pid - tl.load(row + 2), (seed & 0xFFFFFFFF).to(tl.uint32),
+    values, t = _tile(tl.load(row + 6), pid - tl.load(row + 2), (seed & 0xFFFFFFFF).to(tl.uint32),
                       ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32), (stream & 0xFFFFFFFF).to(tl.uint32),
                       ((stream >> 32) & 0xFFFFFFFF).to(tl.uint32), tl.load(prm), tl.load(prm + 1), tl.load(prm + 2),
                       tl.load(prm + 3), tl.load(prm + 4), tl.load(prm + 5), tl.load(prm + 6), tl.load(prm + 7),

@@ -11,7 +11,7 @@ from conftest import fresh_seed
 from gpuinit.kernels import numpy_stream as ks
 
 import gpuinit
-from gpuinit.backends import triton_backend
+from gpuinit.backends import numpy_backend, triton_backend
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 DTYPES = [torch.float32, torch.bfloat16, torch.float16, torch.float64]
@@ -114,9 +114,12 @@ def test_grouped_launch_equals_single_fills(rng):
              ((40, 40), torch.float32, draws.trunc_normal(0.0, 1.0, 3.0, 9.0))]
     items = [(torch.empty(shape, dtype=dt, device=DEVICE), d, fresh_seed(rng), fresh_seed(rng)) for shape, dt, d in specs]
     items.append((torch.empty(12, 10, device=DEVICE).T, draws.normal(0.0, 1.0), 5, 6))  # strided: its own launch
-    # (f32, normal), (bf16, uniform), (f32, trunc, 1 erfinv branch), (f32, trunc, 3 branches), the strided one
-    assert triton_backend.fill_group(items) == 4 + 1
-    for t, d, seed, stream in items:
-        ref = gpuinit.backends.numpy_backend.fill(torch.empty(t.shape, dtype=t.dtype), d, tuple(t.shape),
-                                                  (0,) * t.dim(), seed, stream)
+    items.append((torch.empty(3, 10, device=DEVICE), draws.normal(0.0, 1.0), 5, 6, (9, 10), (5, 0)))  # a row shard
+    items.append((torch.empty(9, 3, device=DEVICE), draws.normal(0.0, 1.0), 5, 6, (9, 10), (0, 5)))  # a column one
+    # (f32, normal) with the row shard, (bf16, uniform), (f32, trunc, 1 erfinv branch), (f32, trunc, 3 branches),
+    # then the strided tensor and the column shard, one launch each
+    assert triton_backend.fill_group(items) == 4 + 2
+    for t, d, seed, stream, *region in items:
+        full_shape, offsets = region or (tuple(t.shape), (0,) * t.dim())
+        ref = numpy_backend.fill(torch.empty(t.shape, dtype=t.dtype), d, full_shape, offsets, seed, stream)
         assert torch.equal(t.cpu(), ref)

@@ -70,32 +70,35 @@ def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0):
 
 def fill_group(items):
     """Fill many tensors, each with its own elementwise draw, seed and stream: one kernel launch per
-    (device, dtype, kind, erfinv branches) for contiguous tensors, one launch each for the others.
+    (device, dtype, kind, erfinv branches) for the contiguous ones that hold a single run of logical
+    indices (whole tensors, row shards), one launch each for the others.
 
-    ``items``: (tensor, Draw, seed, stream), each tensor a whole logical tensor. Returns the number of
-    kernel launches made.
+    ``items``: (tensor, Draw, seed, stream) for whole tensors, or (tensor, Draw, seed, stream,
+    full_shape, offsets) for blocks. Returns the number of kernel launches made.
     """
     import torch
 
     from ..kernels import triton_stream as kt
 
     groups, launches = {}, 0
-    for t, draw, seed, stream in items:
+    for t, draw, seed, stream, *region in items:
+        full_shape, offsets = region or (tuple(t.shape), (0,) * t.dim())
         if t.numel() == 0:
             continue
-        if t.is_contiguous() and draw.kind in ELEMENTWISE:
+        geo = regions.launch_geometry(t.shape, t.stride(), full_shape, offsets)
+        if draw.kind in ELEMENTWISE and geo["contiguous"] and geo["single_run"]:
             key = (t.device, t.dtype, draw.kind, draw.params.get("branches", 3))
-            groups.setdefault(key, []).append((t, draw, seed, stream))
+            groups.setdefault(key, []).append((t, draw, seed, stream, geo["meta"][0]))
         else:
-            fill(t, draw, tuple(t.shape), (0,) * t.dim(), seed, stream)
+            fill(t, draw, full_shape, offsets, seed, stream)
             launches += 1
     for (device, dtype, kind, branches), members in groups.items():
         table, params, first = [], [], 0
-        for t, draw, seed, stream in members:
-            p = kernel_params(kind, draw.params)
-            table.append([t.data_ptr(), t.numel(), first, _signed64(seed), _signed64(stream), p[-1]])
-            params.append(p[:-1])
-            first += -(-((t.numel() + 3) // 4) // BLOCK)
+        for t, draw, seed, stream, start in members:
+            *p, flip = kernel_params(kind, draw.params)
+            table.append([t.data_ptr(), t.numel(), first, _signed64(seed), _signed64(stream), flip, start])
+            params.append(p)
+            first += -(-((start % 4 + t.numel() + 3) // 4) // BLOCK)
         table = torch.tensor(table, dtype=torch.int64).to(device)
         params = torch.tensor(params, dtype=torch.float32).to(device)
         with torch.no_grad():
