@@ -5,6 +5,7 @@
 """
 from .api import init_
 from .backends import available_backends
+from .distributed import fingerprint
 from .errors import BackendUnavailableError, InitError, ZeroFanError
 from .kernels.numpy_stream import philox4x32
 from .schemes import SCHEMES, calculate_gain
@@ -18,16 +19,26 @@ __all__ = [
     "ZeroFanError",
     "available_backends",
     "calculate_gain",
+    "fingerprint",
     "init_",
+    "init_module",
     "initializers",
     "manual_seed",
+    "models",
     "nn",
     "philox4x32",
 ]
 
 
+def init_module(module, recipe="torch", *, seed, device=None, rules=None, progress=None):
+    """Materialize a torch module and fill every parameter and buffer: see gpuinit.modules.init_module."""
+    from .modules import init_module as _init_module
+
+    return _init_module(module, recipe, seed=seed, device=device, rules=rules, progress=progress)
+
+
 def __getattr__(name):
-    if name in ("initializers", "nn"):
+    if name in ("initializers", "nn", "models", "modules"):
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")

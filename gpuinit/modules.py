@@ -1,0 +1,314 @@
+"""``init_module``: a torch module, typically built on the meta device, materialized and filled in place.
+
+Each parameter's values come from the stream named by its fully qualified name (``stream_of``), so
+they do not depend on construction order, on how many parameters exist elsewhere, or on which rank
+holds which shard. A recipe says what each layer type draws; ``rules`` override it by name.
+"""
+import fnmatch
+import math
+import sys
+import time
+
+from . import backends, distributed, schemes, seeding
+from .errors import InitError
+
+SQRT5 = math.sqrt(5.0)  # nn.Linear / nn.Conv*: kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+GPT2_STD = 0.02
+RESIDUAL_NAMES = ("c_proj", "o_proj", "out_proj", "down_proj", "wo", "w2", "fc2", "dense_4h_to_h")
+ONES, ZEROS = ("ones", {}), ("zeros", {})
+
+
+# ---- what each layer draws ------------------------------------------------------------------------
+
+def _kinds(m):
+    from torch import nn
+
+    if isinstance(m, nn.MultiheadAttention):
+        return "mha"
+    if isinstance(m, nn.Linear):
+        return "linear"
+    if isinstance(m, nn.modules.conv._ConvNd):
+        return "conv"
+    if isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
+        return "embedding"
+    norms = (nn.LayerNorm, nn.RMSNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)
+    if isinstance(m, norms) or (type(m).__name__.endswith("Norm") and _vector_params(m)):
+        return "norm"
+    return None
+
+
+def _vector_params(m):
+    params = dict(m.named_parameters(recurse=False))
+    return bool(params) and set(params) <= {"weight", "bias"} and all(p.dim() == 1 for p in params.values())
+
+
+def _torch_bias(weight):
+    fan_in = weight.shape[1] * math.prod(weight.shape[2:]) if weight.dim() > 1 else weight.shape[0]
+    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    return ("uniform", {"a": -bound, "b": bound}) if bound > 0 else ZEROS
+
+
+def recipe_torch(kind, m, name, ctx):
+    """Each layer's own ``reset_parameters`` distribution (torch.nn defaults)."""
+    if kind in ("linear", "conv"):
+        return {"weight": ("kaiming_uniform", {"a": SQRT5}), "bias": _torch_bias(m.weight)}.get(name)
+    if kind == "embedding":
+        return ("normal", {}) if name == "weight" else None
+    if kind == "mha":
+        xavier = ("xavier_uniform", {})
+        return {"in_proj_weight": xavier, "q_proj_weight": xavier, "k_proj_weight": xavier, "v_proj_weight": xavier,
+                "in_proj_bias": ZEROS, "out_proj.bias": ZEROS, "bias_k": ("xavier_normal", {}),
+                "bias_v": ("xavier_normal", {})}.get(name)
+    return None
+
+
+def _weights(weight_spec):
+    """A recipe with ``weight_spec`` for weights (linear, conv, embedding, attention) and zero biases."""
+
+    def recipe(kind, m, name, ctx):
+        if kind in ("linear", "conv", "embedding", "mha"):
+            if name.endswith("bias") or name in ("bias_k", "bias_v"):
+                return ZEROS
+            return weight_spec(ctx, name)
+        return None
+
+    return recipe
+
+
+def _gpt2_weight(ctx, name):
+    residual = name == "weight" and ctx["module_name"].rsplit(".", 1)[-1] in RESIDUAL_NAMES
+    return ("normal", {"std": GPT2_STD / math.sqrt(2 * ctx["n_layers"]) if residual else GPT2_STD})
+
+
+def _hf_weight(ctx, name):
+    config = getattr(ctx["root"], "config", None)
+    std = getattr(config, "initializer_range", None)
+    if std is None:
+        raise InitError("recipe 'hf' needs a Hugging Face model: the module has no config.initializer_range")
+    return ("normal", {"std": std})
+
+
+RECIPES = {
+    "torch": recipe_torch,
+    "gpt2": _weights(_gpt2_weight),
+    "xavier": _weights(lambda ctx, name: ("xavier_uniform", {})),
+    "he": _weights(lambda ctx, name: ("kaiming_normal", {"nonlinearity": "relu"})),
+    "lecun": _weights(lambda ctx, name: ("lecun_normal", {})),
+    "hf": _weights(_hf_weight),
+}
+
+
+def _spec(recipe, kind, m, name, ctx):
+    if kind == "norm":
+        return {"weight": ONES, "bias": ZEROS}.get(name)
+    return None if kind is None else recipe(kind, m, name, ctx)
+
+
+# ---- planning (everything checked before anything is written) --------------------------------------
+
+def _check_rules(rules):
+    out = []
+    for rule in rules or ():
+        if not (isinstance(rule, (tuple, list)) and len(rule) in (2, 3) and isinstance(rule[0], str)):
+            raise InitError(f"a rule is (name pattern, scheme) or (name pattern, scheme, params), got {rule!r}")
+        pattern, scheme, params = (*rule, {}) if len(rule) == 2 else rule
+        schemes.resolve(scheme)
+        out.append((pattern, scheme, dict(params)))
+    return out
+
+
+def _rule_for(fqn, rules):
+    return next(((scheme, params) for pattern, scheme, params in rules if fnmatch.fnmatchcase(fqn, pattern)), None)
+
+
+def plan_module(module, recipe="torch", rules=None):
+    """[(fully qualified name, tensor, (scheme, params))] for every parameter; raises for any not covered."""
+    if recipe not in RECIPES:
+        raise InitError(f"unknown recipe {recipe!r}; recipes: {sorted(RECIPES)}")
+    rules = _check_rules(rules)
+    residuals = sum(1 for n, _ in module.named_modules() if n.rsplit(".", 1)[-1] in RESIDUAL_NAMES)
+    ctx = {"root": module, "n_layers": max(1, residuals // 2)}
+    specs, owners = {}, {}
+    for mname, m in module.named_modules():
+        kind = _kinds(m)
+        ctx["module_name"] = mname
+        for pname, p in m.named_parameters(recurse=False):
+            fqn = f"{mname}.{pname}" if mname else pname
+            owners[fqn] = (m, p)
+            specs.setdefault(fqn, _spec(RECIPES[recipe], kind, m, pname, ctx))
+        if kind == "mha" and m.out_proj.bias is not None:  # MultiheadAttention zeroes its out_proj's bias
+            specs[f"{mname}.out_proj.bias" if mname else "out_proj.bias"] = _spec(RECIPES[recipe], kind, m,
+                                                                                   "out_proj.bias", ctx)
+    plan, missing = [], []
+    for fqn, (m, p) in owners.items():
+        spec = _rule_for(fqn, rules) or specs.get(fqn)
+        if spec is None:
+            missing.append(f"{fqn} ({type(m).__name__})")
+        plan.append((fqn, p, spec, m))
+    if missing:
+        raise InitError(f"recipe {recipe!r} and the rules cover no scheme for: {', '.join(missing)}; add a rule "
+                        "(name pattern, scheme, params) for them")
+    return plan
+
+
+# ---- init_module -------------------------------------------------------------------------------------
+
+def init_module(module, recipe="torch", *, seed, device=None, rules=None, progress=None):
+    """Materialize ``module`` (``to_empty`` on ``device`` when it is on the meta device) and fill every
+    parameter and buffer in place; return it.
+
+    Args:
+        recipe: "torch" (each layer's default ``reset_parameters`` distribution), "gpt2" (normal 0.02,
+            residual output projections scaled by 1/sqrt(2 * layers), zero biases, unit norms),
+            "xavier", "he", "lecun" (weights by the scheme, biases zero), "hf" (a Hugging Face
+            model's own ``_init_weights``: normal ``config.initializer_range``).
+        seed: 64-bit; a parameter's values are a function of (seed, its fully qualified name, index).
+        device: where a meta module is materialized (default: CUDA when available, else CPU).
+        rules: ordered ``(name pattern, scheme, params)`` overriding the recipe (``fnmatch`` patterns on
+            fully qualified names of parameters and buffers), e.g. ``("*.wo.weight", "normal", {"std": 0.002})``.
+        progress: a progress bar: True, False, or None (shown when a CPU fill is large and stderr is a tty).
+
+    Buffers that are not parameters are restored as the module defines them: ``reset_running_stats()``
+    (batch norm), ``reset_buffers()`` (e.g. rotary caches), a Hugging Face rotary embedding's
+    ``rope_init_fn``, or a rule; a buffer of a meta module that none of these covers is an error.
+    Parameters are DTensors under FSDP2 / tensor parallelism: each rank fills its local shard.
+    """
+    import torch
+
+    seed = seeding.check_u64("seed", seed)
+    plan = plan_module(module, recipe, rules)
+    rules = _check_rules(rules)
+    was_meta = any(t.is_meta for t in _tensors(module))
+    buffer_plan = _plan_buffers(module, rules, was_meta)
+    if was_meta:
+        module.to_empty(device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    elif device is not None:
+        module.to(device)
+    jobs = [(fqn, _param(module, fqn), spec, m) for fqn, _, spec, m in plan]  # to_empty may swap the tensors
+    fills = [_prepare(fqn, t, spec, seed) for fqn, t, spec, _ in jobs]  # every check before the first write
+    with torch.no_grad():
+        _run(fills, progress)
+        for fqn, t, _, m in jobs:
+            _zero_padding_row(m, fqn, t)
+        for action in buffer_plan:
+            action(module, seed)
+    return module
+
+
+def _tensors(module):
+    yield from module.parameters()
+    yield from module.buffers()
+
+
+def _param(module, fqn):
+    owner, _, name = fqn.rpartition(".")
+    return getattr(module.get_submodule(owner) if owner else module, name)
+
+
+def _prepare(fqn, t, spec, seed):
+    """(local tensor, Draw, full shape, offsets, seed, stream, backend module) for one parameter."""
+    scheme, params = spec
+    local, full_shape, offsets = distributed.local_block(t) if distributed.is_dtensor(t) else (
+        t, tuple(t.shape), (0,) * t.dim())
+    draw = schemes.plan(scheme, schemes.Layout.of(full_shape), params)
+    module = backends.select(local)
+    module.check(local)
+    return local, draw, full_shape, offsets, seed, distributed.stream_of(fqn), module, fqn
+
+
+def _run(fills, progress):
+    grouped = [f for f in fills if f[6].NAME == "triton"]
+    if grouped:  # one launch per dtype and draw kind (gpuinit/backends/triton_backend.py fill_group)
+        f0 = grouped[0][6]
+        f0.fill_group([(t, d, seed, stream, full, off) for t, d, full, off, seed, stream, *_ in grouped])
+    rest = [f for f in fills if f[6].NAME != "triton"]
+    total = sum(f[0].numel() for f in rest)
+    show = progress if progress is not None else (total > 50_000_000 and sys.stderr.isatty())
+    bar = _progress_bar(total) if show and rest else None
+    for t, d, full, off, seed, stream, backend, fqn in rest:
+        if t.numel():
+            backend.fill(t, d, full, off, seed, stream)
+        if bar:
+            bar(t.numel(), fqn)
+    if bar:
+        bar(0, None)
+
+
+def _progress_bar(total):
+    """A rich progress bar (or plain stderr lines without rich): call with (elements done, name)."""
+    try:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    except ImportError:
+        start = time.perf_counter()
+
+        def plain(n, name, done=[0]):  # noqa: B006 - a counter shared by the calls of one bar
+            done[0] += n
+            if name is None or done[0] == total:
+                print(f"gpuinit: {done[0] / 1e6:.0f}M elements in {time.perf_counter() - start:.1f} s",
+                      file=sys.stderr)
+
+        return plain
+    bar = Progress(TextColumn("gpuinit"), BarColumn(), TextColumn("{task.completed:,.0f} elements"),
+                   TimeRemainingColumn(), transient=False)
+    task = bar.add_task("fill", total=total)
+    bar.start()
+
+    def advance(n, name):
+        bar.update(task, advance=n, description=name or "")
+        if name is None:
+            bar.stop()
+
+    return advance
+
+
+def _zero_padding_row(m, fqn, t):
+    """Embeddings keep their padding row at zero (the same on every recipe, as torch and HF do)."""
+    pad = getattr(m, "padding_idx", None)
+    if pad is None or not fqn.endswith("weight") or _kinds(m) != "embedding":
+        return
+    local, _, offsets = distributed.local_block(t) if distributed.is_dtensor(t) else (t, None, (0, 0))
+    row = pad - offsets[0]
+    if 0 <= row < local.shape[0]:
+        local[row].zero_()
+
+
+def _plan_buffers(module, rules, was_meta):
+    """Actions that restore every buffer; raises (before any write) for a meta buffer nothing restores."""
+    actions, missing = [], []
+    for mname, m in module.named_modules():
+        names = [n for n, _ in m.named_buffers(recurse=False)]
+        if not names:
+            continue
+        ruled = {n: _rule_for(f"{mname}.{n}" if mname else n, rules) for n in names}
+        if hasattr(m, "reset_running_stats"):
+            actions.append(lambda root, seed, mname=mname: root.get_submodule(mname).reset_running_stats())
+        elif hasattr(m, "reset_buffers"):
+            actions.append(lambda root, seed, mname=mname: root.get_submodule(mname).reset_buffers())
+        elif hasattr(m, "rope_init_fn") and hasattr(m, "config"):
+            actions.append(lambda root, seed, mname=mname: _hf_rotary(root.get_submodule(mname)))
+        elif was_meta and not all(ruled.values()):
+            missing += [f"{mname}.{n}" if mname else n for n in names if not ruled[n]]
+        for n, spec in ruled.items():
+            if spec:
+                fqn = f"{mname}.{n}" if mname else n
+                actions.append(lambda root, seed, fqn=fqn, spec=spec: _fill_buffer(root, fqn, spec, seed))
+    if missing:
+        raise InitError(f"no way to restore the buffers {', '.join(missing)} after materializing from the meta "
+                        "device: give their module a reset_buffers() method or add a rule for them")
+    return actions
+
+
+def _fill_buffer(root, fqn, spec, seed):
+    from .api import init_
+
+    init_(_param(root, fqn), spec[0], seed=seed, stream=distributed.stream_of(fqn), **spec[1])
+
+
+def _hf_rotary(m):
+    """A Hugging Face rotary embedding recomputes its inverse frequencies as its __init__ does."""
+    inv_freq, m.attention_scaling = m.rope_init_fn(m.config, m.inv_freq.device)
+    m.inv_freq.copy_(inv_freq)
+    if "original_inv_freq" in m._buffers:
+        m.original_inv_freq.copy_(inv_freq)
+    elif hasattr(m, "original_inv_freq"):
+        m.original_inv_freq = m.inv_freq
