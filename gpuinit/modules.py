@@ -169,8 +169,9 @@ def init_module(module, recipe="torch", *, seed, device=None, rules=None, progre
         progress: a progress bar: True, False, or None (shown when a CPU fill is large and stderr is a tty).
 
     Buffers that are not parameters are restored as the module defines them: ``reset_running_stats()``
-    (batch norm), ``reset_buffers()`` (e.g. rotary caches), a Hugging Face rotary embedding's
-    ``rope_init_fn``, or a rule; a buffer of a meta module that none of these covers is an error.
+    (batch norm), ``reset_buffers()`` (e.g. rotary caches), a Hugging Face model's ``_init_weights`` for
+    its parameter-free modules (rotary embeddings), or a rule; a buffer of a meta module that none of
+    these covers is an error.
     Parameters are DTensors under FSDP2 / tensor parallelism: each rank fills its local shard.
     """
     import torch
@@ -217,19 +218,21 @@ def _prepare(fqn, t, spec, seed):
 
 
 def _run(fills, progress):
-    grouped = [f for f in fills if f[6].NAME == "triton"]
-    if grouped:  # one launch per dtype and draw kind (gpuinit/backends/triton_backend.py fill_group)
-        f0 = grouped[0][6]
-        f0.fill_group([(t, d, seed, stream, full, off) for t, d, full, off, seed, stream, *_ in grouped])
-    rest = [f for f in fills if f[6].NAME != "triton"]
-    total = sum(f[0].numel() for f in rest)
+    """Every backend fills its tensors as a group: one kernel launch per dtype and draw kind on a GPU,
+    one shared thread pool over all tensors' pieces on the CPU (in slices, for the progress bar)."""
+    by_backend = {}
+    for f in fills:
+        by_backend.setdefault(f[6], []).append(f)
+    total = sum(f[0].numel() for f in fills if f[6].NAME == "numpy")
     show = progress if progress is not None else (total > 50_000_000 and sys.stderr.isatty())
-    bar = _progress_bar(total) if show and rest else None
-    for t, d, full, off, seed, stream, backend, fqn in rest:
-        if t.numel():
-            backend.fill(t, d, full, off, seed, stream)
-        if bar:
-            bar(t.numel(), fqn)
+    bar = _progress_bar(total) if show else None
+    for backend, group in by_backend.items():
+        step = max(1, len(group) // 20) if bar and backend.NAME == "numpy" else len(group)
+        for i in range(0, len(group), step):
+            part = group[i:i + step]
+            backend.fill_group([(t, d, seed, stream, full, off) for t, d, full, off, seed, stream, *_ in part])
+            if bar and backend.NAME == "numpy":
+                bar(sum(f[0].numel() for f in part), part[-1][7])
     if bar:
         bar(0, None)
 
@@ -284,8 +287,9 @@ def _plan_buffers(module, rules, was_meta):
             actions.append(lambda root, seed, mname=mname: root.get_submodule(mname).reset_running_stats())
         elif hasattr(m, "reset_buffers"):
             actions.append(lambda root, seed, mname=mname: root.get_submodule(mname).reset_buffers())
-        elif hasattr(m, "rope_init_fn") and hasattr(m, "config"):
-            actions.append(lambda root, seed, mname=mname: _hf_rotary(root.get_submodule(mname)))
+        elif hasattr(module, "_init_weights") and not any(True for _ in m.parameters(recurse=False)):
+            # a Hugging Face model restores a parameter-free module's buffers (rotary tables) itself
+            actions.append(lambda root, seed, mname=mname: root._init_weights(root.get_submodule(mname)))
         elif was_meta and not all(ruled.values()):
             missing += [f"{mname}.{n}" if mname else n for n in names if not ruled[n]]
         for n, spec in ruled.items():
@@ -302,13 +306,3 @@ def _fill_buffer(root, fqn, spec, seed):
     from .api import init_
 
     init_(_param(root, fqn), spec[0], seed=seed, stream=distributed.stream_of(fqn), **spec[1])
-
-
-def _hf_rotary(m):
-    """A Hugging Face rotary embedding recomputes its inverse frequencies as its __init__ does."""
-    inv_freq, m.attention_scaling = m.rope_init_fn(m.config, m.inv_freq.device)
-    m.inv_freq.copy_(inv_freq)
-    if "original_inv_freq" in m._buffers:
-        m.original_inv_freq.copy_(inv_freq)
-    elif hasattr(m, "original_inv_freq"):
-        m.original_inv_freq = m.inv_freq

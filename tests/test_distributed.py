@@ -2,11 +2,11 @@
 bits of single-process init, and the same fingerprints."""
 import socket
 
+import dist_worker
 import pytest
 import torch
 import torch.multiprocessing as mp
 
-import dist_worker
 import gpuinit
 from gpuinit.models import Llama
 

@@ -141,3 +141,11 @@ def _sparse(a, p, full_shape, offsets, seed, stream):
 
 
 _STRUCTURED = {"constant": _constant, "eye": _eye, "dirac": _dirac, "orthogonal": _orthogonal, "sparse": _sparse}
+
+
+def fill_group(items):
+    """Fill many arrays: (array, Draw, seed, stream[, full_shape, offsets]), one launch each."""
+    for array, draw, seed, stream, *region in items:
+        full_shape, offsets = region or (tuple(array.shape), (0,) * len(array.shape))
+        fill(array, draw, full_shape, offsets, seed, stream)
+    return len(items)

@@ -101,9 +101,9 @@ def draw_values(kind, params, starts, length, seed, stream):
     return ks.draw_values(kind, params, starts, length, seed, stream)
 
 
-def _fill_elementwise(view, bf16, draw, full_shape, offsets, seed, stream):
+def _piece_work(view, bf16, draw, full_shape, offsets, seed, stream):
+    """One callable per piece of an elementwise fill; pieces are independent (any thread, any order)."""
     lib = cpu_kernel.load()
-
     store = "bfloat16" if bf16 else view.dtype.name
 
     def work(piece):
@@ -115,13 +115,37 @@ def _fill_elementwise(view, bf16, draw, full_shape, offsets, seed, stream):
         else:
             _store(dst, draw_values(draw.kind, draw.params, starts, length, seed, stream), bf16)
 
-    todo = regions.pieces(view.shape, full_shape, offsets, CHUNK)
-    if view.size <= CHUNK or num_threads() == 1:
-        for piece in todo:
-            work(piece)
+    return [lambda piece=piece: work(piece) for piece in regions.pieces(view.shape, full_shape, offsets, CHUNK)]
+
+
+def _run_all(tasks):
+    if len(tasks) <= 1 or num_threads() == 1:
+        for task in tasks:
+            task()
     else:
-        for _ in _executor().map(work, todo):
+        for _ in _executor().map(lambda task: task(), tasks):
             pass
+
+
+def _fill_elementwise(view, bf16, draw, full_shape, offsets, seed, stream):
+    _run_all(_piece_work(view, bf16, draw, full_shape, offsets, seed, stream))
+
+
+def fill_group(items):
+    """Fill many arrays: (array, Draw, seed, stream[, full_shape, offsets]). The pieces of all elementwise
+    fills share the thread pool at once (no barrier between arrays); returns the number of arrays."""
+    tasks = []
+    for array, draw, seed, stream, *region in items:
+        full_shape, offsets = region or (tuple(array.shape), (0,) * len(array.shape))
+        if draw.kind in ELEMENTWISE:
+            view, bf16 = _numpy_view(array)
+            tasks += _piece_work(view, bf16, draw, full_shape, offsets, seed, stream)
+        else:
+            fill(array, draw, full_shape, offsets, seed, stream)
+    _run_all(tasks)
+    for array, *_ in items:
+        _bump_version(array)
+    return len(items)
 
 
 def _scalar(value, bf16):

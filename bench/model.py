@@ -1,0 +1,141 @@
+"""Whole-model benchmark: the time and peak memory to get a ready model, three ways, in one run.
+
+- gpuinit: build on the meta device, then ``gpuinit.init_module`` (materialize and fill)
+- torch default: build on the device (each layer's ``reset_parameters`` as it is constructed)
+- meta + to_empty + reset_parameters: torch's own deferred init
+
+Each way runs in a fresh process (peak memory is the process's own: RSS on the CPU,
+torch.cuda.max_memory_allocated on a GPU); times are medians of --repeat runs. On a GPU the whole-model
+fill is also compared with the write ceiling: a ``fill_`` of one buffer of the parameters' size.
+Writes bench/results/model-<device>.json.
+
+    python bench/model.py                                    # CPU, ~100M parameters
+    python bench/model.py --device cuda --params 1e9 7e9 --dtype bfloat16
+"""
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WAYS = ("gpuinit", "torch default", "meta + to_empty + reset_parameters")
+
+CHILD = r"""
+import json, statistics, sys, time
+import torch
+import gpuinit
+from gpuinit.models import Llama, LlamaConfig
+
+way, n, device, dtype, repeat = sys.argv[1], float(sys.argv[2]), sys.argv[3], getattr(torch, sys.argv[4]), int(sys.argv[5])
+cfg = LlamaConfig.with_params(n)
+cuda = device.startswith("cuda")
+
+
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def sync():
+    if cuda:
+        torch.cuda.synchronize()
+
+
+def build():
+    if way == "gpuinit":
+        with torch.device("meta"):
+            m = Llama(cfg).to(dtype)
+        return gpuinit.init_module(m, seed=0, device=device)
+    if way == "torch default":
+        torch.set_default_dtype(dtype)
+        with torch.device(device):
+            return Llama(cfg)
+    with torch.device("meta"):
+        m = Llama(cfg).to(dtype)
+    m.to_empty(device=device)
+    with torch.no_grad():
+        for mod in m.modules():
+            if hasattr(mod, "reset_parameters"):
+                mod.reset_parameters()
+            elif hasattr(mod, "reset_buffers"):
+                mod.reset_buffers()
+    return m
+
+
+with torch.device("meta"):  # torch's meta-device kernels load once (~150 MB of code): not the model's memory
+    Llama(LlamaConfig(dim=64, n_layers=1, n_heads=1, vocab_size=16))
+gpuinit.init_module(Llama(LlamaConfig(dim=64, n_layers=1, n_heads=1, vocab_size=16)), seed=0)  # gpuinit's kernels
+base = torch.cuda.memory_allocated() if cuda else rss()
+times, peak = [], None
+for i in range(repeat):
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    sync()
+    t0 = time.perf_counter()
+    m = build()
+    sync()
+    times.append(time.perf_counter() - t0)
+    if peak is None:
+        peak = (torch.cuda.max_memory_allocated() if cuda else rss()) - base
+    nbytes = sum(p.numel() * p.element_size() for p in m.parameters())
+    del m
+    if cuda:
+        torch.cuda.empty_cache()
+out = {"seconds": statistics.median(times), "peak_bytes": peak, "param_bytes": nbytes, "n_params": cfg.n_params}
+if cuda and way == "gpuinit":
+    buf = torch.empty(nbytes // 2, dtype=torch.bfloat16, device=device)
+    fills = []
+    for _ in range(5):
+        sync(); t0 = time.perf_counter(); buf.fill_(1.0); sync(); fills.append(time.perf_counter() - t0)
+    out["ceiling_seconds"] = statistics.median(fills)
+print(json.dumps(out))
+"""
+
+
+def run_way(way, n, device, dtype, repeat):
+    r = subprocess.run([sys.executable, "-c", CHILD, way, str(n), device, dtype, str(repeat)], capture_output=True,
+                       text=True, check=False)
+    if r.returncode:
+        raise SystemExit(f"{way} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--params", type=float, nargs="+", default=[1e8])
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args()
+    rows = []
+    for n in args.params:
+        results = {way: run_way(way, n, args.device, args.dtype, args.repeat) for way in WAYS}
+        ours = results["gpuinit"]
+        for way, r in results.items():
+            row = {"params": r["n_params"], "dtype": args.dtype, "way": way, "seconds": r["seconds"],
+                   "peak_bytes": r["peak_bytes"], "param_bytes": r["param_bytes"],
+                   "speedup_of_gpuinit": r["seconds"] / ours["seconds"]}
+            if "ceiling_seconds" in r:
+                row["of_ceiling"] = r["ceiling_seconds"] / r["seconds"]
+            rows.append(row)
+    print(f"{'params':>8} {'way':<36} {'seconds':>8} {'gpuinit x':>10} {'peak GiB':>9} {'params GiB':>10} {'of ceiling':>10}")
+    for r in rows:
+        ceiling = f"{r['of_ceiling']:.1%}" if "of_ceiling" in r else ""
+        print(f"{r['params'] / 1e6:>7.0f}M {r['way']:<36} {r['seconds']:>8.3f} {r['speedup_of_gpuinit']:>10.2f} "
+              f"{r['peak_bytes'] / 2**30:>9.2f} {r['param_bytes'] / 2**30:>10.2f} {ceiling:>10}")
+    device = args.device if args.device == "cpu" else args.device.split(":")[0]
+    out = Path(args.out) / f"model-{device}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"machine": platform.processor() or platform.machine(), "device": args.device, "repeat": args.repeat,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
