@@ -240,6 +240,7 @@ def _run(fills, progress):
 def _progress_bar(total):
     """A rich progress bar (or plain stderr lines without rich): call with (elements done, name)."""
     try:
+        from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
     except ImportError:
         start = time.perf_counter()
@@ -252,7 +253,7 @@ def _progress_bar(total):
 
         return plain
     bar = Progress(TextColumn("gpuinit"), BarColumn(), TextColumn("{task.completed:,.0f} elements"),
-                   TimeRemainingColumn(), transient=False)
+                   TimeRemainingColumn(), transient=False, console=Console(stderr=True))
     task = bar.add_task("fill", total=total)
     bar.start()
 
