@@ -1,5 +1,5 @@
 """The ``gpuinit`` command: ``demo`` initializes the built-in model, ``info`` tells what runs here,
-``bench`` runs the benchmarks."""
+``explore`` draws the tutorial's experiments, ``bench`` runs the benchmarks."""
 import argparse
 import os
 import platform
@@ -110,6 +110,15 @@ def info(args):
     return 0
 
 
+def explore(args):
+    from .explore import run
+
+    t0 = time.perf_counter()
+    run(args.out, quick=args.quick)
+    print(f"wrote {Path(args.out) / 'report.md'} and its figures in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
 def bench(args):
     script = BENCH / f"{args.which}.py"
     if not script.exists():
@@ -131,6 +140,10 @@ def main(argv=None):
     d.set_defaults(run=demo)
     i = sub.add_parser("info", help="backends available here and why not")
     i.set_defaults(run=info)
+    e = sub.add_parser("explore", help="run the tutorial's experiments: figures and report.md in --out")
+    e.add_argument("--out", required=True)
+    e.add_argument("--quick", action="store_true", help="shorter runs")
+    e.set_defaults(run=explore)
     b = sub.add_parser("bench", help="run bench/cpu.py, bench/gpu.py or bench/model.py")
     b.add_argument("which", choices=["cpu", "gpu", "model"])
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options for the script")
@@ -138,7 +151,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (backends.BackendUnavailableError, ValueError) as e:
+    except (backends.BackendUnavailableError, ValueError, RuntimeError) as e:
         print(f"gpuinit {args.command}: {e}", file=sys.stderr)
         return 2
 
