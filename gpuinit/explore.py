@@ -181,7 +181,8 @@ def run(out_dir, quick=False):
     for label, r in res["symmetry"].items():
         ax[0].plot(np.maximum(r["spread"], 1e-12), label=label)
         ax[1].plot(r["loss"], label=label)
-    ax[0].set(yscale="log", xlabel="step", ylabel="spread of hidden weights", title="units that start equal stay equal")
+    ax[0].set(yscale="log", xlabel="step", ylabel="spread of hidden weights (0 drawn at 1e-12)",
+              title="units that start equal stay equal")
     ax[1].set(xlabel="step", ylabel="loss", title="training loss")
     ax[0].legend()
     _save(fig, out / "symmetry.png")

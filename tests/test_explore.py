@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from gpuinit import explore  # noqa: E402
+from gpuinit import explore
 
 
 @pytest.fixture(scope="module")
