@@ -103,7 +103,9 @@ def info(args):
     for mod in ("torch", "triton", "cupy"):
         try:
             m = __import__(mod)
-            extra = f", CUDA {'available' if m.cuda.is_available() else 'not available'}" if mod == "torch" else ""
+            extra = ""
+            if mod == "torch":
+                extra = f", CUDA device: {m.cuda.get_device_name()}" if m.cuda.is_available() else ", no CUDA device"
             print(f"  {mod} {m.__version__}{extra}")
         except Exception as e:  # noqa: BLE001 - report any import failure as such
             print(f"  {mod}: not importable ({type(e).__name__}: {e})")
