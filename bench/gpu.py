@@ -90,12 +90,17 @@ def cupy_rows(timer, n, repeat):
     peers = cupy_peers(n, torch.float32)
     for name, (scheme, params, _) in SCHEMES.items():
         t = timer(lambda scheme=scheme, params=params: gpuinit.init_(view, scheme, seed=1, **params), repeat)
-        r = row(n, torch.float32, f"cupy: {name}", t, nbytes, ceiling)
-        if name in peers:
-            r["cupy_s"] = timer(peers[name], repeat)
-            r["vs_cupy"] = r["cupy_s"] / t
-        rows.append(r)
+        rows.append(with_cupy_peer(row(n, torch.float32, f"cupy: {name}", t, nbytes, ceiling), peers.get(name), timer,
+                                   repeat))
     return rows
+
+
+def with_cupy_peer(r, peer, timer, repeat):
+    """Row ``r`` with the time of its cupy.random peer and gpuinit's speedup over it, where there is one."""
+    if peer is not None:
+        r["cupy_s"] = timer(peer, repeat)
+        r["vs_cupy"] = r["cupy_s"] / r["seconds"]
+    return r
 
 
 def run(device, sizes, dtypes, repeat):
@@ -131,10 +136,7 @@ def buffer_rows(device, timer, n, dtype, repeat):
         r["vs_torch"] = r["torch_s"] / t
         r["peak_extra_bytes"] = peak_extra(ours, device)
         r["torch_peak_extra_bytes"] = peak_extra(theirs, device)
-        if name in peers:
-            r["cupy_s"] = timer(peers[name], repeat)
-            r["vs_cupy"] = r["cupy_s"] / t
-        rows.append(r)
+        rows.append(with_cupy_peer(r, peers.get(name), timer, repeat))
     return rows
 
 
