@@ -107,6 +107,7 @@ def _spec(recipe, kind, m, name, ctx):
 # ---- planning (everything checked before anything is written) --------------------------------------
 
 def _check_rules(rules):
+    """Rules as (pattern, scheme, params) triples, schemes checked (already-checked rules pass through)."""
     out = []
     for rule in rules or ():
         if not (isinstance(rule, (tuple, list)) and len(rule) in (2, 3) and isinstance(rule[0], str)):
@@ -122,7 +123,8 @@ def _rule_for(fqn, rules):
 
 
 def plan_module(module, recipe="torch", rules=None):
-    """[(fully qualified name, tensor, (scheme, params))] for every parameter; raises for any not covered."""
+    """[(fully qualified name, tensor, (scheme, params), owner module)] for every parameter; raises for any
+    parameter that neither the recipe nor a rule covers."""
     if recipe not in RECIPES:
         raise InitError(f"unknown recipe {recipe!r}; recipes: {sorted(RECIPES)}")
     rules = _check_rules(rules)
@@ -177,8 +179,8 @@ def init_module(module, recipe="torch", *, seed, device=None, rules=None, progre
     import torch
 
     seed = seeding.check_u64("seed", seed)
-    plan = plan_module(module, recipe, rules)
     rules = _check_rules(rules)
+    plan = plan_module(module, recipe, rules)
     was_meta = any(t.is_meta for t in _tensors(module))
     buffer_plan = _plan_buffers(module, rules, was_meta)
     if was_meta:

@@ -22,7 +22,7 @@ from .checks import check  # noqa: F401 - the backend interface
 NAME = "numpy"
 INSTALL = "numpy"
 CHUNK = 1 << 18  # elements per piece: fastest of 2**15..2**20 on 2 cores (bench/cpu.py)
-_pool = None
+_pool, _pool_size = None, 0
 _pool_lock = threading.Lock()
 
 
@@ -42,10 +42,11 @@ def num_threads():
 
 
 def _executor():
-    global _pool
+    global _pool, _pool_size
     with _pool_lock:
-        if _pool is None or _pool._max_workers != num_threads():
-            _pool = ThreadPoolExecutor(num_threads(), thread_name_prefix="gpuinit")
+        if _pool is None or _pool_size != num_threads():
+            _pool_size = num_threads()
+            _pool = ThreadPoolExecutor(_pool_size, thread_name_prefix="gpuinit")
         return _pool
 
 
