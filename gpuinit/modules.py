@@ -183,12 +183,13 @@ def init_module(module, recipe="torch", *, seed, device=None, rules=None, progre
     plan = plan_module(module, recipe, rules)
     was_meta = any(t.is_meta for t in _tensors(module))
     buffer_plan = _plan_buffers(module, rules, was_meta)
+    planned = {fqn: schemes.plan(spec[0], schemes.Layout.of(tuple(p.shape)), spec[1]) for fqn, p, spec, _ in plan}
     if was_meta:
         module.to_empty(device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
     elif device is not None:
         module.to(device)
     jobs = [(fqn, _param(module, fqn), spec, m) for fqn, _, spec, m in plan]  # to_empty may swap the tensors
-    fills = [_prepare(fqn, t, spec, seed) for fqn, t, spec, _ in jobs]  # every check before the first write
+    fills = [_prepare(fqn, t, planned[fqn], seed) for fqn, t, _, _ in jobs]  # every check before the first write
     with torch.no_grad():
         _run(fills, progress)
         for fqn, t, _, m in jobs:
@@ -208,12 +209,10 @@ def _param(module, fqn):
     return getattr(module.get_submodule(owner) if owner else module, name)
 
 
-def _prepare(fqn, t, spec, seed):
-    """(local tensor, Draw, full shape, offsets, seed, stream, backend module) for one parameter."""
-    scheme, params = spec
+def _prepare(fqn, t, draw, seed):
+    """(local tensor, Draw, full shape, offsets, seed, stream, backend module, name) for one parameter."""
     local, full_shape, offsets = distributed.local_block(t) if distributed.is_dtensor(t) else (
         t, tuple(t.shape), (0,) * t.dim())
-    draw = schemes.plan(scheme, schemes.Layout.of(full_shape), params)
     module = backends.select(local)
     module.check(local)
     return local, draw, full_shape, offsets, seed, distributed.stream_of(fqn), module, fqn

@@ -182,3 +182,10 @@ def test_fingerprint():
     fb = gpuinit.fingerprint(b)
     assert fb["output.weight"] != fa["output.weight"]
     assert {k for k in fa if fa[k] != fb[k]} == {"output.weight"}
+
+
+def test_bad_rule_on_a_meta_model_fails_before_materializing():
+    m = meta(Llama, TINY)
+    with pytest.raises(gpuinit.InitError, match="fewer than 2 dimensions"):
+        gpuinit.init_module(m, seed=0, device="cpu", rules=[("norm.weight", "xavier_uniform")])
+    assert all(p.is_meta for p in m.parameters())
