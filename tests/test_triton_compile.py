@@ -13,10 +13,10 @@ CODE = """
 import json, re, sys
 from gpuinit.backends.triton_compile import compile_all
 out = []
-for kind, dtype, arch, c in compile_all(archs=(int(sys.argv[1]),)):
+for kernel, kind, dtype, arch, c in compile_all(archs=(int(sys.argv[1]),)):
     ptx = c.asm["ptx"]
     ops = sorted(set(re.findall(r"\\b((?:fma|mad|sqrt|div|rcp|ex2|lg2|sin|cos)\\.[a-z0-9.]+)", ptx)))
-    out.append({"kind": kind, "dtype": dtype, "cubin": len(c.asm["cubin"]), "ops": ops})
+    out.append({"kernel": kernel, "kind": kind, "dtype": dtype, "cubin": len(c.asm["cubin"]), "ops": ops})
 print(json.dumps(out))
 """
 
@@ -28,10 +28,10 @@ def test_kernels_compile_without_fma(arch):
                        check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     results = json.loads(r.stdout.strip().splitlines()[-1])
-    assert len(results) == 16
+    assert len(results) == 16 + 4
     for k in results:
         assert k["cubin"] > 0
-        bad = [op for op in k["ops"] if op.split(".")[0] in ("fma", "mad", "ex2", "lg2", "sin", "cos", "rcp")
-               or (op.startswith(("sqrt", "div")) and (".approx" in op or ".full" in op))]
-        bad = [op for op in bad if not op.startswith("mad.lo")]  # integer multiply-add is exact
-        assert not bad, (k["kind"], k["dtype"], bad)
+        floating = [op for op in k["ops"] if any(t in op for t in (".f16", ".bf16", ".f32", ".f64"))]
+        bad = [op for op in floating if op.split(".")[0] in ("fma", "mad", "ex2", "lg2", "sin", "cos", "rcp")
+               or (op.startswith(("sqrt", "div")) and (".approx" in op or ".full" in op))]  # integer mad is exact
+        assert not bad, (k["kernel"], k["kind"], k["dtype"], bad)

@@ -24,7 +24,25 @@ def compile_fill_kernel(kind, dtype, arch, contiguous=True, single_run=True, blo
     return triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"enable_fp_fusion": False})
 
 
+def compile_group_kernel(kind, dtype, arch, block=256):
+    """The grouped-launch kernel, compiled for CUDA compute capability ``arch``."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from ..kernels import triton_stream as kt
+
+    signature = {"table_ptr": "*i64", "params_ptr": "*fp32", "n_tensors": "i32", "OUT_DTYPE": "constexpr",
+                 "KIND": "constexpr", "BLOCK": "constexpr", "BRANCHES": "constexpr"}
+    constexprs = {"OUT_DTYPE": kt.DTYPES[f"torch.{dtype}"], "KIND": kt.KINDS[kind], "BLOCK": block, "BRANCHES": 3}
+    src = ASTSource(fn=kt.group_kernel, signature=signature, constexprs=constexprs)
+    return triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"enable_fp_fusion": False})
+
+
 def compile_all(archs=(80, 90)):
-    """Yield (kind, dtype, arch, compiled) for every kind x dtype x arch."""
+    """Yield (kernel, kind, dtype, arch, compiled): the fill kernel for every kind x dtype, the grouped
+    kernel for every dtype (its most complex draw), for each arch."""
     for kind, dtype, arch in itertools.product(KIND_NAMES, DTYPES, archs):
-        yield kind, dtype, arch, compile_fill_kernel(kind, dtype, arch)
+        yield "fill", kind, dtype, arch, compile_fill_kernel(kind, dtype, arch)
+    for dtype, arch in itertools.product(DTYPES, archs):
+        yield "group", "trunc_normal", dtype, arch, compile_group_kernel("trunc_normal", dtype, arch)
