@@ -92,3 +92,13 @@ def test_noncontiguous_views_and_torch(rng):
     t = torch.zeros(40, 30)[::2]
     gpuinit.init_(t, "normal", seed=seed)
     assert np.array_equal(t.numpy(), ref)
+
+
+def test_reversed_and_offset_views(rng):
+    seed = fresh_seed(rng)
+    ref = gpuinit.init_(np.empty((20, 30), np.float32), "trunc_normal", seed=seed)
+    base = np.zeros((25, 40), np.float32)
+    view = base[24:4:-1, 35:5:-1]  # negative strides
+    gpuinit.init_(view, "trunc_normal", seed=seed)
+    assert np.array_equal(view, ref)
+    assert (base[:5] == 0).all() and (base[:, :6] == 0).all()
