@@ -6,7 +6,7 @@ from .errors import InitError
 
 
 def init_(array, scheme, *, seed=None, stream=0, in_axis=1, out_axis=0, batch_axis=(), full_shape=None,
-          offsets=None, backend=None, **params):
+          offsets=None, backend=None, bits=None, **params):
     """Fill ``array`` in place with ``scheme`` and return it.
 
     Args:
@@ -21,6 +21,8 @@ def init_(array, scheme, *, seed=None, stream=0, in_axis=1, out_axis=0, batch_ax
             ``offsets``; fans come from ``full_shape`` and the values equal those of the full tensor.
             A DTensor (Shard / Replicate placements) gives its own: each rank fills its local shard.
         backend: "numpy", "triton" or "cupy"; default from the array type or $GPUINIT_BACKEND.
+        bits: "bfloat16" to fill a uint16/int16 numpy or cupy array with bfloat16 bit patterns (libraries
+            without a bfloat16 dtype hold bfloat16 weights that way).
         **params: the scheme's parameters (``gain=``, ``mode=``, ``a=``, ...).
 
     Everything is checked before the first write: on an error the array is unchanged.
@@ -34,10 +36,10 @@ def init_(array, scheme, *, seed=None, stream=0, in_axis=1, out_axis=0, batch_ax
             raise InitError("a DTensor carries its own global shape and offsets: pass neither full_shape nor offsets")
         local, full_shape, offsets = distributed.local_block(array)
         init_(local, name, seed=seed, stream=stream, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis,
-              full_shape=full_shape, offsets=offsets, backend=backend, **params)
+              full_shape=full_shape, offsets=offsets, backend=backend, bits=bits, **params)
         return array
     module = backends.select(array, backend)
-    module.check(array)
+    module.check(array, bits)
     full_shape, offsets = regions.check_region(tuple(array.shape), full_shape, offsets)
     layout = schemes.Layout.of(full_shape, in_axis, out_axis, batch_axis)
     draw = schemes.plan(name, layout, params)
@@ -45,7 +47,7 @@ def init_(array, scheme, *, seed=None, stream=0, in_axis=1, out_axis=0, batch_ax
     stream = seeding.check_u64("stream", stream)
     if _is_meta(array) or _numel(array) == 0:
         return array
-    module.fill(array, draw, full_shape, offsets, seed, stream)
+    module.fill(array, draw, full_shape, offsets, seed, stream, bits=bits)
     return array
 
 

@@ -70,3 +70,11 @@ def test_current_stream(cupy):
         a = gpuinit.init_(cupy.empty(2**22, cupy.float32), "normal", seed=1)
         total = float(a.std())
     assert 0.99 < total < 1.01
+
+
+def test_bfloat16_bits(cupy, rng):
+    seed = fresh_seed(rng)
+    for scheme in ("normal", "eye"):
+        a = gpuinit.init_(cupy.zeros((40, 24), cupy.uint16), scheme, seed=seed, bits="bfloat16")
+        b = gpuinit.init_(np.zeros((40, 24), np.uint16), scheme, seed=seed, bits="bfloat16")
+        assert np.array_equal(cupy.asnumpy(a), b)

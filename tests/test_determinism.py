@@ -63,3 +63,19 @@ def test_dtype_values_are_one_float32_stream(rng):
 
     bf = gpuinit.init_(torch.empty(5000, dtype=torch.bfloat16), "normal", seed=seed)
     assert torch.equal(bf, torch.from_numpy(f32).to(torch.bfloat16))
+
+
+@pytest.mark.parametrize("scheme,kw", [("normal", {}), ("trunc_normal", {"a": -1.0, "b": 0.5}), ("eye", {}),
+                                       ("orthogonal", {}), ("constant", {"value": 0.1})])
+def test_bfloat16_bits_in_integer_arrays(scheme, kw, rng):
+    """numpy has no bfloat16: a uint16 array receives the bit patterns a torch bfloat16 tensor gets."""
+    import torch
+
+    seed = fresh_seed(rng)
+    bits = gpuinit.init_(np.zeros((33, 21), np.uint16), scheme, seed=seed, bits="bfloat16", **kw)
+    ref = gpuinit.init_(torch.empty(33, 21, dtype=torch.bfloat16), scheme, seed=seed, **kw)
+    assert np.array_equal(bits, ref.view(torch.int16).numpy().view(np.uint16))
+    with pytest.raises(gpuinit.InitError, match="uint16 or int16"):
+        gpuinit.init_(np.zeros(4, np.float32), "normal", seed=0, bits="bfloat16")
+    with pytest.raises(gpuinit.InitError, match="torch tensors have a bfloat16 dtype"):
+        gpuinit.init_(torch.zeros(4, dtype=torch.int16), "normal", seed=0, bits="bfloat16")

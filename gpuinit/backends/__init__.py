@@ -2,7 +2,8 @@
 
 A backend is a module with ``NAME``, ``INSTALL`` (what to install when it cannot run),
 ``available() -> str | None`` (None when it can run, else why not), ``accepts(array) -> bool``,
-``check(array)`` (raises before any write) and ``fill(array, draw, full_shape, offsets, seed, stream)``.
+``check(array, bits=None)`` (raises before any write), ``fill(array, draw, full_shape, offsets, seed, stream,
+bits=None)`` and ``fill_group(items)`` (many arrays at once).
 Adding one: write the module, add it to ``_MODULES``, and map its array types in ``default_name``.
 Type checks look only in ``sys.modules``, so nothing here imports torch or cupy.
 """

@@ -7,9 +7,21 @@ _NUMPY_DTYPES = {"float16", "float32", "float64"}
 _TORCH_DTYPES = {"float16", "bfloat16", "float32", "float64"}
 
 
-def check(array):
-    """Raise unless ``array`` is a writable floating-point array whose elements do not overlap."""
+BITS = ("bfloat16",)
+
+
+def check(array, bits=None):
+    """Raise unless ``array`` is a writable floating-point array whose elements do not overlap; with
+    ``bits="bfloat16"``, a 16-bit integer numpy or cupy array that receives bfloat16 bit patterns."""
     torch = sys.modules.get("torch")
+    if bits is not None:
+        if bits not in BITS:
+            raise InitError(f"bits must be one of {BITS}, got {bits!r}")
+        if torch is not None and isinstance(array, torch.Tensor):
+            raise InitError("bits= is for numpy and cupy arrays: torch tensors have a bfloat16 dtype")
+        if array.dtype.name not in ("uint16", "int16"):
+            raise InitError(f"bits='bfloat16' needs a uint16 or int16 array to hold the bits, got {array.dtype.name}")
+        return check_no_overlap(tuple(array.shape), array.strides, array.itemsize)
     if torch is not None and isinstance(array, torch.Tensor):
         name = str(array.dtype).removeprefix("torch.")
         if array.layout != torch.strided:

@@ -48,8 +48,8 @@ def accepts(array):
     return hasattr(array, "__dlpack_device__") and array.__dlpack_device__()[0] == 2  # kDLCUDA
 
 
-def check(array):
-    checks.check(as_cupy(array))
+def check(array, bits=None):
+    checks.check(as_cupy(array), bits)
 
 
 def module():
@@ -64,10 +64,18 @@ def module():
     return _module
 
 
-def fill(array, draw, full_shape, offsets, seed, stream):
+def fill(array, draw, full_shape, offsets, seed, stream, bits=None):
+    """Fill ``array`` in place; ``bits="bfloat16"``: a 16-bit integer array receives bfloat16 bit patterns."""
     a = as_cupy(array)
     if draw.kind in ELEMENTWISE:
-        launch(a, draw.kind, draw.params, full_shape, offsets, seed, stream)
+        launch(a, draw.kind, draw.params, full_shape, offsets, seed, stream, storage="gi_bf16" if bits else None)
+    elif bits:  # structured draws are built in float32, then rounded to bfloat16 bits
+        import cupy
+
+        tmp = cupy.empty(a.shape, cupy.float32)
+        _STRUCTURED[draw.kind](tmp, draw.params, full_shape, offsets, seed, stream)
+        u = tmp.view(cupy.uint32)
+        a[...] = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(cupy.uint16).view(a.dtype)
     else:
         _STRUCTURED[draw.kind](a, draw.params, full_shape, offsets, seed, stream)
     return array

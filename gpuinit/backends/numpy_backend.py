@@ -17,7 +17,7 @@ from ..draws import ELEMENTWISE
 from ..kernels import numpy_stream as ks
 from ..structured import dirac_points, orthogonalize
 from . import cpu_kernel
-from .checks import check  # noqa: F401 - the backend interface
+from .checks import check  # noqa: F401 - the backend interface (check(array, bits=None))
 
 NAME = "numpy"
 INSTALL = "numpy"
@@ -52,8 +52,10 @@ def _executor():
 
 # ---- writing ----------------------------------------------------------------------------------------
 
-def _numpy_view(array):
+def _numpy_view(array, bits=None):
     """(writable numpy view sharing the memory, True when it holds bfloat16 bits as int16)."""
+    if bits == "bfloat16":
+        return array.view(np.int16), True
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(array, torch.Tensor):
         t = array.detach()
@@ -75,9 +77,10 @@ def _store(dst, values, bf16):
     dst[...] = bfloat16_bits(values) if bf16 else values
 
 
-def fill(array, draw, full_shape, offsets, seed, stream):
-    """Fill ``array`` (the block at ``offsets`` of a ``full_shape`` tensor) with ``draw``."""
-    view, bf16 = _numpy_view(array)
+def fill(array, draw, full_shape, offsets, seed, stream, bits=None):
+    """Fill ``array`` (the block at ``offsets`` of a ``full_shape`` tensor) with ``draw``; ``bits="bfloat16"``:
+    a 16-bit integer array receives bfloat16 bit patterns."""
+    view, bf16 = _numpy_view(array, bits)
     if draw.kind in ELEMENTWISE:
         _fill_elementwise(view, bf16, draw, full_shape, offsets, seed, stream)
     elif draw.kind == "orthogonal":

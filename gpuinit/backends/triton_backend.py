@@ -40,7 +40,7 @@ def accepts(array):
     return array.is_cuda or (interpreting() and array.device.type in ("cpu", "meta"))
 
 
-def fill(array, draw, full_shape, offsets, seed, stream):
+def fill(array, draw, full_shape, offsets, seed, stream, bits=None):
     import torch
 
     with torch.no_grad():
