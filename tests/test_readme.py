@@ -1,0 +1,27 @@
+"""README's examples run as written (the model example on the CPU, smaller, when there is no GPU)."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
+
+
+def run(code, tmp_path):
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=600,
+                       check=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+def test_api_examples(tmp_path):
+    run(BLOCKS[0], tmp_path)
+
+
+def test_model_example(tmp_path):
+    code = BLOCKS[1]
+    if not torch.cuda.is_available():
+        code = code.replace('device="cuda"', 'device="cpu"').replace("with_params(1e9)", "with_params(2e7)")
+    run(code, tmp_path)
