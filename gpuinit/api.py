@@ -1,4 +1,5 @@
 """``init_``: fill an array in place with a scheme, on the backend its type calls for."""
+import math
 import sys
 
 from . import backends, distributed, regions, schemes, seeding
@@ -45,7 +46,7 @@ def init_(array, scheme, *, seed=None, stream=0, in_axis=1, out_axis=0, batch_ax
     draw = schemes.plan(name, layout, params)
     seed = seeding.next_seed() if seed is None else seeding.check_u64("seed", seed)
     stream = seeding.check_u64("stream", stream)
-    if _is_meta(array) or _numel(array) == 0:
+    if _is_meta(array) or math.prod(array.shape) == 0:
         return array
     module.fill(array, draw, full_shape, offsets, seed, stream, bits=bits)
     return array
@@ -60,13 +61,6 @@ def _resolve_scheme(scheme, params, seed):
         raise TypeError(f"scheme must be a name or a gpuinit initializer, got {type(scheme).__name__}")
     name, own_params, own_seed = spec()
     return name, {**own_params, **params}, own_seed if seed is None else seed
-
-
-def _numel(array):
-    n = 1
-    for s in array.shape:
-        n *= s
-    return n
 
 
 def _is_meta(array):

@@ -4,6 +4,7 @@ import hashlib
 import sys
 
 from .errors import InitError
+from .seeding import as_int64
 
 
 def is_dtensor(t):
@@ -37,16 +38,12 @@ def stream_of(name):
 _K1, _K2, _K3 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 
 
-def _signed(x):
-    return x - (1 << 64) if x >= 1 << 63 else x
-
-
 def _mix(x):
     """A splitmix64-style finalizer on int64 tensors (arithmetic shifts, wrapping products)."""
     x = x ^ (x >> 30)
-    x = x * _signed(_K2)
+    x = x * as_int64(_K2)
     x = x ^ (x >> 27)
-    x = x * _signed(_K3)
+    x = x * as_int64(_K3)
     return x ^ (x >> 31)
 
 
@@ -76,7 +73,7 @@ def block_checksum(t, full_shape, offsets, chunk_rows=4096):
         row_idx = (torch.arange(rows.shape[0], device=t.device, dtype=torch.int64) + r0 + off0) * g0
         index = row_idx[:, None] + inner[None, :]
         bits = rows.contiguous().view(bits_dtype).to(torch.int64)
-        total += _mix(index * _signed(_K1) ^ _mix(bits)).sum()
+        total += _mix(index * as_int64(_K1) ^ _mix(bits)).sum()
     return total
 
 

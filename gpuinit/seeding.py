@@ -26,3 +26,8 @@ def check_u64(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 2**64:
         raise InitError(f"{name} must be an integer in [0, 2**64), got {value!r}")
     return int(value)
+
+
+def as_int64(x):
+    """The int64 with the bits of unsigned 64-bit ``x`` (for int64 tensors and tables)."""
+    return x - (1 << 64) if x >= 1 << 63 else x

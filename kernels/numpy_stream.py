@@ -190,6 +190,13 @@ def sincos_pi(s):
     return c, sn
 
 
+def bfloat16_bits(values, xp=np):
+    """float32 -> bfloat16 bit patterns (int16), round to nearest even; ``xp``: numpy or cupy."""
+    bits = xp.ascontiguousarray(values, dtype=xp.float32).view(xp.uint32)
+    bits = (bits + (xp.uint32(0x7FFF) + ((bits >> xp.uint32(16)) & xp.uint32(1)))) >> xp.uint32(16)
+    return bits.astype(xp.uint16).view(xp.int16)
+
+
 def normal_from_words(words):
     """Box-Muller on lane pairs (0, 1) and (2, 3) of ``words[..., 4k]``.
 

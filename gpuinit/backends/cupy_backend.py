@@ -74,8 +74,7 @@ def fill(array, draw, full_shape, offsets, seed, stream, bits=None):
 
         tmp = cupy.empty(a.shape, cupy.float32)
         _STRUCTURED[draw.kind](tmp, draw.params, full_shape, offsets, seed, stream)
-        u = tmp.view(cupy.uint32)
-        a[...] = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(cupy.uint16).view(a.dtype)
+        a[...] = numpy_stream.bfloat16_bits(tmp, cupy).view(a.dtype)
     else:
         _STRUCTURED[draw.kind](a, draw.params, full_shape, offsets, seed, stream)
     return array

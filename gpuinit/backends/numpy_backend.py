@@ -65,16 +65,9 @@ def _numpy_view(array, bits=None):
     return array, False
 
 
-def bfloat16_bits(values):
-    """float32 -> bfloat16 bit patterns (int16), round to nearest even."""
-    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
-    bits = (bits + (np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1)))) >> np.uint32(16)
-    return bits.astype(np.uint16).view(np.int16)
-
-
 def _store(dst, values, bf16):
     values = values.reshape(dst.shape)
-    dst[...] = bfloat16_bits(values) if bf16 else values
+    dst[...] = ks.bfloat16_bits(values) if bf16 else values
 
 
 def fill(array, draw, full_shape, offsets, seed, stream, bits=None):
@@ -153,7 +146,7 @@ def fill_group(items):
 
 
 def _scalar(value, bf16):
-    return bfloat16_bits(np.float32(value)) if bf16 else value
+    return ks.bfloat16_bits(np.float32(value)) if bf16 else value
 
 
 def _constant(view, bf16, p, full_shape, offsets, seed, stream):

@@ -9,6 +9,7 @@ import sys
 
 from .. import regions
 from ..draws import ELEMENTWISE, kernel_params
+from ..seeding import as_int64
 from ..structured import dirac_points, orthogonalize
 from .checks import check  # noqa: F401 - the backend interface
 
@@ -96,7 +97,7 @@ def fill_group(items):
         table, params, first = [], [], 0
         for t, draw, seed, stream, start in members:
             *p, flip = kernel_params(kind, draw.params)
-            table.append([t.data_ptr(), t.numel(), first, _signed64(seed), _signed64(stream), flip, start])
+            table.append([t.data_ptr(), t.numel(), first, as_int64(seed), as_int64(stream), flip, start])
             params.append(p)
             first += -(-((start % 4 + t.numel() + 3) // 4) // BLOCK)
         table = torch.tensor(table, dtype=torch.int64).to(device)
@@ -109,10 +110,6 @@ def fill_group(items):
             torch.autograd.graph.increment_version(t)
         launches += 1
     return launches
-
-
-def _signed64(x):
-    return x - (1 << 64) if x >= 1 << 63 else x
 
 
 def words(device, shape, full_shape, offsets, seed, stream, base_index=0):
