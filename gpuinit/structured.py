@@ -39,3 +39,13 @@ def dirac_points(full_shape, offsets, shape, groups):
     local = [i - o for i, o in zip(idx, offsets)]
     inside = np.all([(li >= 0) & (li < n) for li, n in zip(local, shape)], axis=0)
     return tuple(li[inside] for li in local)
+
+
+def sparse_keys(full_shape, offsets, local_cols, sparsity):
+    """What every backend draws for sparse(sparsity) on the block at ``offsets`` of a (rows, cols) tensor:
+    (zeros per column, key block shape, key block offsets, base index). The keys of column j are the
+    words of indices rows * cols + i * cols + j (the stream past the tensor), so the block of keys is
+    (rows, local_cols) at (0, offsets[1]) of a (rows, cols) tensor whose indices start at rows * cols;
+    in each column the rows with the smallest (key, row) are zero, whatever the shard."""
+    rows, cols = full_shape
+    return math.ceil(sparsity * rows), (rows, local_cols), (0, offsets[1]), rows * cols

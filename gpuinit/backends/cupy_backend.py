@@ -1,6 +1,5 @@
 """The CuPy backend: CuPy arrays (and CUDA arrays of other libraries, through DLPack) filled in place
 by kernels/cuda/gpuinit_fill.cu, compiled at run time by NVRTC and cached by CuPy."""
-import math
 import sys
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import numpy as np
 from .. import kernels, regions
 from ..draws import ELEMENTWISE, kernel_params
 from ..kernels import numpy_stream
-from ..structured import dirac_points, orthogonalize
+from ..structured import dirac_points, orthogonalize, sparse_keys
 from . import checks
 
 NAME = "cupy"
@@ -136,11 +135,11 @@ def _sparse(a, p, full_shape, offsets, seed, stream):
     import cupy
 
     launch(a, "normal", {"mean": 0.0, "std": p["std"]}, full_shape, offsets, seed, stream)
-    rows, cols = full_shape
-    zeros = math.ceil(p["sparsity"] * rows)
+    zeros, key_shape, key_offsets, base = sparse_keys(full_shape, offsets, a.shape[1], p["sparsity"])
     if zeros:
-        keys = cupy.empty((rows, a.shape[1]), dtype=cupy.float32)
-        launch(keys, "words", {}, full_shape, (0, offsets[1]), seed, stream, base_index=rows * cols)
+        rows = key_shape[0]
+        keys = cupy.empty(key_shape, dtype=cupy.float32)
+        launch(keys, "words", {}, full_shape, key_offsets, seed, stream, base_index=base)
         keys = keys.view(cupy.uint32).astype(cupy.int64) * rows + cupy.arange(rows)[:, None]  # ties by row
         mask = cupy.zeros(keys.shape, dtype=bool)
         mask[cupy.argsort(keys, axis=0)[:zeros], cupy.arange(keys.shape[1])[None, :]] = True
@@ -153,6 +152,6 @@ _STRUCTURED = {"constant": _constant, "eye": _eye, "dirac": _dirac, "orthogonal"
 def fill_group(items):
     """Fill many arrays: (array, Draw, seed, stream[, full_shape, offsets]), one launch each."""
     for array, draw, seed, stream, *region in items:
-        full_shape, offsets = region or (tuple(array.shape), (0,) * len(array.shape))
+        full_shape, offsets = regions.item_region(array.shape, region)
         fill(array, draw, full_shape, offsets, seed, stream)
     return len(items)

@@ -4,7 +4,6 @@ Memory stays bounded: each worker holds one chunk of ``CHUNK`` elements (a few M
 floats), never a full-size temporary, except orthogonal (QR needs the whole matrix) and sparse
 (a column's rank needs its keys).
 """
-import math
 import os
 import sys
 import threading
@@ -15,7 +14,7 @@ import numpy as np
 from .. import regions
 from ..draws import ELEMENTWISE
 from ..kernels import numpy_stream as ks
-from ..structured import dirac_points, orthogonalize
+from ..structured import dirac_points, orthogonalize, sparse_keys
 from . import cpu_kernel
 from .checks import check  # noqa: F401 - the backend interface (check(array, bits=None))
 
@@ -133,7 +132,7 @@ def fill_group(items):
     fills share the thread pool at once (no barrier between arrays); returns the number of arrays."""
     tasks = []
     for array, draw, seed, stream, *region in items:
-        full_shape, offsets = region or (tuple(array.shape), (0,) * len(array.shape))
+        full_shape, offsets = regions.item_region(array.shape, region)
         if draw.kind in ELEMENTWISE:
             view, bf16 = _numpy_view(array)
             tasks += _piece_work(view, bf16, draw, full_shape, offsets, seed, stream)
@@ -193,20 +192,16 @@ def _orthogonal(view, bf16, p, full_shape, offsets, seed, stream, torch_qr=False
 
 
 def _sparse(view, bf16, p, full_shape, offsets, seed, stream):
-    """N(0, std) values; in each column the ceil(sparsity * rows) rows with the smallest keys are zero.
-
-    The keys of column j are the words of elements rows * cols + i * cols + j (the stream past the
-    tensor), ties broken by row: a pure function of the column, whatever the shard.
-    """
-    rows, cols = full_shape
-    (r0, c0), (r, c) = offsets, view.shape
+    """N(0, std) values; in each column the ceil(sparsity * rows) rows with the smallest keys are zero
+    (structured.sparse_keys)."""
+    cols, r0, r = full_shape[1], offsets[0], view.shape[0]
     values = _normal_block(view.shape, full_shape, offsets, seed, stream, std=p["std"])
-    zeros = math.ceil(p["sparsity"] * rows)
+    zeros, key_shape, key_offsets, base = sparse_keys(full_shape, offsets, view.shape[1], p["sparsity"])
     if zeros:
-        starts = np.uint64(rows * cols) + np.arange(rows, dtype=np.uint64) * np.uint64(cols) + np.uint64(c0)
-        keys = ks.element_words(starts, c, seed, stream)  # [rows, c]
-        order = np.argsort(keys, axis=0, kind="stable")[:zeros]  # zero rows of each local column
-        mask = np.zeros((rows, c), bool)
+        starts = np.uint64(base) + np.arange(key_shape[0], dtype=np.uint64) * np.uint64(cols) + np.uint64(key_offsets[1])
+        keys = ks.element_words(starts, key_shape[1], seed, stream)  # [rows, local cols]
+        order = np.argsort(keys, axis=0, kind="stable")[:zeros]  # zero rows of each local column (ties by row)
+        mask = np.zeros(key_shape, bool)
         np.put_along_axis(mask, order, True, axis=0)
         values[mask[r0:r0 + r]] = 0.0
     _store(view, values, bf16)

@@ -3,14 +3,13 @@
 With TRITON_INTERPRET=1 it also takes torch CPU tensors and runs the same kernels on the CPU
 (slowly): that is how tests without a GPU prove the kernels compute the reference stream.
 """
-import math
 import os
 import sys
 
 from .. import regions
 from ..draws import ELEMENTWISE, kernel_params
 from ..seeding import as_int64
-from ..structured import dirac_points, orthogonalize
+from ..structured import dirac_points, orthogonalize, sparse_keys
 from .checks import check  # noqa: F401 - the backend interface
 
 NAME = "triton"
@@ -83,7 +82,7 @@ def fill_group(items):
 
     groups, launches = {}, 0
     for t, draw, seed, stream, *region in items:
-        full_shape, offsets = region or (tuple(t.shape), (0,) * t.dim())
+        full_shape, offsets = regions.item_region(t.shape, region)
         if t.numel() == 0:
             continue
         geo = regions.launch_geometry(t.shape, t.stride(), full_shape, offsets)
@@ -155,10 +154,10 @@ def _sparse(t, p, full_shape, offsets, seed, stream):
     import torch
 
     launch(t, "normal", {"mean": 0.0, "std": p["std"]}, full_shape, offsets, seed, stream)
-    rows, cols = full_shape
-    zeros = math.ceil(p["sparsity"] * rows)
+    zeros, key_shape, key_offsets, base = sparse_keys(full_shape, offsets, t.shape[1], p["sparsity"])
     if zeros:
-        keys = words(t.device, (rows, t.shape[1]), full_shape, (0, offsets[1]), seed, stream, base_index=rows * cols)
+        rows = key_shape[0]
+        keys = words(t.device, key_shape, full_shape, key_offsets, seed, stream, base_index=base)
         keys = keys * rows + torch.arange(rows, device=t.device)[:, None]  # ties broken by row
         order = keys.argsort(dim=0)[:zeros]
         mask = torch.zeros(keys.shape, dtype=torch.bool, device=t.device).scatter_(0, order, True)
