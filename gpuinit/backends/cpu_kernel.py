@@ -3,11 +3,38 @@ cached, and called through ctypes (which releases the GIL, so chunks run on all 
 
 It returns the same bits as kernels/numpy_stream.py, only faster; without a compiler, or with
 GPUINIT_CPU_KERNEL=0, the NumPy backend computes the stream with NumPy alone.
+
+The cache directory is ``$GPUINIT_CACHE``, else ``$XDG_CACHE_HOME/gpuinit``, else ``~/.cache/gpuinit``.
+A cached library is code that runs in this process, so it is used only when:
+
+- the directory is this user's and not writable by group or others (it is created with mode 0o700;
+  any other directory is refused, and the kernel is not used); its parents are trusted, as for any
+  path the user configures;
+- the library and its ``.sha256`` sidecar are regular files (opened without following symlinks),
+  owned by this user and not writable by group or others;
+- the SHA-256 of the bytes read from the opened library equals the sidecar's digest. Those verified
+  bytes are then written to a fresh private file (``mkstemp``) in the same directory, loaded from
+  there and unlinked, so the code loaded is exactly the code checked, whatever happens to the cached
+  name in between.
+
+The file name is a hash of the sources, the compiler and its version, the flags, the platform and
+the CPU features that ``-march=native`` resolves to (the compiler's predefined macros), so a cache
+shared between hosts does not serve code built for a CPU with other instruction-set extensions. A
+new build is compiled in a private temporary directory and stored under temporary names that are
+renamed into place (library first, then sidecar), so concurrent processes never see a partial file:
+each uses the cached library when it verifies, or else the one it built itself. A library that is
+rejected or fails to load (bad digest, missing symbols, not loadable) is rebuilt once; if that fails
+too the kernel is not used, with the reason in ``why_not()`` and a warning on the ``gpuinit`` logger.
+The outcome is recorded only once an attempt completes, so an interrupted build is retried by
+the next call.
 """
 import ctypes
 import hashlib
+import logging
 import os
+import platform
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -22,7 +49,9 @@ from ..kernels import numpy_stream
 
 KERNELS = Path(kernels.__file__).resolve().parent
 SOURCES = (KERNELS / "cuda" / "gpuinit_stream.cuh", KERNELS / "cpu" / "gpuinit_cpu.c")
-FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-std=c11")
+FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared",
+         "-std=c11")
+log = logging.getLogger("gpuinit")
 _lock = threading.Lock()
 _state = {}
 
@@ -33,65 +62,183 @@ class Params(ctypes.Structure):
                 ("z_lo", ctypes.c_float), ("z_hi", ctypes.c_float)]
 
 
+_u64, _ptr = ctypes.c_uint64, ctypes.c_void_p
+SYMBOLS = {  # every function the library must export, with its argument types
+    "gi_cpu_fill_runs": [ctypes.POINTER(Params), _ptr, _u64, _u64, _u64, _u64, _ptr],
+    "gi_cpu_fill_runs_16": [ctypes.POINTER(Params), _ptr, _u64, _u64, _u64, _u64, ctypes.c_int, _ptr],
+    "gi_cpu_half_bits": [_ptr, _u64, _ptr],
+    "gi_cpu_words": [_u64, _u64, _u64, _u64, _ptr],
+}
+
+
+class _NoCompilerError(RuntimeError):
+    pass
+
+
 def _compiler():
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
 
 
+def _run(args):
+    return subprocess.run(args, capture_output=True, text=True, check=False)
+
+
+def _cache_root():
+    if os.environ.get("GPUINIT_CACHE"):
+        return Path(os.environ["GPUINIT_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):
+        return Path(xdg, "gpuinit")
+    home = os.path.expanduser("~")
+    if not os.path.isabs(home):
+        raise RuntimeError("no cache directory: no home directory; set GPUINIT_CACHE or XDG_CACHE_HOME")
+    return Path(home, ".cache", "gpuinit")
+
+
 def _cache_dir():
-    root = os.environ.get("GPUINIT_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"),
-                                                          "gpuinit")
-    return Path(root)
+    """The cache directory, created private if missing; RuntimeError if it is not this user's alone."""
+    d = _cache_root()
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = d.stat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise RuntimeError(f"cache directory {d} refused: owner uid {st.st_uid}, mode {stat.filemode(st.st_mode)};"
+                           f" it must belong to uid {os.geteuid()} and not be writable by group or others")
+    return d
 
 
-def build():
-    """Path of the compiled library (compiling it if needed), or raise RuntimeError saying why not."""
-    cc = _compiler()
-    if cc is None:
-        raise RuntimeError("no C compiler found (set CC)")
+def _cpu_features(cc):
+    """What the -m flags (-march=native) enable on this CPU: the compiler's predefined macros for them
+    (gcc and clang alike), else the flags line of /proc/cpuinfo."""
+    r = _run([cc, *(f for f in FLAGS if f.startswith("-m")), "-E", "-dM", "-x", "c", os.devnull])
+    if r.returncode == 0 and r.stdout.strip():
+        return "\n".join(sorted(r.stdout.splitlines()))
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        return ""
+
+
+def _key(cc):
+    """The cached library's file name: a digest of everything the compiled code depends on."""
     digest = hashlib.sha256()
     for f in SOURCES:
         digest.update(f.read_bytes())
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True, check=False).stdout
-    digest.update(" ".join((cc, version, sys.platform) + FLAGS).encode())
-    target = _cache_dir() / f"gpuinit_cpu_{digest.hexdigest()[:16]}.so"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            out = Path(tmp) / target.name
-            r = subprocess.run([cc, *FLAGS, str(SOURCES[1]), "-o", str(out)], capture_output=True, text=True,
-                               check=False)
-            if r.returncode:
-                raise RuntimeError(f"compiling {SOURCES[1].name} failed: {r.stderr.strip()[-2000:]}")
-            os.replace(out, target)
-    return target
+    version = _run([cc, "--version"]).stdout
+    for part in (cc, version, sys.platform, platform.machine(), *FLAGS, _cpu_features(cc)):
+        digest.update(part.encode() + b"\0")
+    return f"gpuinit_cpu_{digest.hexdigest()[:24]}.so"
+
+
+def _read_private(path):
+    """The bytes of ``path``, read from a descriptor checked to be this user's regular file that
+    group and others cannot write; RuntimeError otherwise (FileNotFoundError if absent)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            raise RuntimeError(f"{path} is not a private file of uid {os.geteuid()} (owner uid {st.st_uid}, "
+                               f"mode {stat.filemode(st.st_mode)})")
+        return f.read()
+
+
+def _write_atomic(d, name, data):
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, d / name)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _verified(so):
+    """The cached library's bytes, if its sidecar vouches for them; RuntimeError if not."""
+    data = _read_private(so)
+    want = _read_private(so.with_name(so.name + ".sha256")).decode("ascii", "replace").strip()
+    if hashlib.sha256(data).hexdigest() != want:
+        raise RuntimeError(f"{so} does not match its recorded SHA-256 ({len(data)} bytes)")
+    return data
+
+
+def _compile(cc, so):
+    """Compile the library, store it with its digest sidecar, and return its bytes."""
+    with tempfile.TemporaryDirectory(prefix=".build-", dir=so.parent) as tmp:
+        out = Path(tmp) / so.name
+        r = _run([cc, *FLAGS, str(SOURCES[1]), "-o", str(out)])
+        if r.returncode:
+            raise RuntimeError(f"compiling {SOURCES[1].name} failed: {r.stderr.strip()[-2000:]}")
+        data = _read_private(out)
+    _write_atomic(so.parent, so.name, data)
+    _write_atomic(so.parent, so.name + ".sha256", (hashlib.sha256(data).hexdigest() + "\n").encode())
+    return data
+
+
+def _open(so, data):
+    """Load ``data`` (the verified bytes of ``so``) from a private copy and declare its functions."""
+    fd, tmp = tempfile.mkstemp(prefix=".load-", suffix=".so", dir=so.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        lib = ctypes.CDLL(tmp)
+    finally:
+        os.unlink(tmp)
+    for name, argtypes in SYMBOLS.items():
+        try:
+            getattr(lib, name).argtypes = argtypes
+        except AttributeError:
+            raise RuntimeError(f"{so.name} lacks the function {name}") from None
+    return lib
+
+
+def build():
+    """Path of the cached library, compiled if it is missing or does not verify, and loaded to check
+    it; RuntimeError or OSError says why not."""
+    return _library()[0]
+
+
+def _library():
+    """(path, ctypes library), building at most once; RuntimeError or OSError when that fails."""
+    cc = _compiler()
+    if cc is None:
+        raise _NoCompilerError("no C compiler found (set CC)")
+    if not hasattr(os, "geteuid"):
+        raise RuntimeError("the host kernel cache needs a POSIX system")
+    so = _cache_dir() / _key(cc)
+    try:
+        return so, _open(so, _verified(so))
+    except FileNotFoundError:
+        pass
+    except (RuntimeError, OSError) as e:
+        log.warning("gpuinit: cached host kernel rejected (%s); rebuilding it", e)
+    return so, _open(so, _compile(cc, so))
 
 
 def load():
     """The ctypes library, or None (with the reason in ``why_not()``) when it cannot be built."""
     with _lock:
         if "lib" not in _state:
-            _state["lib"], _state["why"] = None, None
+            lib, why = None, None
             if os.environ.get("GPUINIT_CPU_KERNEL", "1") == "0":
-                _state["why"] = "disabled by GPUINIT_CPU_KERNEL=0"
+                why = "disabled by GPUINIT_CPU_KERNEL=0"
             else:
                 try:
-                    lib = ctypes.CDLL(str(build()))
+                    lib = _library()[1]
+                except _NoCompilerError as e:
+                    why = str(e)
+                    log.info("gpuinit: host C kernel not in use: %s", why)
                 except (RuntimeError, OSError) as e:
-                    _state["why"] = str(e)
-                else:
-                    u64, ptr = ctypes.c_uint64, ctypes.c_void_p
-                    lib.gi_cpu_fill_runs.argtypes = [ctypes.POINTER(Params), ptr, u64, u64, u64, u64, ptr]
-                    lib.gi_cpu_fill_runs_16.argtypes = [ctypes.POINTER(Params), ptr, u64, u64, u64, u64,
-                                                        ctypes.c_int, ptr]
-                    lib.gi_cpu_half_bits.argtypes = [ptr, u64, ptr]
-                    lib.gi_cpu_words.argtypes = [u64, u64, u64, u64, ptr]
-                    _state["lib"] = lib
+                    why = str(e)
+                    log.warning("gpuinit: host C kernel not in use, falling back to NumPy: %s", why)
+            _state.update(lib=lib, why=why)
         return _state["lib"]
 
 
 def why_not():
+    """None when the host kernel is in use, else the reason it is not."""
     load()
-    return _state["why"]
+    return _state.get("why")
 
 
 def reset():
