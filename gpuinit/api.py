@@ -1,8 +1,5 @@
 """``init_``: fill an array in place with a scheme, on the backend its type calls for."""
-import math
-import sys
-
-from . import backends, distributed, regions, schemes, seeding
+from . import jobs
 from .errors import InitError
 
 
@@ -32,23 +29,10 @@ def init_(array, scheme, *, seed=None, stream=0, in_axis=1, out_axis=0, batch_ax
     >>> w = gpuinit.init_(np.empty((256, 128), np.float32), "kaiming_uniform", seed=0, a=5 ** 0.5)
     """
     name, params, seed = _resolve_scheme(scheme, params, seed)
-    if distributed.is_dtensor(array):  # fill the local shard as its block of the global tensor
-        if full_shape is not None or offsets is not None:
-            raise InitError("a DTensor carries its own global shape and offsets: pass neither full_shape nor offsets")
-        local, full_shape, offsets = distributed.local_block(array)
-        init_(local, name, seed=seed, stream=stream, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis,
-              full_shape=full_shape, offsets=offsets, backend=backend, bits=bits, **params)
-        return array
-    module = backends.select(array, backend)
-    module.check(array, bits)
-    full_shape, offsets = regions.check_region(tuple(array.shape), full_shape, offsets)
-    layout = schemes.Layout.of(full_shape, in_axis, out_axis, batch_axis)
-    draw = schemes.plan(name, layout, params)
-    seed = seeding.next_seed() if seed is None else seeding.check_u64("seed", seed)
-    stream = seeding.check_u64("stream", stream)
-    if _is_meta(array) or math.prod(array.shape) == 0:
-        return array
-    module.fill(array, draw, full_shape, offsets, seed, stream, bits=bits)
+    job = jobs.prepare(array, name, params, seed=seed, stream=stream,
+                       in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis, full_shape=full_shape,
+                       offsets=offsets, backend=backend, bits=bits)
+    jobs.run([job])
     return array
 
 
@@ -61,8 +45,3 @@ def _resolve_scheme(scheme, params, seed):
         raise TypeError(f"scheme must be a name or a gpuinit initializer, got {type(scheme).__name__}")
     name, own_params, own_seed = spec()
     return name, {**own_params, **params}, own_seed if seed is None else seed
-
-
-def _is_meta(array):
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(array, torch.Tensor) and array.is_meta

@@ -28,6 +28,15 @@ def local_block(t):
     return local, tuple(t.shape), tuple(offsets)
 
 
+def storage_key(t):
+    """What identifies the memory a tensor (a DTensor's local shard) covers, or None for a meta tensor."""
+    local = t.to_local() if is_dtensor(t) else t
+    if local.is_meta:
+        return None
+    return (str(local.device), local.untyped_storage().data_ptr(), local.storage_offset(), tuple(local.shape),
+            tuple(local.stride()), local.dtype)
+
+
 def stream_of(name):
     """The stream id of a parameter: 64 bits of SHA-256 of its fully qualified name."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
@@ -78,15 +87,20 @@ def block_checksum(t, full_shape, offsets, chunk_rows=4096):
 
 
 def fingerprint(module):
-    """{parameter name: 64-bit checksum of its values}, the same whatever the sharding of each parameter.
+    """{parameter name: 64-bit checksum of its values}, the same whatever the sharding of each parameter;
+    a tensor stored under several names (tied weights) is listed once, under its first name.
 
     Each element contributes mix(global index, value bits); contributions are summed (mod 2**64), so
     the order and placement of shards do not matter. Sharded parameters are all-reduced over their
     device mesh (replicas count once), so every rank returns the same numbers.
     """
 
-    out = {}
-    for name, p in module.named_parameters():
+    out, seen = {}, set()
+    for name, p in module.named_parameters():  # a tied parameter once, under its first name
+        key = storage_key(p)
+        if key is not None and key in seen:
+            continue
+        seen.add(key)
         if is_dtensor(p):
             local, full_shape, offsets = local_block(p)
             s = block_checksum(local, full_shape, offsets)

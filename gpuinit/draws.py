@@ -38,7 +38,8 @@ def _finite(name, value, *, positive=False, nonnegative=False):
 
 def _f32_inward(lo, hi):
     """float32 bounds inside [lo, hi]: the largest float32 <= hi, the smallest >= lo."""
-    lo32, hi32 = np.float32(lo), np.float32(hi)
+    with np.errstate(over="ignore"):  # beyond float32's range: +-inf, refused by fit()
+        lo32, hi32 = np.float32(lo), np.float32(hi)
     if np.isfinite(lo32) and float(lo32) < lo:
         lo32 = np.nextafter(lo32, np.float32(np.inf))
     if np.isfinite(hi32) and float(hi32) > hi:
@@ -120,6 +121,92 @@ def sparse(sparsity, std):
     if not 0.0 <= sparsity <= 1.0:
         raise InitError(f"sparsity must lie in [0, 1], got {sparsity}")
     return Draw("sparse", {"sparsity": sparsity, "std": _finite("std", std, nonnegative=True)})
+
+
+# ---- fitting a draw to the dtype it is written in ----------------------------------------------------
+
+# The largest finite value of each dtype a backend writes. Random draws are computed in float32 whatever
+# the array's dtype (docs/stream.md), so their values must also fit float32.
+DTYPE_MAX = {"float16": 65504.0, "bfloat16": (2 - 2.0**-7) * 2.0**127,
+             "float32": float(np.finfo(np.float32).max), "float64": float(np.finfo(np.float64).max)}
+NORMAL_TAIL = math.sqrt(48 * math.log(2.0))  # |z| of a Box-Muller normal: u >= 2**-24
+TRUNC_TAIL = 9.67  # |z| of the truncated normal's quantile: u in [2**-72, 1 - 2**-24]
+# trunc_normal refuses intervals whose mass is below this fraction of Phi at their upper end (lower-tail
+# form): there the float32 u = p_lo + u' * p_span takes fewer than about 2**13 distinct values.
+MIN_TRUNC_MASS = 2.0**-10
+
+
+def fit(draw, dtype):
+    """``draw`` as written into an array of ``dtype`` (float16, bfloat16, float32 or float64): its clamping
+    bounds rounded inward to that dtype, so every value lies in the draw's interval; raises InitError when
+    a value could not be represented there."""
+    kind, p = draw.kind, draw.params
+    f32 = DTYPE_MAX["float32"]
+    limit = min(DTYPE_MAX[dtype], f32)
+    if kind in ("constant", "eye"):
+        key = "value" if kind == "constant" else "gain"
+        _within(key, abs(p[key]), DTYPE_MAX[dtype], dtype)
+    elif kind == "orthogonal":
+        _within("gain", abs(p["gain"]), limit, dtype)
+    elif kind in ("normal", "sparse"):
+        reach = (abs(p.get("mean", 0.0)) + NORMAL_TAIL * p["std"]) * (1 + 2.0**-20)  # float32 rounding
+        _within("the draw's largest value, |mean| + 5.77 std,", reach, limit, dtype)
+    elif kind == "uniform":
+        for key in ("center", "half_width"):
+            _within(f"uniform's {key.replace('_', ' ')}", abs(p[key]), f32, "float32")
+        return _clamped(draw, p["center"] - p["half_width"], p["center"] + p["half_width"], dtype, limit)
+    elif kind == "trunc_normal":
+        _within("std", p["std"], f32, "float32")
+        _within("mean", abs(p["mean"]), f32, "float32")
+        z_hi = -p["z_lo"] if p["flip"] else p["z_hi"]  # the lower-tail form's upper end
+        p_hi = p["p_lo"] + p["p_span"]
+        if p["p_span"] < MIN_TRUNC_MASS * p_hi:
+            raise InitError(f"trunc_normal: [a, b] is too narrow against std: it holds {p['p_span']:.3g} of the "
+                            f"normal's mass, less than 2**-10 of Phi({z_hi:.4g}), so float32 quantiles cannot spread "
+                            "over it (near the mean the interval must be at least about 0.0012 std wide); use "
+                            "uniform on [a, b] instead")
+        lo = max(p["lo"], p["mean"] - TRUNC_TAIL * p["std"])
+        hi = min(p["hi"], p["mean"] + TRUNC_TAIL * p["std"])
+        return _clamped(draw, lo, hi, dtype, limit)
+    return draw
+
+
+def _within(name, value, limit, dtype):
+    if not value <= limit:
+        raise InitError(f"{name} {value:.6g} does not fit {dtype} (largest finite value {limit:.6g})")
+
+
+def _clamped(draw, lo, hi, dtype, limit):
+    """``draw`` with its clamping bounds the ``dtype`` values inside [lo, hi], which must fit the dtype."""
+    if not (-limit <= lo and hi <= limit):
+        raise InitError(f"{draw.kind}: values reach [{lo:.6g}, {hi:.6g}], beyond the largest finite {dtype} "
+                        f"value {limit:.6g}")
+    lo_t, hi_t = (np.float32(v) for v in _f32_inward(draw.params["lo"], draw.params["hi"]))
+    if dtype in ("float16", "bfloat16"):
+        lo_t, hi_t = _grid(lo_t, dtype, up=True), _grid(hi_t, dtype, up=False)
+    if not lo_t <= hi_t:
+        raise InitError(f"{draw.kind}: no {dtype} value lies in [{lo:.7g}, {hi:.7g}]")
+    return Draw(draw.kind, {**draw.params, "lo": float(lo_t), "hi": float(hi_t)})
+
+
+def _grid(x, dtype, up):
+    """The smallest ``dtype`` value >= float32 ``x`` (``up``), else the largest <= x, as float32."""
+    x = np.float32(x)
+    if not np.isfinite(x):
+        return x
+    if dtype == "float16":
+        v = np.float16(x)
+        if up and np.float32(v) < x:
+            v = np.nextafter(v, np.float16(np.inf))
+        elif not up and np.float32(v) > x:
+            v = np.nextafter(v, np.float16(-np.inf))
+        return np.float32(v)
+    bits = np.array(x, np.float32).view(np.uint32)
+    v = (bits & np.uint32(0xFFFF0000)).view(np.float32)  # toward zero
+    if (up and v < x) or (not up and v > x):  # one bfloat16 step away from zero
+        v = (bits & np.uint32(0xFFFF0000)) + np.uint32(0x10000)
+        v = np.array(v, np.uint32).view(np.float32)
+    return np.float32(v)
 
 
 def expected_std(draw):

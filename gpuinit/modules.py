@@ -4,12 +4,12 @@ Each parameter's values come from the stream named by its fully qualified name (
 they do not depend on construction order, on how many parameters exist elsewhere, or on which rank
 holds which shard. A recipe says what each layer type draws; ``rules`` override it by name.
 """
+import difflib
 import fnmatch
 import math
 import sys
-import time
 
-from . import backends, distributed, schemes, seeding
+from . import distributed, jobs, schemes, seeding
 from .errors import InitError
 
 SQRT5 = math.sqrt(5.0)  # nn.Linear / nn.Conv*: kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in))
@@ -110,24 +110,65 @@ def _check_rules(rules):
     """Rules as (pattern, scheme, params) triples, schemes checked (already-checked rules pass through)."""
     out = []
     for rule in rules or ():
-        if not (isinstance(rule, (tuple, list)) and len(rule) in (2, 3) and isinstance(rule[0], str)):
-            raise InitError(f"a rule is (name pattern, scheme) or (name pattern, scheme, params), got {rule!r}")
+        ok = isinstance(rule, (tuple, list)) and len(rule) in (2, 3) and isinstance(rule[0], str)
+        if ok and len(rule) == 3 and not isinstance(rule[2], dict):
+            raise InitError(f"a rule's params are a dict of the scheme's parameters, e.g. {{'std': 0.02}}; got "
+                            f"{rule[2]!r} in rule {rule!r}")
+        if not ok:
+            raise InitError(f"a rule is (name pattern, scheme) or (name pattern, scheme, params dict), got {rule!r}")
         pattern, scheme, params = (*rule, {}) if len(rule) == 2 else rule
         schemes.resolve(scheme)
         out.append((pattern, scheme, dict(params)))
     return out
 
 
-def _rule_for(fqn, rules):
-    return next(((scheme, params) for pattern, scheme, params in rules if fnmatch.fnmatchcase(fqn, pattern)), None)
+def _rule_for(names, rules):
+    """The (scheme, params) of the first rule that matches any of ``names``."""
+    return next(((scheme, params) for pattern, scheme, params in rules
+                 if any(fnmatch.fnmatchcase(n, pattern) for n in names)), None)
+
+
+def _check_patterns(rules, names):
+    """Every rule pattern must match some parameter or buffer name."""
+    for pattern, *_ in rules:
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            close = difflib.get_close_matches(pattern, names, n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise InitError(f"the rule pattern {pattern!r} matches no parameter or buffer of the module{hint}")
+
+
+def tied(module, kind="parameters"):
+    """({owner name: tensor}, {name: owner name}) of a module's parameters (or buffers): a tensor registered
+    under several names (tied weights) is owned by its first name in ``named_parameters`` order and every
+    name of it maps to that owner."""
+    owners, names, first = {}, {}, {}
+    for fqn, t in getattr(module, f"named_{kind}")(remove_duplicate=False):
+        owner = first.setdefault(id(t), fqn)
+        if owner == fqn:
+            owners[fqn] = t
+        names[fqn] = owner
+    return owners, names
+
+
+def _retie(module, names, kind):
+    """Register each tied tensor again under all its names (``to_empty`` and ``to`` make a copy per name)."""
+    slot = "_parameters" if kind == "parameters" else "_buffers"
+    for fqn, owner in names.items():
+        if fqn != owner:
+            mod, _, name = fqn.rpartition(".")
+            getattr(module.get_submodule(mod) if mod else module, slot)[name] = _param(module, owner)
 
 
 def plan_module(module, recipe="torch", rules=None):
-    """[(fully qualified name, tensor, (scheme, params), owner module)] for every parameter; raises for any
-    parameter that neither the recipe nor a rule covers."""
+    """[(fully qualified name, tensor, (scheme, params), owner module)] for every parameter (a tied one once,
+    under its first name); raises for any parameter that neither the recipe nor a rule covers."""
     if recipe not in RECIPES:
         raise InitError(f"unknown recipe {recipe!r}; recipes: {sorted(RECIPES)}")
     rules = _check_rules(rules)
+    _, names = tied(module)
+    aliases = {}
+    for fqn, owner in names.items():
+        aliases.setdefault(owner, []).append(fqn)
     residuals = sum(1 for n, _ in module.named_modules() if n.rsplit(".", 1)[-1] in RESIDUAL_NAMES)
     ctx = {"root": module, "n_layers": max(1, residuals // 2)}
     specs, owners = {}, {}
@@ -136,14 +177,15 @@ def plan_module(module, recipe="torch", rules=None):
         ctx["module_name"] = mname
         for pname, p in m.named_parameters(recurse=False):
             fqn = f"{mname}.{pname}" if mname else pname
-            owners[fqn] = (m, p)
-            specs.setdefault(fqn, _spec(RECIPES[recipe], kind, m, pname, ctx))
+            if names.get(fqn, fqn) == fqn:
+                owners[fqn] = (m, p)
+                specs.setdefault(fqn, _spec(RECIPES[recipe], kind, m, pname, ctx))
         if kind == "mha" and m.out_proj.bias is not None:  # MultiheadAttention zeroes its out_proj's bias
             specs[f"{mname}.out_proj.bias" if mname else "out_proj.bias"] = _spec(RECIPES[recipe], kind, m,
                                                                                    "out_proj.bias", ctx)
     plan, missing = [], []
     for fqn, (m, p) in owners.items():
-        spec = _rule_for(fqn, rules) or specs.get(fqn)
+        spec = _rule_for(aliases.get(fqn, [fqn]), rules) or specs.get(fqn)
         if spec is None:
             missing.append(f"{fqn} ({type(m).__name__})")
         plan.append((fqn, p, spec, m))
@@ -168,35 +210,78 @@ def init_module(module, recipe="torch", *, seed, device=None, rules=None, progre
         device: where a meta module is materialized (default: CUDA when available, else CPU).
         rules: ordered ``(name pattern, scheme, params)`` overriding the recipe (``fnmatch`` patterns on
             fully qualified names of parameters and buffers), e.g. ``("*.wo.weight", "normal", {"std": 0.002})``.
+            A pattern that matches nothing is an error.
         progress: a progress bar: True, False, or None (shown when a CPU fill is large and stderr is a tty).
 
+    Tied parameters (one tensor under several names) are filled once, from the stream of their first name
+    in ``named_parameters`` order, and stay tied after materialization.
     Buffers that are not parameters are restored as the module defines them: ``reset_running_stats()``
     (batch norm), ``reset_buffers()`` (e.g. rotary caches), a Hugging Face model's ``_init_weights`` for
     its parameter-free modules (rotary embeddings), or a rule; a buffer of a meta module that none of
     these covers is an error.
     Parameters are DTensors under FSDP2 / tensor parallelism: each rank fills its local shard.
+    Every rule, parameter and buffer is checked before anything is written or materialized.
     """
     import torch
 
     seed = seeding.check_u64("seed", seed)
     rules = _check_rules(rules)
     plan = plan_module(module, recipe, rules)
+    _, param_names = tied(module)
+    _, buffer_names = tied(module, "buffers")
+    _check_patterns(rules, [*param_names, *buffer_names])
     was_meta = any(t.is_meta for t in _tensors(module))
-    buffer_plan = _plan_buffers(module, rules, was_meta)
-    planned = {fqn: schemes.plan(spec[0], schemes.Layout.of(tuple(p.shape)), spec[1]) for fqn, p, spec, _ in plan}
-    if was_meta:
-        module.to_empty(device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    elif device is not None:
-        module.to(device)
-    jobs = [(fqn, _param(module, fqn), spec, m) for fqn, _, spec, m in plan]  # to_empty may swap the tensors
-    fills = [_prepare(fqn, t, planned[fqn], seed) for fqn, t, _, _ in jobs]  # every check before the first write
+    buffer_actions, buffer_rules = _plan_buffers(module, rules, buffer_names, was_meta)
+    targets = [(fqn, spec) for fqn, _, spec, _ in plan] + buffer_rules
+    jobs_now = _jobs(module, targets, seed)  # every check, on the tensors as they are
+    moved = was_meta or device is not None
+    if moved:
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        _probe(device, {t.dtype for t in _tensors(module) if t.is_floating_point()})
+        if was_meta:
+            module.to_empty(device=device)
+        else:
+            module.to(device)
+        _retie(module, param_names, "parameters")
+        _retie(module, buffer_names, "buffers")
+        jobs_now = _jobs(module, targets, seed)  # the materialized tensors
+    n_params = len(plan)
+    bar = _progress_bar(sum(j.numel for j in jobs_now[:n_params] if j.backend.NAME == "numpy"), progress)
     with torch.no_grad():
-        _run(fills, progress)
-        for fqn, t, _, m in jobs:
-            _zero_padding_row(m, fqn, t)
-        for action in buffer_plan:
-            action(module, seed)
+        jobs.run(jobs_now[:n_params], bar)
+        for fqn, _, _, m in plan:
+            _zero_padding_row(m, fqn, _param(module, fqn))
+        for action in buffer_actions:
+            action(module)
+        jobs.run(jobs_now[n_params:])
+    if bar:
+        bar(0, None)
     return module
+
+
+def _jobs(module, targets, seed):
+    """A checked fill job per (name, (scheme, params)); a tensor stored twice under distinct objects (a view
+    registered twice) is filled once."""
+    out, seen = [], set()
+    for fqn, (scheme, params) in targets:
+        t = _param(module, fqn)
+        key = distributed.storage_key(t)
+        if key is not None and key in seen:
+            continue
+        seen.add(key)
+        out.append(jobs.prepare(t, scheme, params, seed=seed, stream=distributed.stream_of(fqn), name=fqn))
+    return out
+
+
+def _probe(device, dtypes):
+    """Raise, before materializing, when no backend fills tensors of these dtypes on ``device``."""
+    import torch
+
+    for dtype in dtypes:
+        try:
+            jobs.prepare(torch.empty(0, dtype=dtype, device=device), "zeros", {}, seed=0)
+        except InitError as e:
+            raise InitError(f"cannot fill {dtype} tensors on {device}: {e}") from e
 
 
 def _tensors(module):
@@ -209,50 +294,13 @@ def _param(module, fqn):
     return getattr(module.get_submodule(owner) if owner else module, name)
 
 
-def _prepare(fqn, t, draw, seed):
-    """(local tensor, Draw, full shape, offsets, seed, stream, backend module, name) for one parameter."""
-    local, full_shape, offsets = distributed.local_block(t) if distributed.is_dtensor(t) else (
-        t, tuple(t.shape), (0,) * t.dim())
-    module = backends.select(local)
-    module.check(local)
-    return local, draw, full_shape, offsets, seed, distributed.stream_of(fqn), module, fqn
+def _progress_bar(total, progress):
+    """A rich progress bar, or None when not shown: call it with (elements done, name), then (0, None)."""
+    if not (progress if progress is not None else (total > 50_000_000 and sys.stderr.isatty())):
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-
-def _run(fills, progress):
-    """Every backend fills its tensors as a group: one kernel launch per dtype and draw kind on a GPU,
-    one shared thread pool over all tensors' pieces on the CPU (in slices, for the progress bar)."""
-    by_backend = {}
-    for f in fills:
-        by_backend.setdefault(f[6], []).append(f)
-    total = sum(f[0].numel() for f in fills if f[6].NAME == "numpy")
-    show = progress if progress is not None else (total > 50_000_000 and sys.stderr.isatty())
-    bar = _progress_bar(total) if show else None
-    for backend, group in by_backend.items():
-        step = max(1, len(group) // 20) if bar and backend.NAME == "numpy" else len(group)
-        for i in range(0, len(group), step):
-            part = group[i:i + step]
-            backend.fill_group([(t, d, seed, stream, full, off) for t, d, full, off, seed, stream, *_ in part])
-            if bar and backend.NAME == "numpy":
-                bar(sum(f[0].numel() for f in part), part[-1][7])
-    if bar:
-        bar(0, None)
-
-
-def _progress_bar(total):
-    """A rich progress bar (or plain stderr lines without rich): call with (elements done, name)."""
-    try:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-    except ImportError:
-        start = time.perf_counter()
-
-        def plain(n, name, done=[0]):  # noqa: B006 - a counter shared by the calls of one bar
-            done[0] += n
-            if name is None or done[0] == total:
-                print(f"gpuinit: {done[0] / 1e6:.0f}M elements in {time.perf_counter() - start:.1f} s",
-                      file=sys.stderr)
-
-        return plain
     bar = Progress(TextColumn("gpuinit"), BarColumn(), TextColumn("{task.completed:,.0f} elements"),
                    TimeRemainingColumn(), transient=False, console=Console(stderr=True))
     task = bar.add_task("fill", total=total)
@@ -277,34 +325,31 @@ def _zero_padding_row(m, fqn, t):
         local[row].zero_()
 
 
-def _plan_buffers(module, rules, was_meta):
-    """Actions that restore every buffer; raises (before any write) for a meta buffer nothing restores."""
-    actions, missing = [], []
+def _plan_buffers(module, rules, names, was_meta):
+    """(actions that restore buffers as their module defines them, [(name, (scheme, params))] of the buffers
+    a rule fills after them); raises for a buffer of a meta module that nothing restores."""
+    actions, ruled, missing = [], [], []
     for mname, m in module.named_modules():
-        names = [n for n, _ in m.named_buffers(recurse=False)]
-        if not names:
+        own = [f"{mname}.{n}" if mname else n for n, _ in m.named_buffers(recurse=False)]
+        own = [fqn for fqn in own if names.get(fqn, fqn) == fqn]  # a tied buffer under its first name
+        if not own:
             continue
-        ruled = {n: _rule_for(f"{mname}.{n}" if mname else n, rules) for n in names}
         if hasattr(m, "reset_running_stats"):
-            actions.append(lambda root, seed, mname=mname: root.get_submodule(mname).reset_running_stats())
+            actions.append(lambda root, mname=mname: root.get_submodule(mname).reset_running_stats())
         elif hasattr(m, "reset_buffers"):
-            actions.append(lambda root, seed, mname=mname: root.get_submodule(mname).reset_buffers())
+            actions.append(lambda root, mname=mname: root.get_submodule(mname).reset_buffers())
         elif hasattr(module, "_init_weights") and not any(True for _ in m.parameters(recurse=False)):
             # a Hugging Face model restores a parameter-free module's buffers (rotary tables) itself
-            actions.append(lambda root, seed, mname=mname: root._init_weights(root.get_submodule(mname)))
-        elif was_meta and not all(ruled.values()):
-            missing += [f"{mname}.{n}" if mname else n for n in names if not ruled[n]]
-        for n, spec in ruled.items():
+            actions.append(lambda root, mname=mname: root._init_weights(root.get_submodule(mname)))
+        else:
+            mname = None
+        for fqn in own:
+            spec = _rule_for([n for n, o in names.items() if o == fqn], rules)
             if spec:
-                fqn = f"{mname}.{n}" if mname else n
-                actions.append(lambda root, seed, fqn=fqn, spec=spec: _fill_buffer(root, fqn, spec, seed))
+                ruled.append((fqn, spec))
+            elif was_meta and mname is None:
+                missing.append(fqn)
     if missing:
         raise InitError(f"no way to restore the buffers {', '.join(missing)} after materializing from the meta "
                         "device: give their module a reset_buffers() method or add a rule for them")
-    return actions
-
-
-def _fill_buffer(root, fqn, spec, seed):
-    from .api import init_
-
-    init_(_param(root, fqn), spec[0], seed=seed, stream=distributed.stream_of(fqn), **spec[1])
+    return actions, ruled

@@ -49,3 +49,13 @@ def check_no_overlap(shape, strides, itemsize):
             raise InitError(f"the array's elements overlap (shape {shape}, strides {strides}): "
                             "gpuinit writes each element once, so it needs distinct memory per element")
         extent = s * (n - 1) + extent
+
+
+def value_dtype(array, bits=None):
+    """The floating-point type the array's elements hold: float16, bfloat16, float32 or float64."""
+    if bits is not None:
+        return bits
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(array, torch.Tensor):
+        return str(array.dtype).removeprefix("torch.")
+    return array.dtype.name

@@ -1,0 +1,81 @@
+"""A fill job: one array, the draw fitted to its dtype, the region it holds of its logical tensor, a seed,
+a stream and the backend that writes it. ``prepare`` makes every check; callers build all the jobs of a
+call before ``run`` writes any of them, so an error leaves every array as it was."""
+import math
+import sys
+from dataclasses import dataclass
+
+from . import backends, distributed, draws, regions, schemes, seeding
+from .backends.checks import value_dtype
+from .errors import InitError
+
+
+@dataclass(frozen=True, eq=False)
+class Job:
+    array: object  # what the backend writes: the array, or a DTensor's local shard
+    draw: draws.Draw
+    full_shape: tuple
+    offsets: tuple
+    seed: int
+    stream: int
+    backend: object  # the backend module
+    bits: str | None = None
+    name: str | None = None  # the parameter or buffer it fills, for messages and progress
+
+    @property
+    def numel(self):
+        return math.prod(self.array.shape)
+
+    @property
+    def writes(self):
+        """False for empty and meta arrays, which hold no values to write."""
+        torch = sys.modules.get("torch")
+        meta = torch is not None and isinstance(self.array, torch.Tensor) and self.array.is_meta
+        return not meta and self.numel > 0
+
+
+def prepare(array, scheme, params, *, seed, stream=0, in_axis=1, out_axis=0, batch_axis=(), full_shape=None,
+            offsets=None, backend=None, bits=None, name=None):
+    """A checked Job filling ``array`` with ``scheme(**params)``; raises InitError (naming ``name``) if any
+    part of it cannot be done. ``seed=None`` takes the next seed of ``gpuinit.manual_seed``'s source, once
+    everything else has passed."""
+    try:
+        if distributed.is_dtensor(array):  # the local shard is a block of the global tensor
+            if full_shape is not None or offsets is not None:
+                raise InitError("a DTensor carries its own global shape and offsets: pass neither full_shape nor "
+                                "offsets")
+            array, full_shape, offsets = distributed.local_block(array)
+        module = backends.select(array, backend)
+        module.check(array, bits)
+        full_shape, offsets = regions.check_region(tuple(array.shape), full_shape, offsets)
+        layout = schemes.Layout.of(full_shape, in_axis, out_axis, batch_axis)
+        draw = draws.fit(schemes.plan(scheme, layout, params), value_dtype(array, bits))
+        stream = seeding.check_u64("stream", stream)
+        seed = seeding.next_seed() if seed is None else seeding.check_u64("seed", seed)
+    except InitError as e:
+        if name is None:
+            raise
+        raise type(e)(f"{name}: {e}") from e
+    return Job(array, draw, full_shape, offsets, seed, stream, module, bits, name)
+
+
+def run(jobs, on_progress=None):
+    """Write every job: each backend fills its jobs as one group (one kernel launch per dtype and draw kind
+    on a GPU, one thread pool over all pieces on the CPU). ``on_progress(elements, name)`` is called after
+    each slice of CPU work when given."""
+    by_backend = {}
+    for job in jobs:
+        if job.writes:
+            by_backend.setdefault(job.backend, []).append(job)
+    for backend, group in by_backend.items():
+        step = max(1, len(group) // 20) if on_progress and backend.NAME == "numpy" else len(group)
+        for i in range(0, len(group), step):
+            part = group[i:i + step]
+            alone = [j for j in part if j.bits or len(part) == 1]  # fill_group takes no bits=
+            for j in alone:
+                backend.fill(j.array, j.draw, j.full_shape, j.offsets, j.seed, j.stream, bits=j.bits)
+            if len(alone) < len(part):
+                backend.fill_group([(j.array, j.draw, j.seed, j.stream, j.full_shape, j.offsets)
+                                    for j in part if j not in alone])
+            if on_progress and backend.NAME == "numpy":
+                on_progress(sum(j.numel for j in part), part[-1].name)
