@@ -1,9 +1,10 @@
 """CPU benchmark: gpuinit's NumPy backend against torch.nn.init and NumPy's Generator, in one run.
 
 Same 4096 x 4096 buffers, same thread count for everyone; median of repeated runs after a warm-up.
-Prints a table and writes bench/results/cpu.json.
+Prints a table; ``--out`` also writes the results as JSON (into DIR/cpu.json when it names a directory).
 
-    python bench/cpu.py [--size 4096] [--repeat 7] [--threads N]
+    python bench/cpu.py [--size 4096] [--repeat 7] [--threads N] [--out FILE or DIR]
+    python bench/cpu.py --out bench/results          # regenerate the committed bench/results/cpu.json
 """
 import argparse
 import json
@@ -21,6 +22,7 @@ import torch
 
 import gpuinit
 from gpuinit.backends import cpu_kernel, numpy_backend
+from gpuinit.cli_checks import UsageError, writable_dir
 
 SCHEMES = {  # gpuinit scheme and params, the torch.nn.init call, the numpy Generator call (float32 only)
     "uniform": (("uniform", {}), lambda t: torch.nn.init.uniform_(t),
@@ -105,8 +107,17 @@ def main():
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "cpu.json"))
+    parser.add_argument("--out", default=None, help="write the results as JSON to this file, or to DIR/cpu.json "
+                        "for an existing directory or one written with a trailing /; default: print only")
     args = parser.parse_args()
+    out = None
+    if args.out is not None:
+        is_dir = Path(args.out).is_dir() or args.out.endswith(("/", os.sep))
+        out = Path(args.out) / "cpu.json" if is_dir else Path(args.out)
+        try:
+            writable_dir(out.parent, "--out", given=None if is_dir else args.out)
+        except UsageError as e:
+            parser.error(str(e))
     rows = run(args.size, args.repeat, args.threads)
     print(f"{args.size}x{args.size}, {args.threads} threads, host C kernel: "
           f"{'yes' if cpu_kernel.why_not() is None else cpu_kernel.why_not()}, chunk {numpy_backend.CHUNK}")
@@ -120,9 +131,11 @@ def main():
             "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
             "gpuinit": gpuinit.__version__, "host_kernel": cpu_kernel.why_not() is None, "size": args.size,
             "repeat": args.repeat, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    if out is None:
+        print("not saved: --out DIR writes DIR/cpu.json")
+        return
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

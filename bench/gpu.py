@@ -2,7 +2,8 @@
 
 For each size and dtype, on one buffer: the ceiling is ``fill_(1.0)`` of that buffer; each scheme's
 time is the median of many runs timed with CUDA events after a warm-up; peak memory is what
-torch.cuda.max_memory_allocated adds to the buffer. Writes bench/results/gpu-<device>.json and .md.
+torch.cuda.max_memory_allocated adds to the buffer. Prints a markdown table; ``--out DIR`` also writes
+DIR/gpu-<device>.json and .md (``--out bench/results`` regenerates the committed results).
 
     python bench/gpu.py                          # 2**28 and 2**30 elements, float32 and bfloat16
     TRITON_INTERPRET=1 python bench/gpu.py --device cpu --sizes 65536 --repeat 2   # the kernels on the CPU
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 
 import gpuinit
+from gpuinit.cli_checks import UsageError, writable_dir
 
 SCHEMES = {  # name: (gpuinit scheme, params, torch.nn.init peer)
     "uniform": ("uniform", {}, lambda t: torch.nn.init.uniform_(t)),
@@ -181,16 +183,23 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[2**28, 2**30])
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--out", default=None, help="directory for gpu-<device>.json and .md; default: print only")
     args = parser.parse_args()
+    if args.out is not None:
+        try:
+            writable_dir(args.out, "--out")
+        except UsageError as e:
+            parser.error(str(e))
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'} (interpreter)"
     rows = run(device, args.sizes, [getattr(torch, d) for d in args.dtypes], args.repeat)
     table = markdown(rows, name)
     print(table)
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    if args.out is None:
+        print(f"not saved: --out DIR writes DIR/gpu-{slug}.json and .md")
+        return
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     meta = {"device": name, "torch": torch.__version__, "gpuinit": gpuinit.__version__, "repeat": args.repeat,
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     (out / f"gpu-{slug}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")

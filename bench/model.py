@@ -7,7 +7,8 @@
 Each way runs in a fresh process (peak memory is the process's own: RSS on the CPU,
 torch.cuda.max_memory_allocated on a GPU); times are medians of --repeat runs. On a GPU the whole-model
 fill is also compared with the write ceiling: a ``fill_`` of one buffer of the parameters' size.
-Writes bench/results/model-<device>.json.
+Prints a table; ``--out DIR`` also writes DIR/model-<device>.json (``--out bench/results`` regenerates the
+committed results).
 
     python bench/model.py                                    # CPU, ~100M parameters
     python bench/model.py --device cuda --params 1e9 7e9 --dtype bfloat16
@@ -19,6 +20,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from gpuinit.cli_checks import UsageError, writable_dir
 
 WAYS = ("gpuinit", "torch default", "meta + to_empty + reset_parameters")
 
@@ -110,8 +113,13 @@ def main():
     parser.add_argument("--params", type=float, nargs="+", default=[1e8])
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--out", default=None, help="directory for model-<device>.json; default: print only")
     args = parser.parse_args()
+    if args.out is not None:
+        try:
+            writable_dir(args.out, "--out")
+        except UsageError as e:
+            parser.error(str(e))
     rows = []
     for n in args.params:
         results = {way: run_way(way, n, args.device, args.dtype, args.repeat) for way in WAYS}
@@ -129,8 +137,10 @@ def main():
         print(f"{r['params'] / 1e6:>7.0f}M {r['way']:<36} {r['seconds']:>8.3f} {r['speedup_of_gpuinit']:>10.2f} "
               f"{r['peak_bytes'] / 2**30:>9.2f} {r['param_bytes'] / 2**30:>10.2f} {ceiling:>10}")
     device = args.device if args.device == "cpu" else args.device.split(":")[0]
+    if args.out is None:
+        print(f"not saved: --out DIR writes DIR/model-{device}.json")
+        return
     out = Path(args.out) / f"model-{device}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"machine": platform.processor() or platform.machine(), "device": args.device, "repeat": args.repeat,
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")

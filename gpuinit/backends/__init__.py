@@ -8,22 +8,23 @@ Adding one: write the module, add it to ``_MODULES``, and map its array types in
 Type checks look only in ``sys.modules``, so nothing here imports torch or cupy.
 """
 import importlib
-import os
 import sys
 
 import numpy as np
 
-from ..errors import BackendUnavailableError
+from .. import config
+from ..errors import BackendUnavailableError, UnknownBackendError
 
 _MODULES = {"numpy": "gpuinit.backends.numpy_backend", "triton": "gpuinit.backends.triton_backend",
             "cupy": "gpuinit.backends.cupy_backend"}
-ENV_VAR = "GPUINIT_BACKEND"
+ENV_VAR = config.BACKEND
 
 
 def load(name):
-    """The backend module ``name``, or an error that says why it cannot run and what to install."""
-    if name not in _MODULES:
-        raise BackendUnavailableError(f"unknown backend {name!r}; this installation has {sorted(_MODULES)}")
+    """The backend module ``name``: UnknownBackendError (a ValueError) for a name that is none of gpuinit's,
+    BackendUnavailableError saying what to install for one that cannot run here."""
+    if not isinstance(name, str) or name not in _MODULES:
+        raise UnknownBackendError(f"unknown backend {name!r}; backends: {sorted(_MODULES)}")
     try:
         module = importlib.import_module(_MODULES[name])
     except ImportError as e:
@@ -69,9 +70,11 @@ def default_name(kind):
 
 
 def select(array, backend=None):
-    """The backend module for ``array``: ``backend=``, else $GPUINIT_BACKEND, else by array type."""
+    """The backend module for ``array``: ``backend=``, else $GPUINIT_BACKEND, else by array type. Every
+    $GPUINIT_* variable is parsed here, so that a bad one is an error before anything is written."""
+    config.check(_MODULES)
     kind = array_kind(array)
-    name = backend or os.environ.get(ENV_VAR) or default_name(kind)
+    name = backend if backend is not None else config.backend(_MODULES) or default_name(kind)
     if name is None:
         raise BackendUnavailableError(f"no backend fills {kind} tensors")
     module = load(name)

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import kernels
+from .. import config, kernels
 from ..draws import kernel_params
 from ..kernels import numpy_stream
 
@@ -84,8 +84,8 @@ def _run(args):
 
 
 def _cache_root():
-    if os.environ.get("GPUINIT_CACHE"):
-        return Path(os.environ["GPUINIT_CACHE"])
+    if config.raw(config.CACHE):
+        return Path(config.raw(config.CACHE))
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     if os.path.isabs(xdg):
         return Path(xdg, "gpuinit")
@@ -220,8 +220,8 @@ def load():
     with _lock:
         if "lib" not in _state:
             lib, why = None, None
-            if os.environ.get("GPUINIT_CPU_KERNEL", "1") == "0":
-                why = "disabled by GPUINIT_CPU_KERNEL=0"
+            if not config.flag(config.CPU_KERNEL, default=True):
+                why = f"disabled by {config.CPU_KERNEL}={os.environ[config.CPU_KERNEL]}"
             else:
                 try:
                     lib = _library()[1]

@@ -1,0 +1,72 @@
+"""Settings from the environment: every $GPUINIT_* variable gpuinit reads is parsed here, and a value it
+cannot take is an error that names the variable and the values it takes.
+
+- GPUINIT_BACKEND: "numpy", "triton" or "cupy"; overrides the backend chosen by array type.
+- GPUINIT_NUM_THREADS: threads of the NumPy backend; 0 or unset: one per CPU.
+- GPUINIT_CPU_KERNEL: 1 (default) uses the compiled host kernel when it builds, 0 computes with NumPy alone.
+- GPUINIT_CACHE: the directory of the compiled host kernel (default: $XDG_CACHE_HOME/gpuinit).
+An empty variable counts as unset.
+"""
+import os
+
+from .errors import ConfigError, UnknownBackendError
+
+BACKEND = "GPUINIT_BACKEND"
+NUM_THREADS = "GPUINIT_NUM_THREADS"
+CPU_KERNEL = "GPUINIT_CPU_KERNEL"
+CACHE = "GPUINIT_CACHE"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def raw(name):
+    """The variable's value, stripped; None when it is unset or blank."""
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def flag(name, default):
+    """A switch: 1/true/yes/on is True, 0/false/no/off is False (any case), unset or blank is ``default``."""
+    value = raw(name)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ConfigError(f"${name}={os.environ[name]!r} is not a switch: set it to 1 or 0 (or true/false, yes/no, "
+                      f"on/off), or unset it for the default ({int(default)})")
+
+
+def num_threads():
+    """Threads of the NumPy backend: $GPUINIT_NUM_THREADS, a positive integer; 0 or unset: one per CPU."""
+    value = raw(NUM_THREADS)
+    cpus = os.cpu_count() or 1
+    if value is None:
+        return cpus
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise ConfigError(f"${NUM_THREADS}={os.environ[NUM_THREADS]!r} is not a thread count: set it to a "
+                          f"positive integer, or 0 or unset for one thread per CPU ({cpus} here)")
+    return n or cpus
+
+
+def backend(choices):
+    """The backend $GPUINIT_BACKEND names (one of ``choices``, any case), or None when it is unset."""
+    value = raw(BACKEND)
+    if value is None:
+        return None
+    if value.lower() not in choices:
+        raise UnknownBackendError(f"unknown backend {os.environ[BACKEND]!r} in ${BACKEND}: set it to one of "
+                                  f"{sorted(choices)}, or unset it to choose by array type")
+    return value.lower()
+
+
+def check(backends):
+    """Parse every variable (``backends``: the names $GPUINIT_BACKEND may take); raise on the first bad one."""
+    backend(backends)
+    num_threads()
+    flag(CPU_KERNEL, default=True)
