@@ -1,6 +1,5 @@
 """``init_``: fill an array in place with a scheme, on the backend its type calls for."""
 from . import jobs
-from .errors import InitError
 
 
 def init_(array, scheme, *, seed=None, stream=0, in_axis=1, out_axis=0, batch_axis=(), full_shape=None,

@@ -143,18 +143,19 @@ def fit(draw, dtype):
     kind, p = draw.kind, draw.params
     f32 = DTYPE_MAX["float32"]
     limit = min(DTYPE_MAX[dtype], f32)
+    within = dtype if DTYPE_MAX[dtype] <= f32 else "float32, in which random draws are computed"
     if kind in ("constant", "eye"):
         key = "value" if kind == "constant" else "gain"
         _within(key, abs(p[key]), DTYPE_MAX[dtype], dtype)
     elif kind == "orthogonal":
-        _within("gain", abs(p["gain"]), limit, dtype)
+        _within("gain", abs(p["gain"]), limit, within)
     elif kind in ("normal", "sparse"):
         reach = (abs(p.get("mean", 0.0)) + NORMAL_TAIL * p["std"]) * (1 + 2.0**-20)  # float32 rounding
-        _within("the draw's largest value, |mean| + 5.77 std,", reach, limit, dtype)
+        _within("the draw's largest value, |mean| + 5.77 std,", reach, limit, within)
     elif kind == "uniform":
         for key in ("center", "half_width"):
             _within(f"uniform's {key.replace('_', ' ')}", abs(p[key]), f32, "float32")
-        return _clamped(draw, p["center"] - p["half_width"], p["center"] + p["half_width"], dtype, limit)
+        return _clamped(draw, p["center"] - p["half_width"], p["center"] + p["half_width"], dtype, limit, within)
     elif kind == "trunc_normal":
         _within("std", p["std"], f32, "float32")
         _within("mean", abs(p["mean"]), f32, "float32")
@@ -167,7 +168,7 @@ def fit(draw, dtype):
                             "uniform on [a, b] instead")
         lo = max(p["lo"], p["mean"] - TRUNC_TAIL * p["std"])
         hi = min(p["hi"], p["mean"] + TRUNC_TAIL * p["std"])
-        return _clamped(draw, lo, hi, dtype, limit)
+        return _clamped(draw, lo, hi, dtype, limit, within)
     return draw
 
 
@@ -176,11 +177,11 @@ def _within(name, value, limit, dtype):
         raise InitError(f"{name} {value:.6g} does not fit {dtype} (largest finite value {limit:.6g})")
 
 
-def _clamped(draw, lo, hi, dtype, limit):
+def _clamped(draw, lo, hi, dtype, limit, within):
     """``draw`` with its clamping bounds the ``dtype`` values inside [lo, hi], which must fit the dtype."""
     if not (-limit <= lo and hi <= limit):
-        raise InitError(f"{draw.kind}: values reach [{lo:.6g}, {hi:.6g}], beyond the largest finite {dtype} "
-                        f"value {limit:.6g}")
+        raise InitError(f"{draw.kind}: values reach [{lo:.6g}, {hi:.6g}], beyond the largest finite value of "
+                        f"{within}, {limit:.6g}")
     lo_t, hi_t = (np.float32(v) for v in _f32_inward(draw.params["lo"], draw.params["hi"]))
     if dtype in ("float16", "bfloat16"):
         lo_t, hi_t = _grid(lo_t, dtype, up=True), _grid(hi_t, dtype, up=False)

@@ -2,11 +2,10 @@
 a stream and the backend that writes it. ``prepare`` makes every check; callers build all the jobs of a
 call before ``run`` writes any of them, so an error leaves every array as it was."""
 import math
-import sys
 from dataclasses import dataclass
 
 from . import backends, distributed, draws, regions, schemes, seeding
-from .backends.checks import value_dtype
+from .backends.checks import holds_values, value_dtype
 from .errors import InitError
 
 
@@ -28,10 +27,7 @@ class Job:
 
     @property
     def writes(self):
-        """False for empty and meta arrays, which hold no values to write."""
-        torch = sys.modules.get("torch")
-        meta = torch is not None and isinstance(self.array, torch.Tensor) and self.array.is_meta
-        return not meta and self.numel > 0
+        return holds_values(self.array)
 
 
 def prepare(array, scheme, params, *, seed, stream=0, in_axis=1, out_axis=0, batch_axis=(), full_shape=None,

@@ -10,7 +10,7 @@ import math
 import sys
 
 from . import distributed, jobs, schemes, seeding
-from .errors import InitError
+from .errors import BackendUnavailableError, InitError
 
 SQRT5 = math.sqrt(5.0)  # nn.Linear / nn.Conv*: kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in))
 GPT2_STD = 0.02
@@ -280,8 +280,8 @@ def _probe(device, dtypes):
     for dtype in dtypes:
         try:
             jobs.prepare(torch.empty(0, dtype=dtype, device=device), "zeros", {}, seed=0)
-        except InitError as e:
-            raise InitError(f"cannot fill {dtype} tensors on {device}: {e}") from e
+        except (InitError, BackendUnavailableError) as e:
+            raise type(e)(f"cannot fill {dtype} tensors on {device}: {e}") from e
 
 
 def _tensors(module):

@@ -51,6 +51,13 @@ def check_no_overlap(shape, strides, itemsize):
         extent = s * (n - 1) + extent
 
 
+def holds_values(array):
+    """False for empty arrays and meta tensors, which have nothing to write."""
+    torch = sys.modules.get("torch")
+    meta = torch is not None and isinstance(array, torch.Tensor) and array.is_meta
+    return not meta and 0 not in tuple(array.shape)
+
+
 def value_dtype(array, bits=None):
     """The floating-point type the array's elements hold: float16, bfloat16, float32 or float64."""
     if bits is not None:

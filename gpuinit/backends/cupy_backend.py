@@ -151,6 +151,7 @@ _STRUCTURED = {"constant": _constant, "eye": _eye, "dirac": _dirac, "orthogonal"
 
 def fill_group(items):
     """Fill many arrays: (array, Draw, seed, stream[, full_shape, offsets]), one launch each."""
+    items = [item for item in items if checks.holds_values(item[0])]
     for array, draw, seed, stream, *region in items:
         full_shape, offsets = regions.item_region(array.shape, region)
         fill(array, draw, full_shape, offsets, seed, stream)

@@ -4,7 +4,6 @@ Memory stays bounded: each worker holds one chunk of ``CHUNK`` elements (a few M
 floats), never a full-size temporary, except orthogonal (QR needs the whole matrix) and sparse
 (a column's rank needs its keys).
 """
-import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +15,7 @@ from ..draws import ELEMENTWISE
 from ..kernels import numpy_stream as ks
 from ..structured import dirac_points, orthogonalize, sparse_keys
 from . import cpu_kernel
-from .checks import check  # noqa: F401 - the backend interface (check(array, bits=None))
+from .checks import check, holds_values  # noqa: F401 - check: the backend interface
 
 NAME = "numpy"
 INSTALL = "numpy"
@@ -37,7 +36,9 @@ def accepts(array):
 
 
 def num_threads():
-    return max(1, int(os.environ.get("GPUINIT_NUM_THREADS", "0")) or os.cpu_count() or 1)
+    from ..config import num_threads
+
+    return num_threads()
 
 
 def _executor():
@@ -53,8 +54,8 @@ def _executor():
 
 def _numpy_view(array, bits=None):
     """(writable numpy view sharing the memory, True when it holds bfloat16 bits as int16)."""
-    if bits == "bfloat16":
-        return array.view(np.int16), True
+    if bits == "bfloat16":  # the array's own byte order: assignments swap bytes where it is not native
+        return array.view(np.dtype(np.int16).newbyteorder(array.dtype.byteorder)), True
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(array, torch.Tensor):
         t = array.detach()
@@ -105,7 +106,7 @@ def _piece_work(view, bf16, draw, full_shape, offsets, seed, stream):
     def work(piece):
         index, _, starts, length = piece
         dst = view[index]
-        if lib is not None and dst.flags.c_contiguous and store != "float64":  # written in place, no copy
+        if lib is not None and dst.flags.c_contiguous and dst.dtype.isnative and store != "float64":  # in place
             out = dst.reshape(len(starts), length)
             cpu_kernel.draw_values(lib, draw.kind, draw.params, starts, length, seed, stream, out=out, store=store)
         else:
@@ -131,6 +132,7 @@ def fill_group(items):
     """Fill many arrays: (array, Draw, seed, stream[, full_shape, offsets]). The pieces of all elementwise
     fills share the thread pool at once (no barrier between arrays); returns the number of arrays."""
     tasks = []
+    items = [item for item in items if holds_values(item[0])]
     for array, draw, seed, stream, *region in items:
         full_shape, offsets = regions.item_region(array.shape, region)
         if draw.kind in ELEMENTWISE:
@@ -180,7 +182,7 @@ def _orthogonal(view, bf16, p, full_shape, offsets, seed, stream, torch_qr=False
     numpy arrays use NumPy's: the QR follows the array's library, so results never depend on what
     else a process has imported."""
     g = _normal_block(full_shape, full_shape, (0,) * len(full_shape), seed, stream)
-    if view.dtype == np.float64:
+    if view.dtype.kind == "f" and view.dtype.itemsize == 8:
         g = g.astype(np.float64)
     if torch_qr:
         import torch

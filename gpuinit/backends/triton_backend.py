@@ -10,7 +10,7 @@ from .. import regions
 from ..draws import ELEMENTWISE, kernel_params
 from ..seeding import as_int64
 from ..structured import dirac_points, orthogonalize, sparse_keys
-from .checks import check  # noqa: F401 - the backend interface
+from .checks import check, holds_values  # noqa: F401 - check: the backend interface
 
 NAME = "triton"
 INSTALL = ("torch and triton (pip install 'gpuinit[torch]') on a machine with a CUDA GPU, "
@@ -83,7 +83,7 @@ def fill_group(items):
     groups, launches = {}, 0
     for t, draw, seed, stream, *region in items:
         full_shape, offsets = regions.item_region(t.shape, region)
-        if t.numel() == 0:
+        if not holds_values(t):
             continue
         geo = regions.launch_geometry(t.shape, t.stride(), full_shape, offsets)
         if draw.kind in ELEMENTWISE and geo["contiguous"] and geo["single_run"]:
