@@ -6,7 +6,7 @@
 from .api import init_
 from .backends import available_backends
 from .distributed import fingerprint
-from .errors import BackendUnavailableError, InitError, ZeroFanError
+from .errors import BackendUnavailableError, ConfigError, InitError, UnknownBackendError, ZeroFanError
 from .kernels.numpy_stream import philox4x32
 from .schemes import SCHEMES, calculate_gain
 from .seeding import manual_seed
@@ -15,7 +15,9 @@ __version__ = "0.1.0"
 __all__ = [
     "SCHEMES",
     "BackendUnavailableError",
+    "ConfigError",
     "InitError",
+    "UnknownBackendError",
     "ZeroFanError",
     "available_backends",
     "calculate_gain",

@@ -182,7 +182,8 @@ def _clamped(draw, lo, hi, dtype, limit, within):
     if not (-limit <= lo and hi <= limit):
         raise InitError(f"{draw.kind}: values reach [{lo:.6g}, {hi:.6g}], beyond the largest finite value of "
                         f"{within}, {limit:.6g}")
-    lo_t, hi_t = (np.float32(v) for v in _f32_inward(draw.params["lo"], draw.params["hi"]))
+    # clamping at the dtype's largest values changes no value (the check above) and keeps bounds finite
+    lo_t, hi_t = (np.float32(v) for v in _f32_inward(max(draw.params["lo"], -limit), min(draw.params["hi"], limit)))
     if dtype in ("float16", "bfloat16"):
         lo_t, hi_t = _grid(lo_t, dtype, up=True), _grid(hi_t, dtype, up=False)
     if not lo_t <= hi_t:
