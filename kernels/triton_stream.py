@@ -188,10 +188,18 @@ def _tile(start, tile, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo,
     return values, t
 
 
-@triton.jit
-def fill_kernel(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo,
-                z_hi, flip, KIND: tl.constexpr, SINGLE_RUN: tl.constexpr, CONTIGUOUS: tl.constexpr,
-                BLOCK: tl.constexpr, BRANCHES: tl.constexpr = 3):
+# Scalar arguments whose values change from call to call: typed by annotation and never specialized on
+# their value (a Python int's type would depend on its size, and 1 or multiples of 16 would get kernels of
+# their own), so one compiled kernel serves every seed, stream and parameter.
+VALUE_ARGS = ("seed_lo", "seed_hi", "stream_lo", "stream_hi", "scale", "shift", "lo", "hi", "p_lo", "p_span", "z_lo",
+              "z_hi", "flip")
+
+
+@triton.jit(do_not_specialize=VALUE_ARGS)
+def fill_kernel(out_ptr, meta_ptr, seed_lo: tl.uint32, seed_hi: tl.uint32, stream_lo: tl.uint32, stream_hi: tl.uint32,
+                scale: tl.float32, shift: tl.float32, lo: tl.float32, hi: tl.float32, p_lo: tl.float32,
+                p_span: tl.float32, z_lo: tl.float32, z_hi: tl.float32, flip: tl.int32, KIND: tl.constexpr,
+                SINGLE_RUN: tl.constexpr, CONTIGUOUS: tl.constexpr, BLOCK: tl.constexpr, BRANCHES: tl.constexpr = 3):
     """Fill one tile of one run: runs are the rows of the local tensor seen as (numel / run_len, run_len),
     each a range of consecutive logical indices; a tile is BLOCK Philox blocks of a run.
 
@@ -222,8 +230,8 @@ def fill_kernel(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale
     store(out_ptr + offset, values, mask)
 
 
-@triton.jit
-def group_kernel(table_ptr, params_ptr, n_tensors, OUT_DTYPE: tl.constexpr, KIND: tl.constexpr,
+@triton.jit(do_not_specialize=["n_tensors"])
+def group_kernel(table_ptr, params_ptr, n_tensors: tl.int32, OUT_DTYPE: tl.constexpr, KIND: tl.constexpr,
                  BLOCK: tl.constexpr, BRANCHES: tl.constexpr = 3):
     """Fill a list of contiguous tensors of one dtype and one draw kind in one launch.
 
