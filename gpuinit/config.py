@@ -8,6 +8,7 @@ cannot take is an error that names the variable and the values it takes.
 An empty variable counts as unset.
 """
 import os
+from pathlib import Path
 
 from .errors import ConfigError, UnknownBackendError
 
@@ -65,8 +66,24 @@ def backend(choices):
     return value.lower()
 
 
+def cache_dir():
+    """$GPUINIT_CACHE as an absolute path (``~`` expanded), or None when unset; it must not name a file."""
+    value = raw(CACHE)
+    if value is None:
+        return None
+    path = Path(os.path.expanduser(value))
+    if not path.is_absolute():
+        raise ConfigError(f"${CACHE}={os.environ[CACHE]!r} is not an absolute path: set it to the directory that "
+                          "caches gpuinit's compiled host kernel, or unset it")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"${CACHE}={os.environ[CACHE]!r} is not a directory: set it to the directory that caches "
+                          "gpuinit's compiled host kernel, or unset it")
+    return path
+
+
 def check(backends):
     """Parse every variable (``backends``: the names $GPUINIT_BACKEND may take); raise on the first bad one."""
     backend(backends)
     num_threads()
     flag(CPU_KERNEL, default=True)
+    cache_dir()

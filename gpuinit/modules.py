@@ -108,6 +108,8 @@ def _spec(recipe, kind, m, name, ctx):
 
 def _check_rules(rules):
     """Rules as (pattern, scheme, params) triples, schemes checked (already-checked rules pass through)."""
+    if isinstance(rules, (str, bytes, dict)) or (rules is not None and not hasattr(rules, "__iter__")):
+        raise InitError(f"rules must be a list of (name pattern, scheme[, params]) rules, got {rules!r}")
     out = []
     for rule in rules or ():
         ok = isinstance(rule, (tuple, list)) and len(rule) in (2, 3) and isinstance(rule[0], str)
@@ -128,10 +130,19 @@ def _rule_for(names, rules):
                  if any(fnmatch.fnmatchcase(n, pattern) for n in names)), None)
 
 
-def _check_patterns(rules, names):
-    """Every rule pattern must match some parameter or buffer name."""
+def _buffer_rules(rules, fqn):
+    """The rules that may fill buffer ``fqn``: those whose pattern spells the buffer's own name after its
+    last dot (``*.running_mean``, ``rotary.inv_freq``); a wildcard there (``*``, ``*.w*``) means parameters."""
+    name = fqn.rpartition(".")[2]
+    return [rule for rule in rules if rule[0].rpartition(".")[2] == name]
+
+
+def _check_patterns(rules, params, buffers):
+    """Every rule pattern must match some parameter name, or a buffer name as _buffer_rules reads it."""
     for pattern, *_ in rules:
-        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in params) and not any(
+                fnmatch.fnmatchcase(n, pattern) and _buffer_rules([(pattern,)], n) for n in buffers):
+            names = [*params, *buffers]
             close = difflib.get_close_matches(pattern, names, n=3, cutoff=0.6)
             hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
             raise InitError(f"the rule pattern {pattern!r} matches no parameter or buffer of the module{hint}")
@@ -171,21 +182,22 @@ def plan_module(module, recipe="torch", rules=None):
         aliases.setdefault(owner, []).append(fqn)
     residuals = sum(1 for n, _ in module.named_modules() if n.rsplit(".", 1)[-1] in RESIDUAL_NAMES)
     ctx = {"root": module, "n_layers": max(1, residuals // 2)}
-    specs, owners = {}, {}
+    asks, owners = {}, {}  # the recipe is asked only for parameters that no rule covers
     for mname, m in module.named_modules():
         kind = _kinds(m)
-        ctx["module_name"] = mname
         for pname, p in m.named_parameters(recurse=False):
             fqn = f"{mname}.{pname}" if mname else pname
             if names.get(fqn, fqn) == fqn:
                 owners[fqn] = (m, p)
-                specs.setdefault(fqn, _spec(RECIPES[recipe], kind, m, pname, ctx))
+                asks.setdefault(fqn, (kind, m, pname, mname))
         if kind == "mha" and m.out_proj.bias is not None:  # MultiheadAttention zeroes its out_proj's bias
-            specs[f"{mname}.out_proj.bias" if mname else "out_proj.bias"] = _spec(RECIPES[recipe], kind, m,
-                                                                                   "out_proj.bias", ctx)
+            asks[f"{mname}.out_proj.bias" if mname else "out_proj.bias"] = (kind, m, "out_proj.bias", mname)
     plan, missing = [], []
     for fqn, (m, p) in owners.items():
-        spec = _rule_for(aliases.get(fqn, [fqn]), rules) or specs.get(fqn)
+        spec = _rule_for(aliases.get(fqn, [fqn]), rules)
+        if spec is None:
+            kind, owner, pname, mname = asks[fqn]
+            spec = _spec(RECIPES[recipe], kind, owner, pname, {**ctx, "module_name": mname})
         if spec is None:
             missing.append(f"{fqn} ({type(m).__name__})")
         plan.append((fqn, p, spec, m))
@@ -229,7 +241,7 @@ def init_module(module, recipe="torch", *, seed, device=None, rules=None, progre
     plan = plan_module(module, recipe, rules)
     _, param_names = tied(module)
     _, buffer_names = tied(module, "buffers")
-    _check_patterns(rules, [*param_names, *buffer_names])
+    _check_patterns(rules, param_names, buffer_names)
     was_meta = any(t.is_meta for t in _tensors(module))
     buffer_actions, buffer_rules = _plan_buffers(module, rules, buffer_names, was_meta)
     targets = [(fqn, spec) for fqn, _, spec, _ in plan] + buffer_rules
@@ -279,7 +291,11 @@ def _probe(device, dtypes):
 
     for dtype in dtypes:
         try:
-            jobs.prepare(torch.empty(0, dtype=dtype, device=device), "zeros", {}, seed=0)
+            probe = torch.empty(0, dtype=dtype, device=device)
+        except (RuntimeError, AssertionError) as e:  # torch without CUDA asserts
+            raise BackendUnavailableError(f"cannot materialize on {device}: {e}") from e
+        try:
+            jobs.prepare(probe, "zeros", {}, seed=0)
         except (InitError, BackendUnavailableError) as e:
             raise type(e)(f"cannot fill {dtype} tensors on {device}: {e}") from e
 
@@ -344,12 +360,13 @@ def _plan_buffers(module, rules, names, was_meta):
         else:
             mname = None
         for fqn in own:
-            spec = _rule_for([n for n, o in names.items() if o == fqn], rules)
+            spec = _rule_for([n for n, o in names.items() if o == fqn], _buffer_rules(rules, fqn))
             if spec:
                 ruled.append((fqn, spec))
             elif was_meta and mname is None:
                 missing.append(fqn)
     if missing:
         raise InitError(f"no way to restore the buffers {', '.join(missing)} after materializing from the meta "
-                        "device: give their module a reset_buffers() method or add a rule for them")
+                        "device: give their module a reset_buffers() method, or add a rule naming them (floating-"
+                        "point buffers)")
     return actions, ruled

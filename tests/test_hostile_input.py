@@ -109,13 +109,15 @@ def _snapshot(m):
 
 
 @pytest.mark.parametrize("rules,match", [
-    ([("*", "normal", {"std": 0.02})], "1.num_batches_tracked: .*got int64"),
+    ([("*.num_batches_tracked", "normal", {"std": 0.02})], "1.num_batches_tracked: .*got int64"),
     ([("1.running_var", "normal", {"std": -1.0})], "1.running_var: std must be >= 0"),
     ([("2.weight", "orthogonal"), ("1.running_mean", "uniform", {"a": 1.0, "b": 0.0})], "1.running_mean: .*low < high"),
     ([("0.wieght", "zeros")], "'0.wieght' matches no parameter or buffer.*did you mean '0.weight'"),
     ([("0.weight", "normal", 0.02)], r"params are a dict.*got 0.02"),
     ([("0.weight",)], r"a rule is \(name pattern, scheme\)"),
     ([("0.weight", "nosuch")], "unknown scheme"),
+    ("0.weight", "rules must be a list"),
+    ([("*.running_me*", "zeros")], "matches no parameter or buffer"),
 ])
 def test_init_module_refuses_before_writing(rules, match):
     m = _net()
@@ -127,11 +129,55 @@ def test_init_module_refuses_before_writing(rules, match):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_wildcards_fill_parameters_and_leave_buffers_to_their_module():
+    m = _net()
+    m[1].running_mean.fill_(3.0)
+    gpuinit.init_module(m, seed=0, rules=[("*", "normal", {"std": 0.02})])
+    assert (m[1].running_mean == 0).all() and (m[1].running_var == 1).all()  # reset_running_stats, not the rule
+    assert abs(m[0].weight.std().item() - 0.02) < 0.015 and m[1].weight.std() > 0
+    gpuinit.init_module(m, seed=0, rules=[("*.running_mean", "constant", {"value": 0.5})])
+    assert (m[1].running_mean == 0.5).all()
+
+
+def test_hf_rotary_tables_survive_a_wildcard_rule():
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                   num_attention_heads=4, num_key_value_heads=2)
+    reference = transformers.LlamaForCausalLM(cfg).model.rotary_emb.inv_freq
+    with torch.device("meta"):
+        model = transformers.LlamaForCausalLM(cfg)
+    gpuinit.init_module(model, "torch", seed=0, device="cpu", rules=[("*", "normal", {"std": 0.02})])
+    assert torch.equal(model.model.rotary_emb.inv_freq, reference)
+
+
+def test_rules_are_asked_before_the_recipe():
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.T5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2)
+    with torch.device("meta"):
+        model = transformers.T5ForConditionalGeneration(cfg)
+    gpuinit.init_module(model, "hf", seed=0, device="cpu", rules=[("*", "normal", {"std": 0.02})])  # no hf spec asked
+    assert model.lm_head.weight.std() > 0
+
+
+def test_a_device_torch_cannot_use_is_refused_before_materializing():
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    with torch.device("meta"):
+        m = _net()
+    with pytest.raises(gpuinit.BackendUnavailableError, match="cannot materialize on cuda"):
+        gpuinit.init_module(m, seed=0, device="cuda")
+    assert all(t.is_meta for t in m.parameters())
+
+
+def test_backend_names_ignore_case_and_spaces():
+    assert gpuinit.init_(np.empty(8, np.float32), "normal", seed=0, backend=" NumPy ").std() > 0
+
+
 def test_meta_module_stays_meta_when_a_check_fails():
     with torch.device("meta"):
         m = _net()
     with pytest.raises(InitError, match="num_batches_tracked"):
-        gpuinit.init_module(m, seed=0, device="cpu", rules=[("1.*", "zeros")])
+        gpuinit.init_module(m, seed=0, device="cpu", rules=[("1.*", "zeros"), ("1.num_batches_tracked", "zeros")])
     assert all(t.is_meta for t in m.parameters())
 
 

@@ -60,7 +60,7 @@ def seeded(cache, built):
 def compile_lib(tmp_path, body):
     src, out = tmp_path / "planted.c", tmp_path / "planted.so"
     src.write_text(body)
-    subprocess.run([CC, "-shared", "-fPIC", str(src), "-o", str(out)], check=True)
+    subprocess.run([*CC, "-shared", "-fPIC", str(src), "-o", str(out)], check=True)
     return out.read_bytes()
 
 
@@ -305,3 +305,45 @@ def test_build_returns_the_verified_cached_library(seeded):
     _, so = seeded
     assert cpu_kernel.build() == so
     assert Path(so).read_bytes() == cpu_kernel._verified(so)
+
+
+def test_builds_under_a_permissive_umask(cache):
+    old = os.umask(0o002)  # a common default: the compiler's output is group-writable
+    try:
+        assert cpu_kernel.load() is not None, cpu_kernel.why_not()
+    finally:
+        os.umask(old)
+    assert all(f.stat().st_mode & 0o077 == 0 for f in cache.iterdir())
+
+
+def test_a_fifo_in_the_cache_is_refused_not_waited_on(seeded):
+    cache, so = seeded
+    so.unlink()
+    os.mkfifo(so, 0o600)
+    r = subprocess.run([sys.executable, "-c", f"import numpy as np, gpuinit; gpuinit.init_({FILL})"],
+                       env={**os.environ, "GPUINIT_CACHE": str(cache)}, timeout=120, capture_output=True, text=True,
+                       check=False)
+    assert r.returncode == 0, r.stderr
+
+
+def test_cc_with_arguments_is_split_as_a_shell_would(cache, monkeypatch):
+    monkeypatch.setenv("CC", f"{CC[0]} -std=c11")
+    assert cpu_kernel._compiler() == [CC[0], "-std=c11"]
+    assert cpu_kernel.load() is not None, cpu_kernel.why_not()
+
+
+@pytest.mark.parametrize("value,match", [("relative/dir", "not an absolute path"), ("/etc/passwd", "not a directory")])
+def test_a_bad_cache_setting_is_an_error_naming_it(value, match, monkeypatch):
+    monkeypatch.setenv("GPUINIT_CACHE", value)
+    x = np.full(8, 7.0, np.float32)
+    with pytest.raises(gpuinit.ConfigError, match=f"GPUINIT_CACHE.*{match}"):
+        gpuinit.init_(x, "normal", seed=0)
+    assert (x == 7.0).all()
+
+
+def test_cache_setting_expands_the_home_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("GPUINIT_CACHE", "~/gi-cache")
+    from gpuinit import config
+
+    assert config.cache_dir() == tmp_path / "gi-cache"

@@ -74,6 +74,8 @@ def select(array, backend=None):
     $GPUINIT_* variable is parsed here, so that a bad one is an error before anything is written."""
     config.check(_MODULES)
     kind = array_kind(array)
+    if isinstance(backend, str):
+        backend = backend.strip().lower()  # as $GPUINIT_BACKEND is read
     name = backend if backend is not None else config.backend(_MODULES) or default_name(kind)
     if name is None:
         raise BackendUnavailableError(f"no backend fills {kind} tensors")

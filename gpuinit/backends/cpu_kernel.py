@@ -33,6 +33,7 @@ import hashlib
 import logging
 import os
 import platform
+import shlex
 import shutil
 import stat
 import subprocess
@@ -76,7 +77,11 @@ class _NoCompilerError(RuntimeError):
 
 
 def _compiler():
-    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    """The C compiler as an argument list: $CC split as a shell would (``ccache gcc``), else cc, gcc or clang."""
+    if os.environ.get("CC", "").strip():
+        return shlex.split(os.environ["CC"])
+    found = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    return [found] if found else None
 
 
 def _run(args):
@@ -84,8 +89,8 @@ def _run(args):
 
 
 def _cache_root():
-    if config.raw(config.CACHE):
-        return Path(config.raw(config.CACHE))
+    if config.cache_dir():
+        return config.cache_dir()
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     if os.path.isabs(xdg):
         return Path(xdg, "gpuinit")
@@ -98,8 +103,11 @@ def _cache_root():
 def _cache_dir():
     """The cache directory, created private if missing; RuntimeError if it is not this user's alone."""
     d = _cache_root()
-    d.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = d.stat()
+    try:
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = d.stat()
+    except OSError as e:
+        raise RuntimeError(f"cache directory {d}: {e.strerror or e}") from e
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
         raise RuntimeError(f"cache directory {d} refused: owner uid {st.st_uid}, mode {stat.filemode(st.st_mode)};"
                            f" it must belong to uid {os.geteuid()} and not be writable by group or others")
@@ -109,7 +117,7 @@ def _cache_dir():
 def _cpu_features(cc):
     """What the -m flags (-march=native) enable on this CPU: the compiler's predefined macros for them
     (gcc and clang alike), else the flags line of /proc/cpuinfo."""
-    r = _run([cc, *(f for f in FLAGS if f.startswith("-m")), "-E", "-dM", "-x", "c", os.devnull])
+    r = _run([*cc, *(f for f in FLAGS if f.startswith("-m")), "-E", "-dM", "-x", "c", os.devnull])
     if r.returncode == 0 and r.stdout.strip():
         return "\n".join(sorted(r.stdout.splitlines()))
     try:
@@ -124,8 +132,8 @@ def _key(cc):
     digest = hashlib.sha256()
     for f in SOURCES:
         digest.update(f.read_bytes())
-    version = _run([cc, "--version"]).stdout
-    for part in (cc, version, sys.platform, platform.machine(), *FLAGS, _cpu_features(cc)):
+    version = _run([*cc, "--version"]).stdout
+    for part in (" ".join(cc), version, sys.platform, platform.machine(), *FLAGS, _cpu_features(cc)):
         digest.update(part.encode() + b"\0")
     return f"gpuinit_cpu_{digest.hexdigest()[:24]}.so"
 
@@ -133,7 +141,7 @@ def _key(cc):
 def _read_private(path):
     """The bytes of ``path``, read from a descriptor checked to be this user's regular file that
     group and others cannot write; RuntimeError otherwise (FileNotFoundError if absent)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))  # a FIFO: no wait
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
@@ -166,9 +174,10 @@ def _compile(cc, so):
     """Compile the library, store it with its digest sidecar, and return its bytes."""
     with tempfile.TemporaryDirectory(prefix=".build-", dir=so.parent) as tmp:
         out = Path(tmp) / so.name
-        r = _run([cc, *FLAGS, str(SOURCES[1]), "-o", str(out)])
+        r = _run([*cc, *FLAGS, str(SOURCES[1]), "-o", str(out)])
         if r.returncode:
             raise RuntimeError(f"compiling {SOURCES[1].name} failed: {r.stderr.strip()[-2000:]}")
+        out.chmod(0o600)  # the compiler's file follows the umask; it is ours, in our private directory
         data = _read_private(out)
     _write_atomic(so.parent, so.name, data)
     _write_atomic(so.parent, so.name + ".sha256", (hashlib.sha256(data).hexdigest() + "\n").encode())
