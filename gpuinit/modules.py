@@ -222,7 +222,8 @@ def init_module(module, recipe="torch", *, seed, device=None, rules=None, progre
         device: where a meta module is materialized (default: CUDA when available, else CPU).
         rules: ordered ``(name pattern, scheme, params)`` overriding the recipe (``fnmatch`` patterns on
             fully qualified names of parameters and buffers), e.g. ``("*.wo.weight", "normal", {"std": 0.002})``.
-            A pattern that matches nothing is an error.
+            A rule fills a buffer only when its pattern spells the buffer's name after the last dot
+            (``*.running_mean``): wildcards there match parameters. A pattern that matches nothing is an error.
         progress: a progress bar: True, False, or None (shown when a CPU fill is large and stderr is a tty).
 
     Tied parameters (one tensor under several names) are filled once, from the stream of their first name
