@@ -7,7 +7,6 @@ into an FMA: the values are then bit-identical to kernels/numpy_stream.py.
 """
 import triton
 import triton.language as tl
-from triton.language.random import philox_impl
 
 from . import numpy_stream as ks
 
@@ -138,14 +137,28 @@ def _affine_clamp(x, scale, shift, lo, hi, CLAMP: tl.constexpr):
 
 
 @triton.jit
-def block_values(block, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi,
-                 flip, KIND: tl.constexpr, BRANCHES: tl.constexpr):
-    """The four values of each Philox block in ``block`` (int64), one float32 tensor per lane."""
-    c0 = (block & 0xFFFFFFFF).to(tl.uint32)
-    c1 = (block >> 32).to(tl.uint32)
-    c2 = tl.zeros_like(c0) + stream_lo.to(tl.uint32)
-    c3 = tl.zeros_like(c0) + stream_hi.to(tl.uint32)
-    w0, w1, w2, w3 = philox_impl(c0, c1, c2, c3, seed_lo.to(tl.uint32), seed_hi.to(tl.uint32), 10)
+def _philox(c0, c1, c2, c3, k0, k1):
+    """Philox4x32-10 (docs/stream.md), each product one 32 x 32 -> 64-bit multiply."""
+    for _ in tl.static_range(10):
+        p0 = c0.to(tl.uint64) * 0xD2511F53
+        p2 = c2.to(tl.uint64) * 0xCD9E8D57
+        c0, c1, c2, c3 = ((p2 >> 32).to(tl.uint32) ^ c1 ^ k0, p2.to(tl.uint32), (p0 >> 32).to(tl.uint32) ^ c3 ^ k1,
+                          p0.to(tl.uint32))
+        k0 = k0 + 0x9E3779B9
+        k1 = k1 + 0xBB67AE85
+    return c0, c1, c2, c3
+
+
+@triton.jit
+def block_values(first, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi,
+                 flip, KIND: tl.constexpr, BRANCHES: tl.constexpr, BLOCK: tl.constexpr):
+    """The four values of the BLOCK Philox blocks from block ``first`` (an int64 scalar), one float32 tensor
+    per lane; counters are 32-bit words with the carry into the high word."""
+    lo_word = (first & 0xFFFFFFFF).to(tl.uint32)
+    c0 = lo_word + tl.arange(0, BLOCK).to(tl.uint32)
+    c1 = (first >> 32).to(tl.uint32) + (c0 < lo_word).to(tl.uint32)
+    w0, w1, w2, w3 = _philox(c0, c1, stream_lo.to(tl.uint32), stream_hi.to(tl.uint32), seed_lo.to(tl.uint32),
+                             seed_hi.to(tl.uint32))
     if KIND == WORDS:
         return (w0.to(tl.float32, bitcast=True), w1.to(tl.float32, bitcast=True), w2.to(tl.float32, bitcast=True),
                 w3.to(tl.float32, bitcast=True))
@@ -178,14 +191,14 @@ def _unravel(j, shape_ptr, stride_ptr):
 @triton.jit
 def _tile(start, tile, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi, flip,
           KIND: tl.constexpr, BRANCHES: tl.constexpr, BLOCK: tl.constexpr):
-    """Values of tile ``tile`` of the run that starts at logical index ``start``: BLOCK Philox blocks,
-    4 * BLOCK values in index order, and each value's position ``t`` in the run (t < 0: before it)."""
-    block = (start >> 2) + tile * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
-    v0, v1, v2, v3 = block_values(block, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo,
-                                  p_span, z_lo, z_hi, flip, KIND, BRANCHES)
-    values = tl.interleave(tl.interleave(v0, v2), tl.interleave(v1, v3))  # lanes 0, 1, 2, 3 of each block
-    t = (start >> 2) * 4 + tile * (4 * BLOCK) + tl.arange(0, 4 * BLOCK).to(tl.int64) - start
-    return values, t
+    """Values of tile ``tile`` of the run that starts at logical index ``start``: BLOCK Philox blocks, 4 * BLOCK
+    values in index order (a thread holds the four values of its blocks, stored as one vector), the position
+    in the run of the tile's first value (an int64 scalar, negative when the run starts inside a block) and
+    each value's offset from it (int32)."""
+    v0, v1, v2, v3 = block_values((start >> 2) + tile * BLOCK, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift,
+                                  lo, hi, p_lo, p_span, z_lo, z_hi, flip, KIND, BRANCHES, BLOCK)
+    values = tl.reshape(tl.join(tl.join(v0, v2), tl.join(v1, v3)), [4 * BLOCK])  # each thread: whole blocks
+    return values, tile * (4 * BLOCK) - (start & 3), tl.arange(0, 4 * BLOCK)
 
 
 # Scalar arguments whose values change from call to call: typed by annotation and never specialized on
@@ -199,7 +212,8 @@ VALUE_ARGS = ("seed_lo", "seed_hi", "stream_lo", "stream_hi", "scale", "shift", 
 def fill_kernel(out_ptr, meta_ptr, seed_lo: tl.uint32, seed_hi: tl.uint32, stream_lo: tl.uint32, stream_hi: tl.uint32,
                 scale: tl.float32, shift: tl.float32, lo: tl.float32, hi: tl.float32, p_lo: tl.float32,
                 p_span: tl.float32, z_lo: tl.float32, z_hi: tl.float32, flip: tl.int32, KIND: tl.constexpr,
-                SINGLE_RUN: tl.constexpr, CONTIGUOUS: tl.constexpr, BLOCK: tl.constexpr, BRANCHES: tl.constexpr = 3):
+                SINGLE_RUN: tl.constexpr, CONTIGUOUS: tl.constexpr, BLOCK: tl.constexpr, BRANCHES: tl.constexpr = 3,
+                ALIGNED: tl.constexpr = False, HW_ROUND: tl.constexpr = False):
     """Fill one tile of one run: runs are the rows of the local tensor seen as (numel / run_len, run_len),
     each a range of consecutive logical indices; a tile is BLOCK Philox blocks of a run.
 
@@ -207,66 +221,76 @@ def fill_kernel(out_ptr, meta_ptr, seed_lo: tl.uint32, seed_hi: tl.uint32, strea
     shape n1..n5 (padded in front to 6 dims; n0 implied), memory strides s0..s5, logical strides g0..g5.
     Python ints would arrive as i32, u32 or i64 depending on their value; one int64 vector keeps every
     index 64-bit and one compiled kernel per kind and dtype.
+    ALIGNED: a single contiguous run that starts on a Philox block, at a 16-byte aligned address (each
+    thread's four values are one vector store). HW_ROUND: round to 16 bits with the hardware conversion.
     """
     base = tl.load(meta_ptr + 0)
     run_len = tl.load(meta_ptr + 1)
-    tiles_per_run = tl.load(meta_ptr + 2)
     pid = tl.program_id(0).to(tl.int64)
-    run = pid // tiles_per_run
-    tile = pid % tiles_per_run
-    j0 = run * run_len  # local linear index of the run's first element
-    if SINGLE_RUN:
+    if SINGLE_RUN:  # one run: a program per tile
+        tile = pid
+        j0 = 0
         start = base
     else:
+        tiles_per_run = tl.load(meta_ptr + 2)
+        run = pid // tiles_per_run
+        tile = pid % tiles_per_run
+        j0 = run * run_len  # local linear index of the run's first element
         start = base + _unravel(j0, meta_ptr + 3, meta_ptr + 14)
-    values, t = _tile(start, tile, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo,
-                      z_hi, flip, KIND, BRANCHES, BLOCK)
-    mask = (t >= 0) & (t < run_len)
-    j = j0 + t
-    if CONTIGUOUS:
-        offset = j
+    values, first, pos = _tile(start, tile, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo,
+                               p_span, z_lo, z_hi, flip, KIND, BRANCHES, BLOCK)
+    if CONTIGUOUS:  # one 64-bit address per program, 32-bit offsets, no mask inside the run
+        ptr = out_ptr + (j0 + first)
+        if ALIGNED:  # the four values of a block: one 16-byte store (8 bytes for 16-bit dtypes)
+            if out_ptr.dtype.element_ty.primitive_bitwidth == 16:
+                ptr = tl.multiple_of(ptr, 8)
+            else:
+                ptr = tl.multiple_of(ptr, 16)
+        if (first >= 0) & (first + 4 * BLOCK <= run_len):
+            store(ptr + pos, values, None, HW_ROUND)
+        else:
+            store(ptr + pos, values, (pos >= -first) & (pos < run_len - first), HW_ROUND)
     else:
-        offset = _unravel(j, meta_ptr + 3, meta_ptr + 8)
-    store(out_ptr + offset, values, mask)
+        t = first + pos
+        store(out_ptr + _unravel(j0 + t, meta_ptr + 3, meta_ptr + 8), values, (t >= 0) & (t < run_len), HW_ROUND)
 
 
-@triton.jit(do_not_specialize=["n_tensors"])
-def group_kernel(table_ptr, params_ptr, n_tensors: tl.int32, OUT_DTYPE: tl.constexpr, KIND: tl.constexpr,
-                 BLOCK: tl.constexpr, BRANCHES: tl.constexpr = 3):
+@triton.jit
+def group_kernel(table_ptr, params_ptr, owner_ptr, OUT_DTYPE: tl.constexpr, KIND: tl.constexpr,
+                 BLOCK: tl.constexpr, BRANCHES: tl.constexpr = 3, HW_ROUND: tl.constexpr = False):
     """Fill a list of contiguous tensors of one dtype and one draw kind in one launch.
 
-    ``table`` (int64, a row per tensor): address, numel, first tile, seed, stream, flip, start (the
-    logical index of the tensor's first element: a row shard holds one run); rows sorted by first tile.
-    ``params`` (float32, a row per tensor): scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi.
+    ``owner`` (int32, a row per program): the tensor the program fills. ``table`` (int64, a row per tensor):
+    address, numel, first tile, seed, stream, flip, start (the logical index of the tensor's first element: a
+    row shard holds one run). ``params`` (float32, a row per tensor): scale, shift, lo, hi, p_lo, p_span, z_lo,
+    z_hi.
     """
-    pid = tl.program_id(0).to(tl.int64)
-    lo_row = 0
-    hi_row = n_tensors  # the tensor of this program: the last row whose first tile is <= pid
-    for _ in tl.static_range(32):  # binary search, n_tensors < 2**32
-        active = hi_row - lo_row > 1
-        mid = (lo_row + hi_row) // 2
-        go_right = tl.load(table_ptr + mid * 7 + 2) <= pid
-        lo_row = tl.where(active & go_right, mid, lo_row)
-        hi_row = tl.where(active & (not go_right), mid, hi_row)
-    row = table_ptr + lo_row * 7
+    pid = tl.program_id(0)
+    row_index = tl.load(owner_ptr + pid).to(tl.int64)
+    row = table_ptr + row_index * 7
     out_ptr = tl.load(row).to(tl.pointer_type(OUT_DTYPE))
     numel = tl.load(row + 1)
     seed = tl.load(row + 3)
     stream = tl.load(row + 4)
-    prm = params_ptr + lo_row * 8
-    values, t = _tile(tl.load(row + 6), pid - tl.load(row + 2), (seed & 0xFFFFFFFF).to(tl.uint32),
-                      ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32), (stream & 0xFFFFFFFF).to(tl.uint32),
-                      ((stream >> 32) & 0xFFFFFFFF).to(tl.uint32), tl.load(prm), tl.load(prm + 1), tl.load(prm + 2),
-                      tl.load(prm + 3), tl.load(prm + 4), tl.load(prm + 5), tl.load(prm + 6), tl.load(prm + 7),
-                      tl.load(row + 5), KIND, BRANCHES, BLOCK)
-    store(out_ptr + t, values, (t >= 0) & (t < numel))
+    prm = params_ptr + row_index * 8
+    values, first, pos = _tile(tl.load(row + 6), pid - tl.load(row + 2), (seed & 0xFFFFFFFF).to(tl.uint32),
+                               ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32), (stream & 0xFFFFFFFF).to(tl.uint32),
+                               ((stream >> 32) & 0xFFFFFFFF).to(tl.uint32), tl.load(prm), tl.load(prm + 1),
+                               tl.load(prm + 2), tl.load(prm + 3), tl.load(prm + 4), tl.load(prm + 5),
+                               tl.load(prm + 6), tl.load(prm + 7), tl.load(row + 5), KIND, BRANCHES, BLOCK)
+    ptr = out_ptr + first
+    if (first >= 0) & (first + 4 * BLOCK <= numel):
+        store(ptr + pos, values, None, HW_ROUND)
+    else:
+        store(ptr + pos, values, (pos >= -first) & (pos < numel - first), HW_ROUND)
 
 
 @triton.jit
-def store(ptr, values, mask):
-    """Store float32 ``values`` in the pointer's dtype, rounded to nearest even (bfloat16 by integer
-    rounding, which the interpreter and the GPU compute alike)."""
-    if ptr.dtype.element_ty == tl.bfloat16:
+def store(ptr, values, mask, HW_ROUND: tl.constexpr):
+    """Store float32 ``values`` in the pointer's dtype, rounded to nearest even: with HW_ROUND by the hardware
+    conversion, else bfloat16 by integer rounding (the same bits for finite values; the interpreter has no
+    bfloat16 conversion of its own)."""
+    if ptr.dtype.element_ty == tl.bfloat16 and not HW_ROUND:
         bits = values.to(tl.uint32, bitcast=True)
         bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
         tl.store(ptr, bits.to(tl.uint16).to(tl.bfloat16, bitcast=True), mask=mask)

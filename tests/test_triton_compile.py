@@ -15,7 +15,7 @@ from gpuinit.backends.triton_compile import compile_all
 out = []
 for kernel, kind, dtype, arch, c in compile_all(archs=(int(sys.argv[1]),)):
     ptx = c.asm["ptx"]
-    ops = sorted(set(re.findall(r"\\b((?:fma|mad|sqrt|div|rcp|ex2|lg2|sin|cos)\\.[a-z0-9.]+)", ptx)))
+    ops = sorted(set(re.findall(r"\\b((?:fma|mad|sqrt|div|rcp|ex2|lg2|sin|cos|cvt)\\.[a-z0-9.]+)", ptx)))
     out.append({"kernel": kernel, "kind": kind, "dtype": dtype, "cubin": len(c.asm["cubin"]), "ops": ops})
 print(json.dumps(out))
 """
@@ -35,3 +35,27 @@ def test_kernels_compile_without_fma(arch):
         bad = [op for op in floating if op.split(".")[0] in ("fma", "mad", "ex2", "lg2", "sin", "cos", "rcp")
                or (op.startswith(("sqrt", "div")) and (".approx" in op or ".full" in op))]  # integer mad is exact
         assert not bad, (k["kernel"], k["kind"], k["dtype"], bad)
+        if k["dtype"] in ("bfloat16", "float16"):  # the hardware conversion, rounding to nearest even
+            narrowing = [op for op in k["ops"] if op.startswith("cvt.") and (".bf16" in op or ".f16" in op)
+                         and op.endswith(".f32")]
+            assert narrowing and all(op.startswith("cvt.rn.") for op in narrowing), (k["dtype"], narrowing)
+
+
+def test_integer_bfloat16_rounding_is_round_to_nearest_even():
+    """The interpreter's integer rounding (numpy_stream.bfloat16_bits) gives the bits of IEEE round-to-nearest-even
+    (torch's conversion, and cvt.rn.bf16.f32 on the GPU) for every finite float32 class."""
+    import numpy as np
+    import torch
+    from gpuinit.kernels import numpy_stream as ks
+
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2**32, 4_000_000, dtype=np.uint64).astype(np.uint32)
+    low = np.array([0x0000, 0x0001, 0x7FFF, 0x8000, 0x8001, 0xFFFF], np.uint32)
+    high = rng.integers(0, 2**16, 4096, dtype=np.uint64).astype(np.uint32) << 16  # every exponent, both parities
+    edges = (high[:, None] | low[None, :]).reshape(-1)
+    special = np.array([0x7F7FFFFF, 0x7F7F8000, 0x7F7F7FFF, 0xFF7FFFFF, 0x00000001, 0x807FFFFF, 0x80000000,
+                        0x00008000, 0x00018000], np.uint32)
+    x = np.concatenate([bits, edges, special]).view(np.float32)
+    x = x[np.isfinite(x)]
+    hardware = torch.from_numpy(x).to(torch.bfloat16).view(torch.int16).numpy()
+    assert np.array_equal(ks.bfloat16_bits(x), hardware)

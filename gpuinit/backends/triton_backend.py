@@ -63,9 +63,17 @@ def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0):
     meta = torch.tensor(geo["meta"], dtype=torch.int64).to(out.device, non_blocking=True)
     grid = ((geo["numel"] // geo["run_len"]) * tiles,)
     kt.fill_kernel[grid](out, meta, seed & 0xFFFFFFFF, seed >> 32, stream & 0xFFFFFFFF, stream >> 32,
-                         *kernel_params(kind, params), KIND=kt.KINDS[kind], SINGLE_RUN=geo["single_run"],
-                         CONTIGUOUS=geo["contiguous"], BLOCK=BLOCK, BRANCHES=params.get("branches", 3),
-                         enable_fp_fusion=False)
+                         *kernel_params(kind, params), **fill_options(kind, params, geo, out.data_ptr()))
+
+
+def fill_options(kind, params, geo, address):
+    """The compile-time choices of fill_kernel for a launch: its constexprs and code-generation options."""
+    from ..kernels import triton_stream as kt
+
+    aligned = geo["single_run"] and geo["contiguous"] and geo["meta"][0] % 4 == 0 and address % 16 == 0
+    return {"KIND": kt.KINDS[kind], "SINGLE_RUN": geo["single_run"], "CONTIGUOUS": geo["contiguous"],
+            "BLOCK": BLOCK, "BRANCHES": params.get("branches", 3), "ALIGNED": aligned,
+            "HW_ROUND": not interpreting(), "enable_fp_fusion": False}
 
 
 def fill_group(items):
@@ -99,12 +107,15 @@ def fill_group(items):
             table.append([t.data_ptr(), t.numel(), first, as_int64(seed), as_int64(stream), flip, start])
             params.append(p)
             first += -(-((start % 4 + t.numel() + 3) // 4) // BLOCK)
+        tiles = torch.tensor([row[2] for row in table[1:]] + [first], dtype=torch.int64)
+        tiles -= torch.tensor([row[2] for row in table], dtype=torch.int64)
+        owner = torch.repeat_interleave(torch.arange(len(members), dtype=torch.int32), tiles).to(device)
         table = torch.tensor(table, dtype=torch.int64).to(device)
         params = torch.tensor(params, dtype=torch.float32).to(device)
         with torch.no_grad():
-            kt.group_kernel[(first,)](table, params, len(members), OUT_DTYPE=kt.DTYPES[str(dtype)],
+            kt.group_kernel[(first,)](table, params, owner, OUT_DTYPE=kt.DTYPES[str(dtype)],
                                       KIND=kt.KINDS[kind], BLOCK=BLOCK, BRANCHES=branches,
-                                      enable_fp_fusion=False)
+                                      HW_ROUND=not interpreting(), enable_fp_fusion=False)
         for t, *_ in members:
             torch.autograd.graph.increment_version(t)
         launches += 1
