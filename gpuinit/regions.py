@@ -93,7 +93,8 @@ def launch_geometry(shape, strides, full_shape, offsets, base_index=0):
 
     Returns a dict: ``meta`` (the int64 geometry vector the kernels read: base, run_len, 0 (the
     launcher's slot), local shape n1..n5, memory strides s0..s5, logical strides g0..g5, dims padded
-    in front to 6), ``numel``, ``run_len``, ``single_run`` and ``contiguous``.
+    in front to 6), ``numel``, ``run_len``, ``ndim`` (the dims before padding), ``single_run`` and
+    ``contiguous``.
     """
     gstride = row_major_strides(full_shape)
     base = base_index + sum(o * g for o, g in zip(offsets, gstride))
@@ -111,7 +112,7 @@ def launch_geometry(shape, strides, full_shape, offsets, base_index=0):
     contiguous = all(s[d] == math.prod(n[d + 1:]) for d in range(len(n)))
     pad = MAX_DIMS - len(n)
     n, s, g = [1] * pad + n, [0] * pad + s, [0] * pad + g
-    return {"meta": [base, run_len, 0, *n[1:], *s, *g], "numel": numel, "run_len": run_len,
+    return {"meta": [base, run_len, 0, *n[1:], *s, *g], "numel": numel, "run_len": run_len, "ndim": len(n) - pad,
             "single_run": run_len == numel, "contiguous": contiguous}
 
 
@@ -129,3 +130,10 @@ def _collapse(shape, mem, glob):
         else:
             out.append((n, s, g))
     return out
+
+
+def divider(n):
+    """(magic, shift) with floor(j / n) == (umulhi(j, magic) + j) >> shift for 0 <= j < 2**31 and 1 <= n < 2**31
+    (unsigned 32-bit arithmetic; Granlund and Montgomery 1994, as torch's IntDivider)."""
+    shift = (n - 1).bit_length()
+    return ((1 << 32) * ((1 << shift) - n)) // n + 1, shift

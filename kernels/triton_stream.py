@@ -189,6 +189,22 @@ def _unravel(j, shape_ptr, stride_ptr):
 
 
 @triton.jit
+def _unravel32(j, meta_ptr, NDIM: tl.constexpr):
+    """_unravel of int32 ``j`` over the NDIM trailing dims of the geometry, dividing by multiply-high and shift
+    (regions.divider: magics at meta[20:25], shifts at meta[25:30], for n5 .. n1)."""
+    acc = tl.zeros(j.shape, tl.int64)
+    for d in tl.static_range(NDIM - 1):
+        n = tl.load(meta_ptr + 7 - d).to(tl.int32)
+        magic = tl.load(meta_ptr + 24 - d).to(tl.uint32)
+        shift = tl.load(meta_ptr + 29 - d).to(tl.uint32)
+        u = j.to(tl.uint32)
+        q = ((tl.umulhi(u, magic) + u) >> shift).to(tl.int32)
+        acc += (j - q * n).to(tl.int64) * tl.load(meta_ptr + 13 - d)
+        j = q
+    return acc + j.to(tl.int64) * tl.load(meta_ptr + 14 - NDIM)
+
+
+@triton.jit
 def _tile(start, tile, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi, flip,
           KIND: tl.constexpr, BRANCHES: tl.constexpr, BLOCK: tl.constexpr):
     """Values of tile ``tile`` of the run that starts at logical index ``start``: BLOCK Philox blocks, 4 * BLOCK
@@ -213,7 +229,7 @@ def fill_kernel(out_ptr, meta_ptr, seed_lo: tl.uint32, seed_hi: tl.uint32, strea
                 scale: tl.float32, shift: tl.float32, lo: tl.float32, hi: tl.float32, p_lo: tl.float32,
                 p_span: tl.float32, z_lo: tl.float32, z_hi: tl.float32, flip: tl.int32, KIND: tl.constexpr,
                 SINGLE_RUN: tl.constexpr, CONTIGUOUS: tl.constexpr, BLOCK: tl.constexpr, BRANCHES: tl.constexpr = 3,
-                ALIGNED: tl.constexpr = False, HW_ROUND: tl.constexpr = False):
+                ALIGNED: tl.constexpr = False, HW_ROUND: tl.constexpr = False, NDIM: tl.constexpr = 0):
     """Fill one tile of one run: runs are the rows of the local tensor seen as (numel / run_len, run_len),
     each a range of consecutive logical indices; a tile is BLOCK Philox blocks of a run.
 
@@ -223,6 +239,8 @@ def fill_kernel(out_ptr, meta_ptr, seed_lo: tl.uint32, seed_hi: tl.uint32, strea
     index 64-bit and one compiled kernel per kind and dtype.
     ALIGNED: a single contiguous run that starts on a Philox block, at a 16-byte aligned address (each
     thread's four values are one vector store). HW_ROUND: round to 16 bits with the hardware conversion.
+    NDIM > 0 (strided views of fewer than 2**31 elements): the dims the geometry really has, walked with 32-bit
+    indices and the dividers of meta[20:30]; 0: 64-bit indices over all six.
     """
     base = tl.load(meta_ptr + 0)
     run_len = tl.load(meta_ptr + 1)
@@ -252,7 +270,11 @@ def fill_kernel(out_ptr, meta_ptr, seed_lo: tl.uint32, seed_hi: tl.uint32, strea
             store(ptr + pos, values, (pos >= -first) & (pos < run_len - first), HW_ROUND)
     else:
         t = first + pos
-        store(out_ptr + _unravel(j0 + t, meta_ptr + 3, meta_ptr + 8), values, (t >= 0) & (t < run_len), HW_ROUND)
+        if NDIM > 0:  # 32-bit local indices, divisions by magic numbers
+            offset = _unravel32((j0 + t).to(tl.int32), meta_ptr, NDIM)
+        else:
+            offset = _unravel(j0 + t, meta_ptr + 3, meta_ptr + 8)
+        store(out_ptr + offset, values, (t >= 0) & (t < run_len), HW_ROUND)
 
 
 @triton.jit

@@ -60,10 +60,13 @@ def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0):
     geo = regions.launch_geometry(out.shape, out.stride(), full_shape, offsets, base_index)
     tiles = -(-((geo["run_len"] + 3) // 4 + 1) // BLOCK)
     geo["meta"][2] = tiles
-    meta = torch.tensor(geo["meta"], dtype=torch.int64).to(out.device, non_blocking=True)
+    options = fill_options(kind, params, geo, out.data_ptr())
+    dividers = [regions.divider(n) for n in reversed(geo["meta"][3:8])]  # n1..n5, as the kernel reads them
+    meta = geo["meta"] + [m for m, _ in dividers][::-1] + [sh for _, sh in dividers][::-1]
+    meta = torch.tensor(meta, dtype=torch.int64).to(out.device, non_blocking=True)
     grid = ((geo["numel"] // geo["run_len"]) * tiles,)
     kt.fill_kernel[grid](out, meta, seed & 0xFFFFFFFF, seed >> 32, stream & 0xFFFFFFFF, stream >> 32,
-                         *kernel_params(kind, params), **fill_options(kind, params, geo, out.data_ptr()))
+                         *kernel_params(kind, params), **options)
 
 
 def fill_options(kind, params, geo, address):
@@ -71,9 +74,10 @@ def fill_options(kind, params, geo, address):
     from ..kernels import triton_stream as kt
 
     aligned = geo["single_run"] and geo["contiguous"] and geo["meta"][0] % 4 == 0 and address % 16 == 0
+    narrow = not geo["contiguous"] and geo["numel"] + 4 * BLOCK < 2**31
     return {"KIND": kt.KINDS[kind], "SINGLE_RUN": geo["single_run"], "CONTIGUOUS": geo["contiguous"],
             "BLOCK": BLOCK, "BRANCHES": params.get("branches", 3), "ALIGNED": aligned,
-            "HW_ROUND": not interpreting(), "enable_fp_fusion": False}
+            "HW_ROUND": not interpreting(), "NDIM": geo["ndim"] if narrow else 0, "enable_fp_fusion": False}
 
 
 def fill_group(items):
