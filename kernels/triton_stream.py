@@ -150,13 +150,10 @@ def _philox(c0, c1, c2, c3, k0, k1):
 
 
 @triton.jit
-def block_values(first, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi,
-                 flip, KIND: tl.constexpr, BRANCHES: tl.constexpr, BLOCK: tl.constexpr):
-    """The four values of the BLOCK Philox blocks from block ``first`` (an int64 scalar), one float32 tensor
-    per lane; counters are 32-bit words with the carry into the high word."""
-    lo_word = (first & 0xFFFFFFFF).to(tl.uint32)
-    c0 = lo_word + tl.arange(0, BLOCK).to(tl.uint32)
-    c1 = (first >> 32).to(tl.uint32) + (c0 < lo_word).to(tl.uint32)
+def block_values(c0, c1, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi,
+                 flip, KIND: tl.constexpr, BRANCHES: tl.constexpr):
+    """The four values of the Philox blocks whose index words are ``c0`` (low) and ``c1`` (high), one float32
+    tensor per lane."""
     w0, w1, w2, w3 = _philox(c0, c1, stream_lo.to(tl.uint32), stream_hi.to(tl.uint32), seed_lo.to(tl.uint32),
                              seed_hi.to(tl.uint32))
     if KIND == WORDS:
@@ -189,9 +186,10 @@ def _unravel(j, shape_ptr, stride_ptr):
 
 
 @triton.jit
-def _unravel32(j, meta_ptr, NDIM: tl.constexpr):
-    """_unravel of int32 ``j`` over the NDIM trailing dims of the geometry, dividing by multiply-high and shift
-    (regions.divider: magics at meta[20:25], shifts at meta[25:30], for n5 .. n1)."""
+def _unravel32(j, meta_ptr, STRIDES: tl.constexpr, NDIM: tl.constexpr):
+    """_unravel of int32 ``j`` over the NDIM trailing dims of the geometry, with the strides at meta[STRIDES:]
+    (8: memory, 14: logical), dividing by multiply-high and shift (regions.divider: magics at meta[20:25],
+    shifts at meta[25:30], for n1 .. n5)."""
     acc = tl.zeros(j.shape, tl.int64)
     for d in tl.static_range(NDIM - 1):
         n = tl.load(meta_ptr + 7 - d).to(tl.int32)
@@ -199,9 +197,9 @@ def _unravel32(j, meta_ptr, NDIM: tl.constexpr):
         shift = tl.load(meta_ptr + 29 - d).to(tl.uint32)
         u = j.to(tl.uint32)
         q = ((tl.umulhi(u, magic) + u) >> shift).to(tl.int32)
-        acc += (j - q * n).to(tl.int64) * tl.load(meta_ptr + 13 - d)
+        acc += (j - q * n).to(tl.int64) * tl.load(meta_ptr + STRIDES + 5 - d)
         j = q
-    return acc + j.to(tl.int64) * tl.load(meta_ptr + 14 - NDIM)
+    return acc + j.to(tl.int64) * tl.load(meta_ptr + STRIDES + 6 - NDIM)
 
 
 @triton.jit
@@ -211,8 +209,12 @@ def _tile(start, tile, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo,
     values in index order (a thread holds the four values of its blocks, stored as one vector), the position
     in the run of the tile's first value (an int64 scalar, negative when the run starts inside a block) and
     each value's offset from it (int32)."""
-    v0, v1, v2, v3 = block_values((start >> 2) + tile * BLOCK, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift,
-                                  lo, hi, p_lo, p_span, z_lo, z_hi, flip, KIND, BRANCHES, BLOCK)
+    first = (start >> 2) + tile * BLOCK
+    lo_word = (first & 0xFFFFFFFF).to(tl.uint32)
+    c0 = lo_word + tl.arange(0, BLOCK).to(tl.uint32)  # 32-bit counters, the carry into the high word
+    c1 = (first >> 32).to(tl.uint32) + (c0 < lo_word).to(tl.uint32)
+    v0, v1, v2, v3 = block_values(c0, c1, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span,
+                                  z_lo, z_hi, flip, KIND, BRANCHES)
     values = tl.reshape(tl.join(tl.join(v0, v2), tl.join(v1, v3)), [4 * BLOCK])  # each thread: whole blocks
     return values, tile * (4 * BLOCK) - (start & 3), tl.arange(0, 4 * BLOCK)
 
@@ -229,7 +231,8 @@ def fill_kernel(out_ptr, meta_ptr, seed_lo: tl.uint32, seed_hi: tl.uint32, strea
                 scale: tl.float32, shift: tl.float32, lo: tl.float32, hi: tl.float32, p_lo: tl.float32,
                 p_span: tl.float32, z_lo: tl.float32, z_hi: tl.float32, flip: tl.int32, KIND: tl.constexpr,
                 SINGLE_RUN: tl.constexpr, CONTIGUOUS: tl.constexpr, BLOCK: tl.constexpr, BRANCHES: tl.constexpr = 3,
-                ALIGNED: tl.constexpr = False, HW_ROUND: tl.constexpr = False, NDIM: tl.constexpr = 0):
+                ALIGNED: tl.constexpr = False, HW_ROUND: tl.constexpr = False, NDIM: tl.constexpr = 0,
+                RUNS: tl.constexpr = 1):
     """Fill one tile of one run: runs are the rows of the local tensor seen as (numel / run_len, run_len),
     each a range of consecutive logical indices; a tile is BLOCK Philox blocks of a run.
 
@@ -241,7 +244,13 @@ def fill_kernel(out_ptr, meta_ptr, seed_lo: tl.uint32, seed_hi: tl.uint32, strea
     thread's four values are one vector store). HW_ROUND: round to 16 bits with the hardware conversion.
     NDIM > 0 (strided views of fewer than 2**31 elements): the dims the geometry really has, walked with 32-bit
     indices and the dividers of meta[20:30]; 0: 64-bit indices over all six.
+    RUNS > 1 (short runs, e.g. column shards): a program fills RUNS whole runs of BLOCK / RUNS Philox blocks
+    each; meta[2] holds the number of runs. ALIGNED then means every run starts on a block at a 16-byte address.
     """
+    if RUNS > 1:
+        _fill_runs(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span,
+                   z_lo, z_hi, flip, KIND, CONTIGUOUS, BLOCK, BRANCHES, ALIGNED, HW_ROUND, NDIM, RUNS)
+        return
     base = tl.load(meta_ptr + 0)
     run_len = tl.load(meta_ptr + 1)
     pid = tl.program_id(0).to(tl.int64)
@@ -271,10 +280,45 @@ def fill_kernel(out_ptr, meta_ptr, seed_lo: tl.uint32, seed_hi: tl.uint32, strea
     else:
         t = first + pos
         if NDIM > 0:  # 32-bit local indices, divisions by magic numbers
-            offset = _unravel32((j0 + t).to(tl.int32), meta_ptr, NDIM)
+            offset = _unravel32((j0 + t).to(tl.int32), meta_ptr, 8, NDIM)
         else:
             offset = _unravel(j0 + t, meta_ptr + 3, meta_ptr + 8)
         store(out_ptr + offset, values, (t >= 0) & (t < run_len), HW_ROUND)
+
+
+@triton.jit
+def _fill_runs(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo,
+               z_hi, flip, KIND: tl.constexpr, CONTIGUOUS: tl.constexpr, BLOCK: tl.constexpr,
+               BRANCHES: tl.constexpr, ALIGNED: tl.constexpr, HW_ROUND: tl.constexpr, NDIM: tl.constexpr,
+               RUNS: tl.constexpr):
+    """fill_kernel for runs of at most 4 * BLOCK / RUNS values: a [RUNS, BLOCK / RUNS] tile of Philox blocks."""
+    SUB: tl.constexpr = BLOCK // RUNS
+    base = tl.load(meta_ptr + 0)
+    run_len = tl.load(meta_ptr + 1)
+    n_runs = tl.load(meta_ptr + 2)
+    run = tl.program_id(0).to(tl.int64) * RUNS + tl.arange(0, RUNS)
+    j0 = run * run_len
+    if ALIGNED:
+        j0 = tl.multiple_of(j0, 4)
+    if NDIM > 0:
+        start = base + _unravel32(j0.to(tl.int32), meta_ptr, 14, NDIM)
+    else:
+        start = base + _unravel(j0, meta_ptr + 3, meta_ptr + 14)
+    block = (start >> 2)[:, None] + tl.arange(0, SUB)[None, :]
+    v0, v1, v2, v3 = block_values((block & 0xFFFFFFFF).to(tl.uint32), (block >> 32).to(tl.uint32), seed_lo, seed_hi,
+                                  stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi, flip, KIND,
+                                  BRANCHES)
+    values = tl.reshape(tl.join(tl.join(v0, v2), tl.join(v1, v3)), [RUNS, 4 * SUB])
+    t = tl.arange(0, 4 * SUB)[None, :] - (start & 3)[:, None]
+    mask = (t >= 0) & (t < run_len) & (run < n_runs)[:, None]
+    j = j0[:, None] + t
+    if CONTIGUOUS:
+        offset = j
+    elif NDIM > 0:
+        offset = _unravel32(j.to(tl.int32), meta_ptr, 8, NDIM)
+    else:
+        offset = _unravel(j, meta_ptr + 3, meta_ptr + 8)
+    store(out_ptr + offset, values, mask, HW_ROUND)
 
 
 @triton.jit
@@ -295,7 +339,7 @@ def group_kernel(table_ptr, params_ptr, owner_ptr, OUT_DTYPE: tl.constexpr, KIND
     seed = tl.load(row + 3)
     stream = tl.load(row + 4)
     prm = params_ptr + row_index * 8
-    values, first, pos = _tile(tl.load(row + 6), pid - tl.load(row + 2), (seed & 0xFFFFFFFF).to(tl.uint32),
+    values, first, pos = _tile(tl.load(row + 6), (pid - tl.load(row + 2)).to(tl.int64), (seed & 0xFFFFFFFF).to(tl.uint32),
                                ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32), (stream & 0xFFFFFFFF).to(tl.uint32),
                                ((stream >> 32) & 0xFFFFFFFF).to(tl.uint32), tl.load(prm), tl.load(prm + 1),
                                tl.load(prm + 2), tl.load(prm + 3), tl.load(prm + 4), tl.load(prm + 5),

@@ -78,6 +78,29 @@ def test_shards(scheme, kw, rng):
         assert_bits(part, whole[off[0]:off[0] + shape[0], off[1]:off[1] + shape[1]], scheme)
 
 
+@pytest.mark.parametrize("full,off,shape,runs", [
+    ((64, 512), (0, 128), (64, 128), 8),  # a tensor-parallel column shard: runs start on Philox blocks
+    ((33, 500), (1, 3), (31, 101), 8),  # runs starting anywhere in a block
+    ((6, 8, 64), (1, 2, 32), (5, 4, 32), 32),  # three dims
+    ((40, 12), (3, 2), (37, 8), 64),  # very short runs
+    ((16, 4096), (0, 1024), (16, 1000), 1),  # runs of a tile or more
+])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_short_runs_packed_per_program(full, off, shape, runs, dtype, rng):
+    from gpuinit import regions
+
+    strided = torch.empty(shape[::-1], dtype=dtype).T if len(shape) == 2 else None
+    geo = regions.launch_geometry(shape, torch.empty(shape).stride(), full, off)
+    assert triton_backend.fill_options("normal", {}, geo, 0)["RUNS"] == runs
+    for scheme, kw in [("normal", {}), ("trunc_normal", {"a": -1.0, "b": 0.5}), ("uniform", {})]:
+        seed = fresh_seed(rng)
+        a, b = both(shape, dtype, scheme, seed, full_shape=full, offsets=off, **kw)
+        assert torch.equal(a, b)
+        if strided is not None:  # the same block through a transposed view
+            c, _ = both(shape, dtype, scheme, seed, make=lambda d: strided.to(d), full_shape=full, offsets=off, **kw)
+            assert torch.equal(c, b)
+
+
 def test_offsets_past_two_to_the_32(rng):
     seed, full = fresh_seed(rng), (2**21 + 5, 2**12 + 1)  # 2**33 + ... logical elements
     for off in [(2**20 + 17, 3), (2**21, 0), (0, 0)]:

@@ -3,6 +3,7 @@
 With TRITON_INTERPRET=1 it also takes torch CPU tensors and runs the same kernels on the CPU
 (slowly): that is how tests without a GPU prove the kernels compute the reference stream.
 """
+import math
 import os
 import sys
 
@@ -58,13 +59,18 @@ def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0):
     from ..kernels import triton_stream as kt
 
     geo = regions.launch_geometry(out.shape, out.stride(), full_shape, offsets, base_index)
-    tiles = -(-((geo["run_len"] + 3) // 4 + 1) // BLOCK)
-    geo["meta"][2] = tiles
     options = fill_options(kind, params, geo, out.data_ptr())
+    n_runs = geo["numel"] // geo["run_len"]
+    if options["RUNS"] > 1:  # several short runs per program
+        geo["meta"][2] = n_runs
+        grid = (-(-n_runs // options["RUNS"]),)
+    else:
+        tiles = -(-((geo["run_len"] + 3) // 4 + 1) // BLOCK)
+        geo["meta"][2] = tiles
+        grid = (n_runs * tiles,)
     dividers = [regions.divider(n) for n in reversed(geo["meta"][3:8])]  # n1..n5, as the kernel reads them
     meta = geo["meta"] + [m for m, _ in dividers][::-1] + [sh for _, sh in dividers][::-1]
     meta = torch.tensor(meta, dtype=torch.int64).to(out.device, non_blocking=True)
-    grid = ((geo["numel"] // geo["run_len"]) * tiles,)
     kt.fill_kernel[grid](out, meta, seed & 0xFFFFFFFF, seed >> 32, stream & 0xFFFFFFFF, stream >> 32,
                          *kernel_params(kind, params), **options)
 
@@ -73,11 +79,35 @@ def fill_options(kind, params, geo, address):
     """The compile-time choices of fill_kernel for a launch: its constexprs and code-generation options."""
     from ..kernels import triton_stream as kt
 
-    aligned = geo["single_run"] and geo["contiguous"] and geo["meta"][0] % 4 == 0 and address % 16 == 0
-    narrow = not geo["contiguous"] and geo["numel"] + 4 * BLOCK < 2**31
+    runs = 1 if geo["single_run"] else short_runs(geo)
+    if runs > 1:  # every run starts on a Philox block at a 16-byte address
+        aligned = geo["contiguous"] and address % 16 == 0 and all(v % 4 == 0 for v in runs_starts(geo))
+    else:
+        aligned = geo["single_run"] and geo["contiguous"] and geo["meta"][0] % 4 == 0 and address % 16 == 0
+    narrow = (runs > 1 or not geo["contiguous"]) and geo["numel"] + 4 * BLOCK < 2**31
     return {"KIND": kt.KINDS[kind], "SINGLE_RUN": geo["single_run"], "CONTIGUOUS": geo["contiguous"],
             "BLOCK": BLOCK, "BRANCHES": params.get("branches", 3), "ALIGNED": aligned,
-            "HW_ROUND": not interpreting(), "NDIM": geo["ndim"] if narrow else 0, "enable_fp_fusion": False}
+            "HW_ROUND": not interpreting(), "NDIM": geo["ndim"] if narrow else 0, "RUNS": runs,
+            "enable_fp_fusion": False}
+
+
+def runs_starts(geo):
+    """What every run's start and local offset are sums of: the base, the run length and the logical strides
+    of the dims outside the run."""
+    n = [geo["numel"] // math.prod(geo["meta"][3:8]), *geo["meta"][3:8]]
+    g, inner, d = geo["meta"][14:20], 1, 5
+    while d >= 0 and inner < geo["run_len"]:  # the trailing dims the run covers
+        inner *= n[d]
+        d -= 1
+    return [geo["meta"][0], geo["run_len"], *(g[k] for k in range(d + 1) if n[k] > 1)]
+
+
+def short_runs(geo):
+    """Runs per program for runs that fit a fraction of a tile: a power of two (1: a tile or more per run)."""
+    aligned = all(v % 4 == 0 for v in runs_starts(geo))
+    blocks = -(-geo["run_len"] // 4) if aligned else (geo["run_len"] + 3) // 4 + 1
+    sub = 1 << (blocks - 1).bit_length()
+    return BLOCK // sub if sub <= BLOCK // 2 else 1
 
 
 def fill_group(items):
