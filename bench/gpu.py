@@ -1,188 +1,152 @@
-"""GPU benchmark: gpuinit's Triton kernels against the write ceiling, torch.nn.init and cupy.random.
+"""GPU benchmark: everything about gpuinit on one GPU, in one run (bench/gpu_cases.py holds the cases).
 
-For each size and dtype, on one buffer: the ceiling is ``fill_(1.0)`` of that buffer; each scheme's
-time is the median of many runs timed with CUDA events after a warm-up; peak memory is what
-torch.cuda.max_memory_allocated adds to the buffer. Prints a markdown table; ``--out DIR`` also writes
-DIR/gpu-<device>.json and .md (``--out bench/results`` regenerates the committed results).
+- cold_start: the first call of each Triton kernel variant (compile included: the run starts on an empty
+  Triton cache) against a warm call; compiled variants after 50 fresh seeds; a new process's first init_
+- correctness: bits written on the device against the NumPy reference stream, every kind and dtype: a 1M
+  block at a random offset of a 2**40-element tensor, a transposed view, a column block, a grouped launch
+- sweep: uniform, normal, trunc_normal (2 sigma) and kaiming_uniform on each --sizes x --dtypes buffer:
+  gpuinit against the store ceiling (``fill_(1.0)``, a Triton store-only kernel), Triton's ``tl.rand4x`` /
+  ``tl.randn4x``, torch.nn.init, ``tensor.uniform_/normal_`` and cupy.random
+- views: a transposed view and a column shard against contiguous twins
+- small_tensors: ~2000 tensors of a transformer, grouped fill against Python loops of per-tensor calls
+- orthogonal: gpuinit against torch.nn.init.orthogonal_
+- model: a 1B-parameter bfloat16 Llama three ways, each in a fresh process (bench/model.py)
 
-    python bench/gpu.py                          # 2**28 and 2**30 elements, float32 and bfloat16
-    TRITON_INTERPRET=1 python bench/gpu.py --device cpu --sizes 65536 --repeat 2   # the kernels on the CPU
+Each row: case, kind, dtype, size, impl, elements_per_s, pct_store_ceiling, pct_hbm (of the nominal HBM
+bandwidth), ms, peak_extra_bytes (torch.cuda.max_memory_allocated delta), ok, note, value. Times are medians
+of CUDA-event timings after a warm-up. A failing case is a row with ok=false; the run goes on. Prints a
+markdown report; ``--out DIR`` also writes DIR/gpu-<device>.json and .md, after every case.
+
+    python bench/gpu.py --out bench/results                # everything, 2**28 and 2**30 elements
+    python bench/gpu.py --quick                            # small sizes, a 100M model
+    TRITON_INTERPRET=1 python bench/gpu.py --device cpu --sizes 65536 --repeat 2   # the code paths on the CPU
 """
 import argparse
 import json
-import math
+import os
 import platform
 import re
-import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import gpuinit
 from gpuinit.cli_checks import UsageError, writable_dir
 
-SCHEMES = {  # name: (gpuinit scheme, params, torch.nn.init peer)
-    "uniform": ("uniform", {}, lambda t: torch.nn.init.uniform_(t)),
-    "normal": ("normal", {}, lambda t: torch.nn.init.normal_(t)),
-    "trunc_normal": ("trunc_normal", {}, lambda t: torch.nn.init.trunc_normal_(t)),
-    "kaiming_uniform": ("kaiming_uniform", {"a": math.sqrt(5)}, lambda t: torch.nn.init.kaiming_uniform_(t, a=5**0.5)),
-    "xavier_normal": ("xavier_normal", {}, lambda t: torch.nn.init.xavier_normal_(t)),
-}
-COLS = 8192  # buffers are seen as (n / 8192, 8192) matrices, so that fans exist
+HBM_BYTES_S = (("H200", 4.8e12), ("H100 PCIe", 2.0e12), ("H100 NVL", 3.9e12), ("H100", 3.35e12))  # nominal
 
 
-class Timer:
-    """Median seconds of ``fn`` after a warm-up: CUDA events on the current stream (cupy's work runs on
-    the same legacy default stream), perf_counter on the CPU."""
-
-    def __init__(self, device):
-        self.cuda = device.type == "cuda"
-
-    def __call__(self, fn, repeat):
-        fn()  # warm-up (compiles the kernel)
-        times = []
-        for _ in range(repeat):
-            if self.cuda:
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                fn()
-                end.record()
-                end.synchronize()
-                times.append(start.elapsed_time(end) / 1e3)
-            else:
-                t0 = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t0)
-        return statistics.median(times)
+def nominal_hbm(name):
+    """Nominal memory bandwidth (bytes/s) of a known device name, else None."""
+    return next((bw for key, bw in HBM_BYTES_S if key in name), None)
 
 
-def peak_extra(fn, device):
-    """Bytes of device memory ``fn`` allocates beyond what is already allocated, at its peak."""
-    if device.type != "cuda":
-        return None
-    torch.cuda.synchronize()
-    base = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    fn()
-    torch.cuda.synchronize()
-    return max(0, torch.cuda.max_memory_allocated() - base)
+def device_name(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or 'cpu'} (interpreter)"
 
 
-def cupy_peers(n, dtype):
-    """cupy.random draws of the same size (they allocate their output), where the cupy backend runs."""
-    from gpuinit.backends import cupy_backend
-
-    if cupy_backend.available() is not None or dtype != torch.float32:
-        return {}
-    import cupy
-
-    return {"uniform": lambda: cupy.random.random(n, dtype=cupy.float32),
-            "normal": lambda: cupy.random.standard_normal(n, dtype=cupy.float32)}
-
-
-def cupy_rows(timer, n, repeat):
-    """The CuPy backend on a cupy float32 buffer: ceiling ``fill(1.0)``, each scheme, cupy.random."""
-    import cupy
-
-    buf = cupy.empty(n, dtype=cupy.float32)
-    view, nbytes = buf.reshape(-1, min(COLS, n)), n * 4
-    ceiling = timer(lambda: buf.fill(1.0), repeat)
-    rows = [row(n, torch.float32, "cupy: fill (ceiling)", ceiling, nbytes, ceiling)]
-    peers = cupy_peers(n, torch.float32)
-    for name, (scheme, params, _) in SCHEMES.items():
-        t = timer(lambda scheme=scheme, params=params: gpuinit.init_(view, scheme, seed=1, **params), repeat)
-        rows.append(with_cupy_peer(row(n, torch.float32, f"cupy: {name}", t, nbytes, ceiling), peers.get(name), timer,
-                                   repeat))
-    return rows
-
-
-def with_cupy_peer(r, peer, timer, repeat):
-    """Row ``r`` with the time of its cupy.random peer and gpuinit's speedup over it, where there is one."""
-    if peer is not None:
-        r["cupy_s"] = timer(peer, repeat)
-        r["vs_cupy"] = r["cupy_s"] / r["seconds"]
-    return r
-
-
-def run(device, sizes, dtypes, repeat):
-    timer, rows = Timer(device), []
-    for n in sizes:
-        for dtype in dtypes:
-            rows += buffer_rows(device, timer, n, dtype, repeat)
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-        if device.type == "cuda" and cupy_peers(n, torch.float32):
-            rows += cupy_rows(timer, n, repeat)
-    rows += orthogonal_rows(device, timer, dtypes, size=8192 if device.type == "cuda" else 64)
-    return rows
-
-
-def buffer_rows(device, timer, n, dtype, repeat):
-    """The ceiling, then every scheme and its peers, on one buffer of ``n`` elements."""
-    buf = torch.empty(n, dtype=dtype, device=device)
-    view, nbytes = buf.view(-1, min(COLS, n)), n * buf.element_size()
-    ceiling = timer(lambda: buf.fill_(1.0), repeat)
-    rows = [row(n, dtype, "fill_ (ceiling)", ceiling, nbytes, ceiling)]
-    peers = cupy_peers(n, dtype)
-    for name, (scheme, params, torch_fn) in SCHEMES.items():
-        def ours(scheme=scheme, params=params):
-            gpuinit.init_(view, scheme, seed=1, backend="triton", **params)
-
-        def theirs(f=torch_fn):
-            f(view)
-
-        t = timer(ours, repeat)
-        r = row(n, dtype, name, t, nbytes, ceiling)
-        r["torch_s"] = timer(theirs, max(1, repeat // 4) if name == "trunc_normal" else repeat)
-        r["vs_torch"] = r["torch_s"] / t
-        r["peak_extra_bytes"] = peak_extra(ours, device)
-        r["torch_peak_extra_bytes"] = peak_extra(theirs, device)
-        rows.append(with_cupy_peer(r, peers.get(name), timer, repeat))
-    return rows
-
-
-def orthogonal_rows(device, timer, dtypes, size):
-    out = []
-    for dtype in dtypes:
-        w = torch.empty(size, size, dtype=dtype, device=device)
-        t = timer(lambda w=w: gpuinit.init_(w, "orthogonal", seed=1, backend="triton"), 3)
-        r = row(size * size, dtype, f"orthogonal {size}x{size}", t, w.numel() * w.element_size(), None)
+def versions():
+    out = {"python": platform.python_version(), "torch": torch.__version__, "gpuinit": gpuinit.__version__,
+           "cuda": torch.version.cuda}
+    for name in ("triton", "cupy"):
         try:
-            r["torch_s"] = timer(lambda w=w: torch.nn.init.orthogonal_(w), 3)
-            r["vs_torch"] = r["torch_s"] / t
-        except RuntimeError as e:
-            r["note"] = "torch.nn.init.orthogonal_: " + str(e).splitlines()[0][:80]
-        out.append(r)
+            out[name] = __import__(name).__version__
+        except Exception as e:  # noqa: BLE001 - cupy may fail to import without a GPU
+            out[name] = f"unavailable: {type(e).__name__}"
     return out
 
 
-def row(n, dtype, scheme, seconds, nbytes, ceiling):
-    return {"elements": n, "dtype": str(dtype).removeprefix("torch."), "scheme": scheme, "seconds": seconds,
-            "gb_s": nbytes / seconds / 1e9, "of_ceiling": None if ceiling is None else ceiling / seconds}
+def device_meta(device):
+    if device.type != "cuda":
+        return {}
+    props = torch.cuda.get_device_properties(device)
+    meta = {"memory_bytes": props.total_memory, "sm_count": props.multi_processor_count,
+            "capability": f"{props.major}.{props.minor}"}
+    try:
+        r = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
+                           text=True, timeout=20, check=True)
+        meta["driver"] = r.stdout.strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        meta["driver"] = None
+    return meta
 
 
-def markdown(rows, device_name):
-    def f(x, spec):
-        return "" if x is None else format(x, spec)
+# ---- report ------------------------------------------------------------------------------------------
 
-    header = ("| elements | dtype | scheme | GB/s | of fill ceiling | x torch.nn.init | x cupy.random "
-              "| peak extra bytes (gpuinit / torch) | note |")
-    lines = [f"# gpuinit on {device_name}", "", header, "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        peak = "" if r.get("peak_extra_bytes") is None else f"{r['peak_extra_bytes']} / {r.get('torch_peak_extra_bytes')}"
-        lines.append(f"| 2^{int(math.log2(r['elements']))} | {r['dtype']} | {r['scheme']} | {r['gb_s']:.1f} | "
-                     f"{f(r.get('of_ceiling'), '.1%')} | {f(r.get('vs_torch'), '.2f')} | {f(r.get('vs_cupy'), '.2f')} | "
-                     f"{peak} | {r.get('note', '')} |")
-    return "\n".join(lines) + "\n"
+def fmt(x, spec):
+    return "" if x is None else format(x, spec)
 
 
-def main():
+def fmt_size(n):
+    if not n:
+        return ""
+    k = n.bit_length() - 1
+    return f"2^{k}" if n == 1 << k else f"{n:,}"
+
+
+def fmt_bytes(n):
+    return "" if n is None else f"{n / 2**20:.1f} MiB"
+
+
+def fmt_ok(ok):
+    return {True: "ok", False: "**FAIL**", None: "-"}[ok]
+
+
+def markdown(meta, rows):
+    lines = [f"# gpuinit on {meta['device']}", ""]
+    clocks = "; ".join(f"{c['when']}: {c.get('nvidia_smi')} (torch.cuda.clock_rate {c.get('torch_clock_rate_mhz')})"
+                       for c in meta.get("clocks", []))
+    hbm = meta.get("nominal_hbm_bytes_s")
+    hbm = f"{hbm / 1e12:.2f} TB/s" if hbm else "unknown"
+    state = "complete" if meta["complete"] else "incomplete: cases still to run"
+    failed, skipped = sum(r["ok"] is False for r in rows), sum(r["ok"] is None for r in rows)
+    lines += [f"- {meta['date']}; " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
+              f"- nominal HBM bandwidth: {hbm}; SM clock (current, max): {clocks or 'n/a'}",
+              f"- repeat {meta['repeat']}; sizes {[fmt_size(n) for n in meta['sizes']]}; dtypes {meta['dtypes']}; {state}",
+              f"- rows: {len(rows)}; failed: {failed}; skipped: {skipped}", ""]
+    header = ("| kind | dtype | size | impl | G elem/s | % store ceiling | % HBM | ms | peak extra | ok | value "
+              "| note |")
+    for case in dict.fromkeys(r["case"] for r in rows):
+        lines += [f"## {case}", "", header, "|---" * 12 + "|"]
+        for r in (r for r in rows if r["case"] == case):
+            rate = None if r["elements_per_s"] is None else r["elements_per_s"] / 1e9
+            cells = [r["kind"] or "", r["dtype"] or "", fmt_size(r["size"]), r["impl"], fmt(rate, ".4g"),
+                     fmt(r["pct_store_ceiling"], ".1f"), fmt(r["pct_hbm"], ".1f"), fmt(r["ms"], ".3f"),
+                     fmt_bytes(r["peak_extra_bytes"]), fmt_ok(r["ok"]), fmt(r["value"], ""),
+                     r["note"].replace("|", "/")]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def save(out, slug, meta, rows):
+    (out / f"gpu-{slug}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    (out / f"gpu-{slug}.md").write_text(markdown(meta, rows))
+
+
+# ---- run ---------------------------------------------------------------------------------------------
+
+def parse_args(cases):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[2**28, 2**30])
+    parser.add_argument("--sizes", type=int, nargs="+", default=None,
+                        help="elements per sweep buffer (default 2**28 2**30; --quick 2**26, past the L2 cache)")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
-    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=None, help="timed runs per measurement (default 20; --quick 5)")
+    parser.add_argument("--quick", action="store_true", help="small sizes and a 100M model: a sanity run")
+    parser.add_argument("--model-params", type=float, default=None,
+                        help="parameters of the whole-model case (default 1e9; --quick 1e8; 0: skip)")
+    parser.add_argument("--cases", nargs="+", choices=cases, default=list(cases), help="cases to run, in run order")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random offsets, seeds and streams tried")
+    parser.add_argument("--keep-triton-cache", action="store_true",
+                        help="use the usual Triton cache (default: an empty one, so first calls include compiles)")
     parser.add_argument("--out", default=None, help="directory for gpu-<device>.json and .md; default: print only")
     args = parser.parse_args()
     if args.out is not None:
@@ -190,21 +154,75 @@ def main():
             writable_dir(args.out, "--out")
         except UsageError as e:
             parser.error(str(e))
+    if args.sizes is None:
+        args.sizes = [2**26] if args.quick else [2**28, 2**30]
+    if args.repeat is None:
+        args.repeat = 5 if args.quick else 20
+    if args.model_params is None:
+        args.model_params = 1e8 if args.quick else 1e9
+    try:
+        args.dtypes = [getattr(torch, d) for d in args.dtypes]
+        if not all(isinstance(d, torch.dtype) and d.is_floating_point for d in args.dtypes):
+            raise AttributeError
+    except AttributeError:
+        parser.error(f"--dtypes: floating-point torch dtypes (float32, bfloat16, ...), got {args.dtypes}")
+    return args
+
+
+def main():
+    import gpu_cases
+
+    args = parse_args(list(gpu_cases.CASES))
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'} (interpreter)"
-    rows = run(device, args.sizes, [getattr(torch, d) for d in args.dtypes], args.repeat)
-    table = markdown(rows, name)
-    print(table)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("no CUDA device: run on a GPU, or on the CPU with TRITON_INTERPRET=1 --device cpu")
+    name = device_name(device)
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    if args.out is None:
+    scale = gpu_cases.SCALES["cpu" if device.type != "cuda" else "quick" if args.quick else "full"]
+    bench = gpu_cases.Bench(device, args.dtypes, args.sizes, args.repeat, scale, nominal_hbm(name), args.model_params,
+                            np.random.default_rng(args.seed))
+    meta = {"device": name, "device_arg": args.device, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "versions": versions(), **device_meta(device), "nominal_hbm_bytes_s": bench.hbm, "repeat": args.repeat,
+            "sizes": args.sizes, "dtypes": [gpu_cases.dtype_name(d) for d in args.dtypes], "quick": args.quick,
+            "cases": args.cases, "seed": args.seed, "clocks": bench.clocks, "complete": False,
+            "triton_interpret": os.environ.get("TRITON_INTERPRET") == "1", "argv": sys.argv[1:]}
+    out = None if args.out is None else Path(args.out)
+    with tempfile.TemporaryDirectory(prefix="gpuinit-bench-triton-") as cache:
+        if not args.keep_triton_cache:
+            os.environ["TRITON_CACHE_DIR"] = cache
+        meta["triton_cache"] = "kept" if args.keep_triton_cache else "empty at start"
+        rows = run_cases(bench, args.cases, gpu_cases, meta, out, slug)
+    meta["complete"] = True
+    report = markdown(meta, rows)
+    print(report)
+    failed = [r for r in rows if r["ok"] is False]
+    for r in failed:
+        print(f"FAILED: {r['case']} / {r['impl']} / {r['kind']} / {r['dtype']}: {r['note']}", file=sys.stderr)
+    if out is None:
         print(f"not saved: --out DIR writes DIR/gpu-{slug}.json and .md")
         return
-    out = Path(args.out)
-    meta = {"device": name, "torch": torch.__version__, "gpuinit": gpuinit.__version__, "repeat": args.repeat,
-            "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    (out / f"gpu-{slug}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    (out / f"gpu-{slug}.md").write_text(table)
+    save(out, slug, meta, rows)
     print(f"wrote {out / f'gpu-{slug}.json'} and .md")
+
+
+def run_cases(bench, names, gpu_cases, meta, out, slug):
+    """Every case in turn; results saved after each (a run cut short keeps what it measured)."""
+    rows, t0 = [], time.perf_counter()
+    bench.sample_clock("start")
+    for case in names:
+        started = time.perf_counter()
+        print(f"[{time.perf_counter() - t0:7.1f} s] {case} ...", file=sys.stderr, flush=True)
+        try:
+            rows += gpu_cases.CASES[case](bench)
+        except Exception as e:  # noqa: BLE001 - recorded, the run goes on
+            rows.append(bench.row(case, "-", ok=False, note=gpu_cases.error_note(e)))
+            bench.free()
+        meta.setdefault("case_seconds", {})[case] = round(time.perf_counter() - started, 2)
+        if out is not None:
+            save(out, slug, meta, rows)
+    bench.sample_clock("end")
+    meta["seconds"] = round(time.perf_counter() - t0, 1)
+    return rows
 
 
 if __name__ == "__main__":

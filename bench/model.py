@@ -8,7 +8,8 @@ Each way runs in a fresh process (peak memory is the process's own: RSS on the C
 torch.cuda.max_memory_allocated on a GPU); times are medians of --repeat runs. On a GPU the whole-model
 fill is also compared with the write ceiling: a ``fill_`` of one buffer of the parameters' size.
 Prints a table; ``--out DIR`` also writes DIR/model-<device>.json (``--out bench/results`` regenerates the
-committed results).
+committed results). Sizes are parameter counts like 20M, 1.5B or 1e9; a model that does not fit in free
+memory is refused before any is built.
 
     python bench/model.py                                    # CPU, ~100M parameters
     python bench/model.py --device cuda --params 1e9 7e9 --dtype bfloat16
@@ -21,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from gpuinit.cli_checks import UsageError, writable_dir
+from gpuinit import cli_checks as checks
+from gpuinit.cli_checks import UsageError
 
 WAYS = ("gpuinit", "torch default", "meta + to_empty + reset_parameters")
 
@@ -109,17 +111,23 @@ def run_way(way, n, device, dtype, repeat):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--params", type=float, nargs="+", default=[1e8])
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--out", default=None, help="directory for model-<device>.json; default: print only")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--params", type=checks.parse_size, nargs="+", default=[10**8],
+                        help="model sizes, e.g. 20M 1.5B 1e9 (default 100M)")
+    parser.add_argument("--dtype", choices=checks.FLOAT_DTYPES, default="float32")
+    parser.add_argument("--repeat", type=checks.positive_int, default=5, help="timed runs per way")
+    parser.add_argument("--out", type=checks.out_path, default=None,
+                        help="directory for model-<device>.json; default: print only")
     args = parser.parse_args()
-    if args.out is not None:
-        try:
-            writable_dir(args.out, "--out")
-        except UsageError as e:
-            parser.error(str(e))
+    try:
+        import torch
+
+        dev = checks.device(args.device, torch)
+        checks.check_models(args.params, args.dtype, dev, torch)
+        if args.out is not None:
+            checks.writable_dir(args.out, "--out")
+    except UsageError as e:
+        parser.error(str(e))
     rows = []
     for n in args.params:
         results = {way: run_way(way, n, args.device, args.dtype, args.repeat) for way in WAYS}

@@ -5,8 +5,10 @@ A mistake in the command line or the environment (a bad option, a device or libr
 a model that does not fit in memory, a directory that cannot be written) is one line on stderr and
 exit status 2."""
 import argparse
+import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -24,6 +26,16 @@ GPU_HINT = "TRITON_INTERPRET=1 gpuinit bench gpu --device cpu --sizes 65536 runs
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+NOT_FOR_DEMO = {"hf": "recipe 'hf' needs a Hugging Face model; the built-in model is not one"}
+
+
+def _demo_recipe(text):
+    """The demo's --recipe: a recipe that applies to the built-in model."""
+    if text in NOT_FOR_DEMO:
+        raise argparse.ArgumentTypeError(NOT_FOR_DEMO[text])
+    return text
 
 
 def demo(args):
@@ -166,42 +178,104 @@ def explore(args):
     return 0
 
 
+def _gpu_model_params(text):
+    """bench/gpu.py's --model-params: 0 (no model case) or a parameter count of at least 1e5, as a number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if value != 0 and not (math.isfinite(value) and value >= checks.MIN_PARAMS):
+        raise argparse.ArgumentTypeError(f"0 (no model case) or a parameter count of at least 1e5 written as a "
+                                         f"number such as 1e9, got {text!r}")
+    return value
+
+
+BENCH_OPTIONS = {  # the options of each script that are checked before it starts: flag, type, several values
+    "cpu": (("--size", checks.positive_int, False), ("--repeat", checks.positive_int, False),
+            ("--threads", checks.int_range(1, 1024), False)),
+    "gpu": (("--sizes", checks.positive_int, True), ("--repeat", checks.positive_int, False),
+            ("--seed", checks.seed, False), ("--model-params", _gpu_model_params, False)),
+    "model": (("--params", checks.parse_size, True), ("--repeat", checks.positive_int, False)),
+    "kernels": (("--jobs", checks.positive_int, False),),
+}
+OUT = ("--out", checks.out_path, False)  # every script's
+GPU_BUFFERS = 3  # sweep buffers bench/gpu.py holds at once, each of --sizes elements
+
+
 def bench(args):
     script = BENCH / f"{args.which}.py"
     if not script.exists():
         raise UsageError(f"{script} is not here (the benchmarks ship with the source tree)")
-    torch = checks.require("torch", "torch")
-    gpu = args.which == "gpu"
-    device = checks.device(checks.option(args.rest, "--device") or ("cuda" if gpu else "cpu"), torch,
-                           GPU_HINT if gpu else "use --device cpu")
-    if gpu:
+    torch = None if args.which == "kernels" else checks.require("torch", "torch")
+    if "-h" in args.rest or "--help" in args.rest:
+        return _run_script(script, args.rest)
+    values = {}
+    for flag, parse, many in (*BENCH_OPTIONS[args.which], OUT):
+        texts = checks.option(args.rest, flag, many=True) or []
+        try:
+            values[flag] = [parse(text) for text in (texts if many else texts[:1])]
+        except argparse.ArgumentTypeError as e:
+            raise UsageError(f"{flag}: {e}") from None
+    out = values["--out"][0] if values["--out"] else None
+    if args.which != "kernels":
+        gpu = args.which == "gpu"
+        device = checks.device(checks.option(args.rest, "--device") or ("cuda" if gpu else "cpu"), torch,
+                               GPU_HINT if gpu else "use --device cpu")
+    if args.which == "gpu":
         if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
             raise UsageError(f"on the CPU, bench gpu runs the Triton kernels on Triton's interpreter: {GPU_HINT}")
         backends.load("triton")
+        _check_gpu_sizes(args.rest, values["--sizes"], device, torch)
+        if device.type == "cuda" and values["--model-params"] and values["--model-params"][0]:
+            checks.check_models([int(values["--model-params"][0])], "bfloat16", device, torch)
     if args.which == "model":
-        _check_model_sizes(args.rest, device, torch)
-    out = checks.option(args.rest, "--out")
+        checks.check_models(values["--params"] or [10**8], checks.option(args.rest, "--dtype") or "float32", device,
+                            torch)
     if out is not None:
-        if args.which == "cpu" and not Path(out).is_dir() and not out.endswith(("/", os.sep)):  # a file
-            checks.writable_dir(Path(out).parent, "--out", given=out)
+        if args.which == "cpu":
+            checks.results_file(out, "cpu.json")
         else:
             checks.writable_dir(out, "--out")
-    return subprocess.call([sys.executable, str(script), *args.rest])
+    return _run_script(script, args.rest)
 
 
-def _check_model_sizes(argv, device, torch):
-    """bench/model.py's --params and --dtype: sizes it can build, models that fit in memory."""
-    from .models import LlamaConfig
+def _check_gpu_sizes(argv, sizes, device, torch):
+    """bench/gpu.py's --dtypes and --sizes: floating-point dtypes, buffers that fit in free memory."""
+    dtypes = [checks.float_dtype(name, torch, "--dtypes") for name in checks.option(argv, "--dtypes", many=True) or []]
+    element_size = max([4, *(d.itemsize for d in dtypes)])
+    n = max(sizes or ([2**24] if "--quick" in argv else [2**28, 2**30]))  # bench/gpu.py's defaults
 
-    dtype = checks.option(argv, "--dtype") or "float32"
-    if not isinstance(getattr(torch, dtype, None), torch.dtype) or not getattr(torch, dtype).is_floating_point:
-        raise UsageError(f"--dtype {dtype}: use float32, bfloat16, float16 or float64")
-    for text in checks.option(argv, "--params", many=True) or ["1e8"]:
+    def hint(free):
+        fits = free // (GPU_BUFFERS * element_size)
+        return f"try --sizes {1 << (fits.bit_length() - 1)} or less" if fits else None
+
+    checks.check_free(GPU_BUFFERS * element_size * n, f"--sizes {n}: {GPU_BUFFERS} buffers of {n:,} elements of "
+                      f"{element_size} bytes", device, torch, hint)
+
+
+def _run_script(script, argv):
+    """Run a benchmark script, its stderr passed through as it comes; a mistake in its arguments (argparse's
+    usage, then 'prog: error: message', exit status 2) is raised as one line."""
+    with subprocess.Popen([sys.executable, str(script), *argv], stderr=subprocess.PIPE, text=True,
+                          errors="replace") as proc:
         try:
-            n = checks.parse_size(text)
-        except argparse.ArgumentTypeError as e:
-            raise UsageError(f"--params: {e}") from None
-        checks.check_memory(checks.model_config(n, LlamaConfig), getattr(torch, dtype).itemsize, dtype, device, torch)
+            first = proc.stderr.readline()
+            if first.startswith("usage:"):
+                text = first + proc.stderr.read()
+                code = proc.wait()
+                if code == 2:
+                    message = re.sub(r"^\S+: error: ", "", text.strip().splitlines()[-1])
+                    raise UsageError(f"{message} (see gpuinit bench {script.stem} --help)")
+                sys.stderr.write(text)
+                return code
+            sys.stderr.write(first)
+            for line in proc.stderr:
+                sys.stderr.write(line)
+                sys.stderr.flush()
+            return proc.wait()
+        except (KeyboardInterrupt, OSError):
+            proc.kill()
+            raise
 
 
 def main(argv=None):
@@ -212,8 +286,9 @@ def main(argv=None):
     d = sub.add_parser("demo", help="initialize the built-in Llama-style model and report what was written")
     d.add_argument("--params", type=checks.parse_size, default=None,
                    help="model size, e.g. 20M, 1.5B, 1e9 (default: 100M on CPU, 1B on GPU)")
-    d.add_argument("--recipe", choices=list(RECIPES), default="torch")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--recipe", type=_demo_recipe, choices=[r for r in RECIPES if r not in NOT_FOR_DEMO],
+                   default="torch")
+    d.add_argument("--seed", type=checks.seed, default=0, help="0 to 2**64 - 1 (default 0)")
     d.add_argument("--backend", choices=list(backends._MODULES), default=None)
     d.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     d.add_argument("--dtype", choices=["float32", "bfloat16", "float16", "float64"], default="float32")
@@ -221,11 +296,11 @@ def main(argv=None):
     i = sub.add_parser("info", help="backends available here and why not")
     i.set_defaults(run=info)
     e = sub.add_parser("explore", help="run the tutorial's experiments: figures and report.md in --out")
-    e.add_argument("--out", required=True)
+    e.add_argument("--out", type=checks.out_path, required=True)
     e.add_argument("--quick", action="store_true", help="shorter runs")
     e.set_defaults(run=explore)
-    b = sub.add_parser("bench", help="run bench/cpu.py, bench/gpu.py or bench/model.py (--out DIR saves results)")
-    b.add_argument("which", choices=["cpu", "gpu", "model"])
+    b = sub.add_parser("bench", help="run bench/cpu.py, gpu.py, model.py or kernels.py (--out DIR saves results)")
+    b.add_argument("which", choices=list(BENCH_OPTIONS))
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options for the script")
     b.set_defaults(run=bench)
     args = None

@@ -6,11 +6,15 @@ import importlib
 import math
 import os
 import re
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 MIN_PARAMS = 100_000
 PEAK_FACTOR = 2.1  # the demo holds gpuinit's model while torch builds its own for the comparison
+FLOAT_DTYPES = ("float32", "bfloat16", "float16", "float64")
+_CUDA_FREE = "import sys, torch; print(torch.cuda.mem_get_info(torch.device(sys.argv[1]))[0])"
 _SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
 
 
@@ -55,6 +59,34 @@ def model_config(n, llama_config):
     return llama_config.with_params(int(n))
 
 
+def float_dtype(name, torch, flag="--dtype"):
+    """The torch dtype of one of FLOAT_DTYPES."""
+    if name not in FLOAT_DTYPES:
+        raise UsageError(f"{flag} {name}: use {', '.join(FLOAT_DTYPES[:-1])} or {FLOAT_DTYPES[-1]}")
+    return getattr(torch, name)
+
+
+def check_models(sizes, dtype_name, dev, torch):
+    """Refuse a parameter count of ``sizes`` beyond the largest built-in model, or whose model does not fit in
+    the free memory of ``dev`` in ``dtype_name``."""
+    from .models import LlamaConfig
+
+    element_size = float_dtype(dtype_name, torch).itemsize
+    for n in sizes:
+        check_memory(model_config(n, LlamaConfig), element_size, dtype_name, dev, torch)
+
+
+def check_free(nbytes, what, dev, torch, hint=None):
+    """Refuse work that needs ``nbytes`` on ``dev`` when less is free (``what``: the work, as the message
+    starts; ``hint(free bytes)``: what to try instead, or None)."""
+    free = free_bytes(dev, torch)
+    if free is None or nbytes <= free:
+        return
+    where = "this machine has" if dev.type == "cpu" else f"{dev} has"
+    hint = hint and hint(free)
+    raise UsageError(f"{what} need {gb(nbytes)}, and {where} {gb(free)} free" + (f": {hint}" if hint else ""))
+
+
 def check_memory(cfg, element_size, dtype_name, dev, torch):
     """Refuse a model whose parameters, about ``PEAK_FACTOR`` times over, exceed the free memory of ``dev``."""
     free = free_bytes(dev, torch)
@@ -72,8 +104,15 @@ def check_memory(cfg, element_size, dtype_name, dev, torch):
 
 def free_bytes(dev, torch):
     """Bytes that can still be allocated on ``dev`` (on the CPU the tighter of the system's and the cgroup's
-    memory), or None when it cannot be told."""
+    memory and of the address space ``ulimit -v`` leaves), or None when it cannot be told. A process that has
+    not started CUDA asks a short-lived one, so that it does not hold a CUDA context (and its memory) while
+    the work it checked runs elsewhere."""
     if dev.type == "cuda":
+        if not torch.cuda.is_initialized():
+            with contextlib.suppress(OSError, ValueError, IndexError, subprocess.SubprocessError):
+                r = subprocess.run([sys.executable, "-c", _CUDA_FREE, str(dev)], capture_output=True, text=True,
+                                   timeout=300, check=True)
+                return int(r.stdout.split()[-1])
         return torch.cuda.mem_get_info(dev)[0]
     free = []
     with contextlib.suppress(OSError, ValueError, AttributeError):
@@ -82,6 +121,13 @@ def free_bytes(dev, torch):
     if not free:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             free.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    with contextlib.suppress(ImportError, OSError, ValueError, AttributeError):  # ulimit -v: address space left
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit != resource.RLIM_INFINITY:
+            status = Path("/proc/self/status").read_text()
+            free.append(limit - int(re.search(r"^VmSize:\s+(\d+) kB", status, re.MULTILINE).group(1)) * 1024)
     root = Path("/sys/fs/cgroup")
     for limit, usage in (("memory.max", "memory.current"),
                          ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
@@ -103,6 +149,22 @@ def writable_dir(path, flag, given=None):
             pass
     except OSError as e:
         raise UsageError(f"{where}: cannot write there ({e.strerror or e})") from None
+
+
+def results_file(text, name, flag="--out"):
+    """Where a benchmark writes its JSON results: ``text`` itself when it ends in .json and is not a directory,
+    else ``text/name`` in directory ``text`` (created if needed). An existing file is refused unless it ends
+    in .json."""
+    p = Path(text)
+    if text.endswith(".json") and not p.is_dir():
+        if p.exists() and not p.is_file():
+            raise UsageError(f"{flag} {text}: is not a regular file")
+        writable_dir(p.parent, flag, given=text)
+        return p
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{flag} {text}: is a file, not a directory (a results file must end in .json)")
+    writable_dir(p, flag)
+    return p / name
 
 
 def option(argv, name, many=False):
@@ -148,6 +210,34 @@ def parse_size(text):
     if value < MIN_PARAMS:
         raise argparse.ArgumentTypeError(f"the model must have at least 1e5 parameters, got {text}")
     return int(value)
+
+
+def int_range(lo, hi=None, hi_text=None):
+    """An argparse type: an integer from ``lo`` to ``hi`` (no bound when None; ``hi_text``: how to write it)."""
+    bounds = f">= {lo}" if hi is None else f"from {lo} to {hi_text or hi}"
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"must be an integer {bounds}, got {text!r}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+positive_int = int_range(1)
+seed = int_range(0, 2**64 - 1, "2**64 - 1")
+
+
+def out_path(text):
+    """An argparse type for --out: any path but an empty one (which would mean the current directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a directory, got an empty string")
+    return text
 
 
 def count(n):

@@ -1,10 +1,13 @@
 """The benchmark scripts run end to end (tiny sizes; the GPU one on Triton's interpreter)."""
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,16 +22,150 @@ def run(args, tmp_path, **env):
 
 def test_cpu_bench(tmp_path):
     out = run(["bench/cpu.py", "--size", "256", "--repeat", "1"], tmp_path)
-    rows = json.loads((tmp_path / "out").read_text())["rows"]
+    rows = json.loads((tmp_path / "out" / "cpu.json").read_text())["rows"]
     assert {r["scheme"] for r in rows} >= {"uniform", "normal", "trunc_normal", "kaiming_uniform", "orthogonal"}
     assert "x torch" in out
 
 
+KINDS = {"uniform", "normal", "trunc_normal", "kaiming_uniform"}
+LAYOUTS = {"block at a random offset", "t.T view", "column block", "grouped launch"}
+ROW_KEYS = {"case", "kind", "dtype", "size", "impl", "elements_per_s", "pct_store_ceiling", "pct_hbm", "ms",
+            "peak_extra_bytes", "ok", "note", "value"}
+
+
+def load_bench(name):
+    """bench/<name>.py as a module (bench/ is not a package; gpu.py imports gpu_cases from its folder)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    return module
+
+
 def test_gpu_bench_on_the_interpreter(tmp_path):
+    """Every case runs; the on-device check passes bit for bit; the GPU-only parts are skipped, not failed."""
     pytest.importorskip("triton")
-    run(["bench/gpu.py", "--device", "cpu", "--sizes", "2048", "--dtypes", "bfloat16", "--repeat", "1"], tmp_path,
-        TRITON_INTERPRET="1")
+    out = run(["bench/gpu.py", "--device", "cpu", "--sizes", "2048", "--dtypes", "bfloat16", "--repeat", "1"],
+              tmp_path, TRITON_INTERPRET="1")
     (result,) = (tmp_path / "out").glob("gpu-*.json")
-    rows = json.loads(result.read_text())["rows"]
-    assert {r["scheme"] for r in rows} >= {"fill_ (ceiling)", "uniform", "normal", "trunc_normal", "xavier_normal"}
-    assert all(r["gb_s"] > 0 for r in rows)
+    assert result.with_suffix(".md").read_text().startswith("# gpuinit on ")
+    data = json.loads(result.read_text())
+    rows = data["rows"]
+    assert data["meta"]["complete"] and "## correctness" in out
+    assert all(set(r) == ROW_KEYS for r in rows)
+    assert [r for r in rows if r["ok"] is False] == []
+    assert {r["case"] for r in rows} == {"cold_start", "correctness", "sweep", "transposed", "column shard",
+                                         "small tensors", "orthogonal", "model"}
+    checks = [r for r in rows if r["case"] == "correctness"]
+    assert {(r["kind"], r["impl"]) for r in checks} == {(k, lay) for k in KINDS for lay in LAYOUTS}
+    assert all(r["ok"] is True and r["value"] == 0 and r["size"] > 0 for r in checks)
+    sweep = [r for r in rows if r["case"] == "sweep" and r["ok"]]
+    assert {r["impl"] for r in sweep} >= {"torch fill_(1.0)", "triton store kernel", "gpuinit", "triton tl.rand4x",
+                                          "triton tl.randn4x", "torch.nn.init.trunc_normal_", "tensor.normal_()"}
+    assert {r["kind"] for r in sweep if r["impl"] == "gpuinit"} == KINDS
+    assert all(r["elements_per_s"] > 0 and r["pct_store_ceiling"] > 0 and r["size"] == 2048 for r in sweep)
+    assert all(r["value"] == 0 for r in sweep if r["impl"] == "gpuinit")  # sampled bits vs the reference
+    skipped = {r["case"]: r["note"] for r in rows if r["ok"] is None}
+    assert skipped["model"] == "skipped: no CUDA"
+    assert len([r for r in rows if r["case"] == "small tensors" and r["ok"]]) == 6
+
+
+def test_gpu_bench_records_a_failure_and_goes_on():
+    pytest.importorskip("triton")
+    torch = pytest.importorskip("torch")
+    cases = load_bench("gpu_cases")
+    b = cases.Bench(torch.device("cpu"), [torch.float32], [64], 1, cases.SCALES["cpu"], 3.35e12, 0,
+                    np.random.default_rng(0))
+
+    def boom():
+        raise RuntimeError("out of memory\ndetails")
+
+    bad = b.measure("sweep", "x", boom, kind="uniform", dtype=torch.float32, size=64)
+    assert bad["ok"] is False and bad["note"] == "RuntimeError: out of memory" and bad["ms"] is None
+    good = b.measure("sweep", "y", lambda: None, kind="store", size=64, nbytes=256)
+    assert good["ok"] is True and good["ms"] > 0 and good["pct_hbm"] > 0
+    assert cases.apply_ceiling([bad, good])[1]["pct_store_ceiling"] == 100
+    gpu = load_bench("gpu")
+    assert gpu.nominal_hbm("NVIDIA H100 80GB HBM3") == 3.35e12 and gpu.nominal_hbm("NVIDIA H200") == 4.8e12
+    assert gpu.nominal_hbm("NVIDIA A10G") is None
+
+
+COMPILE = """
+import sys
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+sys.path.insert(0, "bench")
+import gpu_cases
+scalars = {k: "fp32" for k in ("scale", "shift", "p_lo", "p_span", "lo", "hi")}
+for dtype in ("*fp32", "*bf16"):
+    for kind in (0, 1, 2):
+        sig = {"out_ptr": dtype, "n": "i32", "seed": "i32", **scalars, "KIND": "constexpr", "BLOCK": "constexpr"}
+        src = ASTSource(fn=gpu_cases.philox_kernel, signature=sig, constexprs={"KIND": kind, "BLOCK": 1024})
+        assert triton.compile(src, target=GPUTarget("cuda", 90, 32)).asm["cubin"]
+    sig = {"out_ptr": dtype, "n": "i32", "BLOCK": "constexpr"}
+    src = ASTSource(fn=gpu_cases.store_kernel, signature=sig, constexprs={"BLOCK": 4096})
+    assert triton.compile(src, target=GPUTarget("cuda", 90, 32)).asm["cubin"]
+print("ok")
+"""
+
+
+def test_gpu_bench_peer_kernels_compile_for_sm90():
+    """The bench's own Triton kernels (the erfinv one cannot run on the interpreter) compile for a GPU."""
+    pytest.importorskip("triton")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    r = subprocess.run([sys.executable, "-c", COMPILE], capture_output=True, text=True, env=env, timeout=600,
+                       check=False, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
+
+
+def usage_error(args, match, **env):
+    """A script run directly: argparse's usage, one error line that matches ``match``, exit status 2."""
+    r = subprocess.run([sys.executable, *args], capture_output=True, text=True, env={**os.environ, **env},
+                       timeout=600, check=False, cwd=ROOT)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.startswith("usage:"), r.stderr
+    assert re.search(match, r.stderr.strip().splitlines()[-1]), r.stderr
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--repeat", "0", "--size", "64"], "argument --repeat: must be an integer >= 1, got '0'"),
+    (["--size", "-1"], "argument --size: must be an integer >= 1, got '-1'"),
+    (["--threads", "0", "--size", "64", "--repeat", "1"], "argument --threads: must be an integer from 1 to 1024"),
+    (["--out", ""], "argument --out: must name a directory, got an empty string"),
+    (["--size", "200000", "--repeat", "1"], r"--size 200000: about \d+ buffers .* GB free: try --size \d+ or less"),
+])
+def test_cpu_bench_arguments(args, match):
+    usage_error(["bench/cpu.py", *args], match)
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--params", "1e5", "--repeat", "0"], "argument --repeat: must be an integer >= 1, got '0'"),
+    (["--params", "20X"], "argument --params: '20X' is not a parameter count"),
+    (["--params", "20M", "1e13"], "--params 10T: the largest built-in model has 825B parameters"),
+    (["--dtype", "int8"], "argument --dtype: invalid choice: 'int8'"),
+    (["--device", "nosuch"], "--device 'nosuch' is not a device"),
+    (["--out", ""], "argument --out: must name a directory, got an empty string"),
+])
+def test_model_bench_arguments(args, match):
+    usage_error(["bench/model.py", *args], match)
+
+
+def test_model_bench_takes_sizes_like_the_demo(tmp_path):
+    out = run(["bench/model.py", "--params", "0.2M", "--repeat", "1"], tmp_path)
+    rows = json.loads((tmp_path / "out" / "model-cpu.json").read_text())["rows"]
+    assert {r["way"] for r in rows} == {"gpuinit", "torch default", "meta + to_empty + reset_parameters"}
+    assert "gpuinit" in out
+
+
+def test_cpu_bench_out_is_a_json_file_or_a_directory(tmp_path):
+    (tmp_path / "old.json").write_text("{}")
+    run(["bench/cpu.py", "--size", "8", "--repeat", "1"], tmp_path)  # --out tmp_path/out: a new directory
+    assert json.loads((tmp_path / "out" / "cpu.json").read_text())["meta"]["size"] == 8
+    r = subprocess.run([sys.executable, "bench/cpu.py", "--size", "8", "--repeat", "1", "--out",
+                        str(tmp_path / "old.json")], capture_output=True, text=True, timeout=600, check=False, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "old.json").read_text())["meta"]["size"] == 8
