@@ -28,7 +28,7 @@ def test_kernels_compile_without_fma(arch):
                        check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     results = json.loads(r.stdout.strip().splitlines()[-1])
-    assert len(results) == 16 + 4
+    assert len(results) == 16 + 4 + 2
     for k in results:
         assert k["cubin"] > 0
         floating = [op for op in k["ops"] if any(t in op for t in (".f16", ".bf16", ".f32", ".f64"))]
