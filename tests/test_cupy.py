@@ -5,7 +5,8 @@ import pytest
 from conftest import fresh_seed
 
 import gpuinit
-from gpuinit.backends import cupy_backend
+from gpuinit import draws, regions
+from gpuinit.backends import cupy_backend, numpy_backend
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(cupy_backend.available() is not None,
                                                   reason=f"cupy backend: {cupy_backend.available()}")]
@@ -78,3 +79,65 @@ def test_bfloat16_bits(cupy, rng):
         a = gpuinit.init_(cupy.zeros((40, 24), cupy.uint16), scheme, seed=seed, bits="bfloat16")
         b = gpuinit.init_(np.zeros((40, 24), np.uint16), scheme, seed=seed, bits="bfloat16")
         assert np.array_equal(cupy.asnumpy(a), b)
+
+
+SHARDS = [  # (local shape, full_shape, offsets, the array or None): every gi_fill path; the first four hold one run
+    ((1027,), None, None, None), ((1029,), None, None, lambda xp, dt: xp.zeros(1030, dt)[1:]),
+    ((4, 13), (9, 13), (3, 0), None), ((3, 12), (8, 12), (2, 0), None), ((16, 8), (16, 12), (0, 4), None),
+    ((5, 6), (9, 13), (2, 3), None), ((2, 3, 4), (3, 6, 8), (1, 2, 4), None), ((2, 3, 4), (3, 5, 7), (1, 1, 2), None),
+    ((12, 9), (12, 20), (0, 5), lambda xp, dt: xp.zeros((9, 12), dt).T),
+    ((6, 5), (6, 17), (0, 4), lambda xp, dt: xp.zeros((6, 10), dt)[:, ::2]),
+    ((34, 53), None, None, lambda xp, dt: xp.zeros((53, 80), dt).T[3:70:2]),
+]
+DRAWS = [draws.uniform(-0.3, 0.9), draws.normal(0.5, 2.0), draws.trunc_normal(0.0, 1.0, -2.0, 2.0),
+         draws.trunc_normal(0.0, 1.0, -3.0, 3.0), draws.trunc_normal(0.0, 1.0, -6.0, 6.0),
+         draws.trunc_normal(1.0, 2.0, 5.5, 9.0)]
+
+
+def _local(cupy, shape, make, dtype):
+    a = cupy.zeros(shape, dtype) if make is None else make(cupy, dtype)
+    assert a.shape == shape
+    return a
+
+
+def _numpy_fill(shape, dtype, draw, full, off, seed, stream=0, bits=None):
+    full, off = regions.check_region(shape, full, off)
+    return numpy_backend.fill(np.zeros(shape, dtype), draw, full, off, seed, stream, bits=bits)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+@pytest.mark.parametrize("shard", SHARDS, ids=range(len(SHARDS)))
+def test_every_path_every_draw(cupy, shard, dtype, rng):
+    shape, full, off, make = shard
+    bits = "bfloat16" if dtype == "bfloat16" else None
+    store = "uint16" if bits else dtype
+    for draw in DRAWS:
+        seed = fresh_seed(rng)
+        a = _local(cupy, shape, make, store)
+        cupy_backend.fill(a, draw, *regions.check_region(shape, full, off), seed, 7, bits=bits)
+        want = _numpy_fill(shape, store, draw, full, off, seed, 7, bits)
+        assert np.array_equal(cupy.asnumpy(a), want), draw
+
+
+def test_64bit_indices(cupy, rng, monkeypatch):
+    """The 64-bit kernels (arrays past 2**31 elements) on small arrays: the same bits as the 32-bit ones."""
+    plan = cupy_backend.plan
+    monkeypatch.setattr(cupy_backend, "plan", lambda *a, **k: plan(*a, **{**k, "wide": True}))
+    for shape, full, off, make in SHARDS:
+        seed = fresh_seed(rng)
+        a = _local(cupy, shape, make, "float32")
+        cupy_backend.fill(a, DRAWS[2], *regions.check_region(shape, full, off), seed, 3)
+        assert np.array_equal(cupy.asnumpy(a), _numpy_fill(shape, "float32", DRAWS[2], full, off, seed, 3))
+
+
+def test_grouped_launch(cupy, rng):
+    items, want = [], []
+    for i, (shape, full, off, make) in enumerate(SHARDS):
+        for dtype, draw in (("float32", DRAWS[1]), ("float16", DRAWS[2]), ("float64", DRAWS[2]), ("float32", DRAWS[4])):
+            seed = fresh_seed(rng)
+            items.append((_local(cupy, shape, make, dtype), draw, seed, i, *((full, off) if full else ())))
+            want.append(_numpy_fill(shape, dtype, draw, full, off, seed, i))
+    items.append((cupy.zeros((0, 3), cupy.float32), DRAWS[0], 1, 2))  # empty: nothing to launch
+    assert cupy_backend.fill_group(items) == 4 + 4 * (len(SHARDS) - 4)  # a launch per group, one per other item
+    for (a, *_), w in zip(items, want):
+        assert np.array_equal(cupy.asnumpy(a), w)

@@ -1,5 +1,6 @@
 """The CuPy backend: CuPy arrays (and CUDA arrays of other libraries, through DLPack) filled in place
 by kernels/cuda/gpuinit_fill.cu, compiled at run time by NVRTC and cached by CuPy."""
+import math
 import sys
 from pathlib import Path
 
@@ -14,10 +15,15 @@ from . import checks
 NAME = "cupy"
 INSTALL = "cupy-cuda12x (pip install 'gpuinit[cupy]') on a machine with a CUDA GPU"
 SOURCE = Path(kernels.__file__).resolve().parent / "cuda" / "gpuinit_fill.cu"
+HEADER = SOURCE.parent / "gpuinit_stream.cuh"
 OPTIONS = ("--fmad=false", "--std=c++17")  # no fused multiply-add (docs/stream.md); C++17: hex float literals
 STORAGE = {"float32": "float", "float64": "double", "float16": "gi_f16"}
 THREADS = 256
-_module = None
+MAX_GRID = 65535 * 32  # blocks of a grid-stride launch
+# gi_fill's PATH (kernels/cuda/gpuinit_fill.cu) and its meta layout
+ALIGNED, RUN, RUNS_ALIGNED, RUNS, STRIDED, STRIDED_RUNS = range(6)
+META_N, META_MAGIC, META_SHIFT, META_S, META_G, META_LEN = 4, 10, 16, 22, 28, 34
+_modules = {}
 
 
 def available():
@@ -51,16 +57,24 @@ def check(array, bits=None):
     checks.check(as_cupy(array), bits)
 
 
-def module():
-    """The compiled kernels (one NVRTC compilation per process; CuPy also caches them on disk)."""
-    global _module
-    if _module is None:
+def source():
+    """The CUDA C to compile: gpuinit_fill.cu with its header inlined, so that CuPy's kernel cache (keyed by
+    the source text) never serves kernels built from another version of the header."""
+    include = '#include "gpuinit_stream.cuh"'
+    text = SOURCE.read_text()
+    if include not in text:
+        raise RuntimeError(f"{SOURCE} no longer includes gpuinit_stream.cuh")
+    return text.replace(include, HEADER.read_text())
+
+
+def kernel(name):
+    """The compiled kernel of name expression ``name`` (one NVRTC compilation per kernel and process, on first
+    use; CuPy also caches them on disk)."""
+    if name not in _modules:
         import cupy
 
-        names = [f"gi_fill<{t}>" for t in STORAGE.values()]
-        _module = cupy.RawModule(code=SOURCE.read_text(), options=(*OPTIONS, f"-I{SOURCE.parent}"),
-                                 name_expressions=names)
-    return _module
+        _modules[name] = cupy.RawModule(code=source(), options=OPTIONS, name_expressions=[name])
+    return _modules[name].get_function(name)
 
 
 def fill(array, draw, full_shape, offsets, seed, stream, bits=None):
@@ -84,20 +98,48 @@ def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0, s
     on the current CuPy stream."""
     import cupy
 
-    storage = storage or STORAGE[out.dtype.name]
-    strides = tuple(s // out.itemsize for s in out.strides)
-    geo = regions.launch_geometry(out.shape, strides, full_shape, offsets, base_index)
-    blocks_per_run = (geo["run_len"] + 3) // 4 + 1
-    geo["meta"][2] = blocks_per_run
-    meta = cupy.asarray(np.array(geo["meta"], np.int64))
-    threads = (geo["numel"] // geo["run_len"]) * blocks_per_run
-    grid = min(-(-threads // THREADS), 65535 * 32)
-    f32 = np.float32
-    p = kernel_params(kind, params)
-    module().get_function(f"gi_fill<{storage}>")(
-        (grid,), (THREADS,),
-        (out, meta, np.int32(geo["single_run"]), np.int32(geo["contiguous"]), np.int32(numpy_stream.KINDS[kind]), np.int32(p[-1]),
-         *(f32(v) for v in p[:-1]), np.uint64(seed), np.uint64(stream), np.int64(threads)))
+    strides = tuple(st // out.itemsize for st in out.strides)
+    k = plan(out.shape, strides, out.itemsize, out.data.ptr, kind, params, full_shape, offsets, base_index,
+             storage or STORAGE[out.dtype.name])
+    meta = cupy.asarray(np.array(k["meta"], np.int64))
+    kernel(k["name"])((k["grid"],), (THREADS,), (out, meta, *k["args"], np.uint64(seed), np.uint64(stream)))
+
+
+def plan(shape, strides, itemsize, address, kind, params, full_shape, offsets, base_index=0, storage="float",
+         wide=None):
+    """How gi_fill fills an array of ``shape``, ``strides`` (in elements) and data ``address``: a dict of the
+    kernel's ``name`` expression, its ``meta`` vector, ``grid`` (blocks of THREADS), the draw's scalar ``args``
+    (after ``out`` and ``meta``; seed and stream follow them) and ``threads`` (Philox blocks, a thread each).
+    ``wide``: 64-bit local indices (True), 32-bit ones (False; the array must allow them), or as needed (None)."""
+    geo = regions.launch_geometry(shape, strides, full_shape, offsets, base_index)
+    m, numel, run_len, ndim = geo["meta"], geo["numel"], geo["run_len"], geo["ndim"]
+    n, s, g = [numel // math.prod(m[3:8]), *m[3:8]], m[8:14], m[14:20]
+    base, dims = m[0], ndim
+    aligned = address % (8 if itemsize == 2 else 16) == 0
+    if geo["single_run"]:
+        path = (ALIGNED if aligned and base % 4 == 0 else RUN) if geo["contiguous"] else STRIDED
+        per_run = 1
+        threads = numel // 4 if path == ALIGNED else (base % 4 + numel + 3) // 4
+        dims = 0 if geo["contiguous"] else ndim
+    else:
+        outer = [d for d in range(6 - ndim, 5) if n[d] > 1]  # dims outside a run that is the last dim
+        if geo["contiguous"] and run_len == n[5]:
+            whole = aligned and all(v % 4 == 0 for v in (base, run_len, *(g[d] for d in outer)))
+            path, dims = (RUNS_ALIGNED if whole else RUNS), ndim - 1
+        else:
+            path, whole = STRIDED_RUNS, False
+        per_run = run_len // 4 if whole else (run_len + 3) // 4 + 1
+        threads = numel // run_len * per_run
+    span = sum((size - 1) * abs(v) for size, v in zip(n, s))  # the largest memory offset
+    if wide is None:
+        wide = max(numel, threads, span) + 16 >= 2**31
+    magic, shift = zip(*(regions.divider(v) for v in (per_run, *n[1:]))) if not wide else ((0,) * 6, (0,) * 6)
+    meta = [base, run_len, per_run, threads, *n, *magic, *shift, *s, *g]
+    branches = params.get("branches", 3) if kind == "trunc_normal" else 0
+    *p, flip = kernel_params(kind, params)
+    return {"name": f"gi_fill<{storage}, {numpy_stream.KINDS[kind]}, {branches}, {path}, {dims}, {int(wide)}>",
+            "meta": meta, "grid": max(1, min(-(-threads // THREADS), MAX_GRID)), "threads": threads,
+            "args": (*(np.float32(v) for v in p), np.int32(flip))}
 
 
 def _constant(a, p, full_shape, offsets, seed, stream):
@@ -150,9 +192,47 @@ _STRUCTURED = {"constant": _constant, "eye": _eye, "dirac": _dirac, "orthogonal"
 
 
 def fill_group(items):
-    """Fill many arrays: (array, Draw, seed, stream[, full_shape, offsets]), one launch each."""
-    items = [item for item in items if checks.holds_values(item[0])]
+    """Fill many arrays: (array, Draw, seed, stream[, full_shape, offsets]). Contiguous arrays that hold one run of
+    logical indices (whole tensors, row shards) with an elementwise draw go in one launch per (device, dtype, kind,
+    erfinv branches), the others one launch each. Returns the number of kernel launches."""
+    import cupy
+
+    groups, launches = {}, 0
     for array, draw, seed, stream, *region in items:
-        full_shape, offsets = regions.item_region(array.shape, region)
+        if not checks.holds_values(array):
+            continue
+        a = as_cupy(array)
+        full_shape, offsets = regions.item_region(a.shape, region)
+        if draw.kind in ELEMENTWISE and a.dtype.name in STORAGE:
+            geo = regions.launch_geometry(a.shape, tuple(st // a.itemsize for st in a.strides), full_shape, offsets)
+            if geo["single_run"] and geo["contiguous"]:
+                key = (a.device.id, a.dtype.name, draw.kind, draw.params.get("branches", 3))
+                groups.setdefault(key, []).append((a.data.ptr, a.size, geo["meta"][0], draw.params, seed, stream))
+                continue
         fill(array, draw, full_shape, offsets, seed, stream)
-    return len(items)
+        launches += 1
+    for (device, dtype, kind, _), members in groups.items():
+        k = group_plan(STORAGE[dtype], kind, members)
+        with cupy.cuda.Device(device):
+            args = (cupy.asarray(k["table"]), cupy.asarray(k["params"]), cupy.asarray(k["owner"]))
+            kernel(k["name"])((k["grid"],), (THREADS,), args)
+        launches += 1
+    return launches
+
+
+def group_plan(storage, kind, members):
+    """gi_fill_group's launch for ``members``, (address, numel, start, draw params, seed, stream) of contiguous
+    arrays of one storage type holding one run of logical indices from ``start`` each: a dict of the kernel's
+    ``name`` expression, ``grid``, and its arguments ``table`` (int64), ``params`` (float32), ``owner`` (int32,
+    the table row of each grid block)."""
+    table, params, blocks, first = [], [], [], 0
+    for address, numel, start, draw_params, seed, stream in members:
+        *p, flip = kernel_params(kind, draw_params)
+        table.append([address, numel, first, seed, stream, flip, start])
+        params.append(p)
+        blocks.append(-(-((start % 4 + numel + 3) // 4) // THREADS))
+        first += blocks[-1]
+    branches = members[0][3].get("branches", 3) if kind == "trunc_normal" else 0
+    return {"name": f"gi_fill_group<{storage}, {numpy_stream.KINDS[kind]}, {branches}>", "grid": first,
+            "table": np.array(table, np.uint64).view(np.int64), "params": np.array(params, np.float32),
+            "owner": np.repeat(np.arange(len(members), dtype=np.int32), blocks)}

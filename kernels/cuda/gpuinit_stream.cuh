@@ -41,7 +41,13 @@ GI_HD int32_t gi_f2i(float x) { int32_t i; memcpy(&i, &x, 4); return i; }
 GI_HD float gi_i2f(int32_t i) { float x; memcpy(&x, &i, 4); return x; }
 #endif
 #define GI_STEP(p, t, c) (p) = GI_ADD(GI_MUL((p), (t)), (c))
-#define GI_CLAMP(x, lo, hi) ((x) < (lo) ? (lo) : ((x) > (hi) ? (hi) : (x))) /* x: a variable */
+/* x < lo ? lo : (x > hi ? hi : x), as two independent selects (no branches on the device). */
+#define GI_CLAMP(x, lo, hi) gi_clamp((x), (lo), (hi))
+
+GI_HD float gi_clamp(float x, float lo, float hi) {
+  float y = x > hi ? hi : x;
+  return x < lo ? lo : y;
+}
 
 /* Philox4x32 (Salmon et al., SC'11). */
 #define GI_PHILOX_M0 0xD2511F53u
@@ -69,12 +75,24 @@ typedef struct {
   float p_lo, p_span, z_lo, z_hi; /* trunc: Phi(z_lo), Phi(z_hi) - Phi(z_lo), standardised bounds */
 } gi_params;
 
+/* a * b, 32 x 32 -> 64 bits: one IMAD.WIDE.U32 on the device (NVVM turns the C product of two widened words
+ * into a 64-bit multiply, which costs an extra add of the zero high word). */
+GI_HD uint64_t gi_mul_wide(uint32_t a, uint32_t b) {
+#ifdef __CUDA_ARCH__
+  uint64_t r;
+  asm("mul.wide.u32 %0, %1, %2;" : "=l"(r) : "r"(a), "r"(b));
+  return r;
+#else
+  return (uint64_t)a * b;
+#endif
+}
+
 GI_HD void gi_philox(uint64_t block, uint64_t stream, uint64_t seed, uint32_t out[4]) {
   uint32_t c0 = (uint32_t)block, c1 = (uint32_t)(block >> 32);
   uint32_t c2 = (uint32_t)stream, c3 = (uint32_t)(stream >> 32);
   uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
   for (int r = 0; r < 10; ++r) {
-    uint64_t p0 = (uint64_t)GI_PHILOX_M0 * c0, p1 = (uint64_t)GI_PHILOX_M1 * c2;
+    uint64_t p0 = gi_mul_wide(GI_PHILOX_M0, c0), p1 = gi_mul_wide(GI_PHILOX_M1, c2);
     uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
     c1 = (uint32_t)p1;
     c3 = (uint32_t)p0;
@@ -158,10 +176,12 @@ GI_HD void gi_normal_pair(uint32_t w0, uint32_t w1, float* z0, float* z1) {
 /* erfinv(x) = p(w) x with w = -log((1 - x)(1 + x)), after Giles (2010): his single-precision
  * branches for w < 5 (t = w - 2.5) and w < 16 (t = sqrt(w) - 3), written as one polynomial whose
  * coefficients are selected per element, and the last branch of his double-precision version for
- * w >= 16 (t = sqrt(w) - 5). Branch-free, so that host loops vectorize; selection changes no bits. */
+ * w >= 16 (t = sqrt(w) - 5). Branch-free, so that host loops vectorize; selection changes no bits.
+ * `branches` (1 to 3, a constant where it is inlined): how many of them the draw reaches (docs/stream.md);
+ * the others fold away. */
 #define GI_SEL(c, a, b) ((c) ? (a) : (b))
-GI_HD float gi_erfinv_factor(float w) {
-  int tail = w >= 5.0f;
+GI_HD float gi_erfinv_factor_n(float w, int branches) {
+  int tail = branches > 1 && w >= 5.0f;
   float sw = GI_SQRT(w), t_tail = GI_SUB(sw, 0x1.8p+1f), t_central = GI_SUB(w, 0x1.4p+1f);
   float t = GI_SEL(tail, t_tail, t_central);
   float p = GI_SEL(tail, -0x1.a3e136p-13f, 0x1.e2cb1p-26f);
@@ -191,24 +211,30 @@ GI_HD float gi_erfinv_factor(float w) {
   GI_STEP(q, d, -0x1.22ea5ep-13f);
   GI_STEP(q, d, 0x1.02a30ep+0f);
   GI_STEP(q, d, 0x1.3664dep+2f);
-  return GI_SEL(w >= 16.0f, q, p);
+  return GI_SEL(branches > 2 && w >= 16.0f, q, p);
 }
+GI_HD float gi_erfinv_factor(float w) { return gi_erfinv_factor_n(w, 3); }
 
 /* Phi^-1(u) = sqrt(2) erfinv(2u - 1), with w = -log(4 u (1 - u)): no cancellation in the tails. */
-GI_HD float gi_normal_quantile(float u) {
+GI_HD float gi_normal_quantile_n(float u, int branches) {
   float w = -gi_log(GI_MUL(GI_MUL(u, 4.0f), GI_SUB(1.0f, u)));
-  float p = GI_MUL(gi_erfinv_factor(w), GI_SUB(GI_MUL(u, 2.0f), 1.0f));
+  float p = GI_MUL(gi_erfinv_factor_n(w, branches), GI_SUB(GI_MUL(u, 2.0f), 1.0f));
   return GI_MUL(p, GI_SQRT2);
 }
+GI_HD float gi_normal_quantile(float u) { return gi_normal_quantile_n(u, 3); }
 
 /* Truncated normal from one word: inverse CDF on [p_lo, p_lo + p_span], clamped, un-mirrored. */
-GI_HD float gi_trunc_standard(uint32_t w, float p_lo, float p_span, float z_lo, float z_hi, int flip) {
+GI_HD float gi_trunc_standard_n(uint32_t w, float p_lo, float p_span, float z_lo, float z_hi, int flip,
+                                int branches) {
   float u = GI_ADD(GI_MUL(gi_open_uniform(w), p_span), p_lo);
   u = GI_CLAMP(u, GI_U_MIN, GI_U_MAX);
-  float z = gi_normal_quantile(u);
+  float z = gi_normal_quantile_n(u, branches);
   z = GI_CLAMP(z, z_lo, z_hi);
   float nz = -z;
   return flip ? nz : z;
+}
+GI_HD float gi_trunc_standard(uint32_t w, float p_lo, float p_span, float z_lo, float z_hi, int flip) {
+  return gi_trunc_standard_n(w, p_lo, p_span, z_lo, z_hi, flip, 3);
 }
 
 /* float32 -> float16 bits, round to nearest even, subnormals and overflow included (F. Giesen's
@@ -232,8 +258,9 @@ GI_HD uint16_t gi_bfloat16_bits(float x) {
   return (uint16_t)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
 }
 
-/* The four values of Philox block `block` for a draw. */
-GI_HD void gi_block_values(uint64_t block, uint64_t stream, uint64_t seed, const gi_params* p, float v[4]) {
+/* The four values of Philox block `block` for a draw whose u reach `branches` erfinv branches (3: any). */
+GI_HD void gi_block_values_n(uint64_t block, uint64_t stream, uint64_t seed, const gi_params* p, int branches,
+                             float v[4]) {
   uint32_t w[4];
   gi_philox(block, stream, seed, w);
   if (p->kind == GI_WORDS) {
@@ -247,23 +274,15 @@ GI_HD void gi_block_values(uint64_t block, uint64_t stream, uint64_t seed, const
     return;
   }
   for (int i = 0; i < 4; ++i) {
-    float x = p->kind == GI_UNIFORM ? gi_signed_uniform(w[i])
-                                    : gi_trunc_standard(w[i], p->p_lo, p->p_span, p->z_lo, p->z_hi, p->flip);
+    float x = p->kind == GI_UNIFORM
+                  ? gi_signed_uniform(w[i])
+                  : gi_trunc_standard_n(w[i], p->p_lo, p->p_span, p->z_lo, p->z_hi, p->flip, branches);
     x = GI_ADD(GI_MUL(x, p->scale), p->shift);
     v[i] = GI_CLAMP(x, p->lo, p->hi);
   }
 }
-
-/* sum(i_d * stride_d) for the row-major multi-index i of j in a 6-D shape (n0 implied; shape holds
- * n1..n5): the kernels' walk over strided and sharded arrays (gpuinit/regions.py launch_geometry). */
-GI_HD long long gi_unravel(long long j, const long long* shape, const long long* stride) {
-  long long acc = 0;
-  for (int d = 0; d < 5; ++d) {
-    long long n = shape[4 - d];
-    acc += (j % n) * stride[5 - d];
-    j /= n;
-  }
-  return acc + j * stride[0];
+GI_HD void gi_block_values(uint64_t block, uint64_t stream, uint64_t seed, const gi_params* p, float v[4]) {
+  gi_block_values_n(block, stream, seed, p, 3, v);
 }
 
 #endif /* GPUINIT_STREAM_CUH */
