@@ -13,7 +13,8 @@ from ..structured import dirac_points, orthogonalize, sparse_keys
 from . import checks
 
 NAME = "cupy"
-INSTALL = "cupy-cuda12x (pip install 'gpuinit[cupy]') on a machine with a CUDA GPU"
+INSTALL = ("CuPy for your CUDA major on a machine with a CUDA GPU: pip install 'gpuinit[cuda13]' (CUDA 13, as torch 2.13's "
+           "wheels) or 'gpuinit[cuda12]'")
 SOURCE = Path(kernels.__file__).resolve().parent / "cuda" / "gpuinit_fill.cu"
 HEADER = SOURCE.parent / "gpuinit_stream.cuh"
 OPTIONS = ("--fmad=false", "--std=c++17")  # no fused multiply-add (docs/stream.md); C++17: hex float literals
