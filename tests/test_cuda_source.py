@@ -34,7 +34,7 @@ def test_launcher_constants_match_the_kernel():
             f"{cb.META_S}, GI_META_G = {cb.META_G}, GI_META_LEN = {cb.META_LEN} ") in text
 
 
-@pytest.mark.parametrize("arch", [70, 80, 90])
+@pytest.mark.parametrize("arch", [75, 80, 90])  # 75: the oldest CUDA 13 compiles for; no 16-bit pack below 80
 def test_nvrtc_compiles_the_kernels(arch):
     nvrtc = pytest.importorskip("cupy_backends.cuda.libs.nvrtc")
     try:
