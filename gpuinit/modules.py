@@ -245,8 +245,8 @@ def init_module(module, recipe="torch", *, seed, device=None, rules=None, progre
     _check_patterns(rules, param_names, buffer_names)
     was_meta = any(t.is_meta for t in _tensors(module))
     buffer_actions, buffer_rules = _plan_buffers(module, rules, buffer_names, was_meta)
-    targets = [(fqn, spec) for fqn, _, spec, _ in plan] + buffer_rules
-    jobs_now = _jobs(module, targets, seed)  # every check, on the tensors as they are
+    targets = [(fqn, spec) for fqn, _, spec, _ in plan]
+    param_jobs, buffer_jobs = _jobs(module, targets, buffer_rules, seed=seed)  # every check, on the tensors as they are
     moved = was_meta or device is not None
     if moved:
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -257,32 +257,33 @@ def init_module(module, recipe="torch", *, seed, device=None, rules=None, progre
             module.to(device)
         _retie(module, param_names, "parameters")
         _retie(module, buffer_names, "buffers")
-        jobs_now = _jobs(module, targets, seed)  # the materialized tensors
-    n_params = len(plan)
-    bar = _progress_bar(sum(j.numel for j in jobs_now[:n_params] if j.backend.NAME == "numpy"), progress)
+        param_jobs, buffer_jobs = _jobs(module, targets, buffer_rules, seed=seed)  # the materialized tensors
+    bar = _progress_bar(sum(j.numel for j in param_jobs if j.backend.NAME == "numpy"), progress)
     with torch.no_grad():
-        jobs.run(jobs_now[:n_params], bar)
+        jobs.run(param_jobs, bar)
         for fqn, _, _, m in plan:
             _zero_padding_row(m, fqn, _param(module, fqn))
         for action in buffer_actions:
             action(module)
-        jobs.run(jobs_now[n_params:])
+        jobs.run(buffer_jobs)
     if bar:
         bar(0, None)
     return module
 
 
-def _jobs(module, targets, seed):
-    """A checked fill job per (name, (scheme, params)); a tensor stored twice under distinct objects (a view
-    registered twice) is filled once."""
+def _jobs(module, *target_lists, seed):
+    """A list of checked fill jobs per list of (name, (scheme, params)); a tensor stored twice under distinct
+    objects (a view registered twice) is filled once, for its first name."""
     out, seen = [], set()
-    for fqn, (scheme, params) in targets:
-        t = _param(module, fqn)
-        key = distributed.storage_key(t)
-        if key is not None and key in seen:
-            continue
-        seen.add(key)
-        out.append(jobs.prepare(t, scheme, params, seed=seed, stream=distributed.stream_of(fqn), name=fqn))
+    for targets in target_lists:
+        out.append([])
+        for fqn, (scheme, params) in targets:
+            t = _param(module, fqn)
+            key = distributed.storage_key(t)
+            if key is not None and key in seen:
+                continue
+            seen.add(key)
+            out[-1].append(jobs.prepare(t, scheme, params, seed=seed, stream=distributed.stream_of(fqn), name=fqn))
     return out
 
 

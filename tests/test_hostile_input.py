@@ -244,3 +244,13 @@ def test_narrow_but_admitted_trunc_normal_spreads_over_its_interval():
     assert -1e-3 <= x.min() and x.max() <= 1e-3
     assert len(np.unique(x)) > 5000  # far more than the handful an exhausted float32 u gives
     assert abs(x.mean()) < 1e-5 and abs(x.std() - 2e-3 / math.sqrt(12)) < 2e-5  # nearly uniform there
+
+
+def test_shared_storage_does_not_shift_buffer_rules_before_their_module():
+    m = nn.Module()
+    m.a = nn.Linear(4, 4)
+    m.b = nn.Linear(4, 4)
+    m.b.weight = nn.Parameter(m.a.weight.data)  # filled once, under its first name
+    m.bn = nn.BatchNorm1d(4)
+    gpuinit.init_module(m, seed=0, rules=[("bn.running_mean", "constant", {"value": 0.5})])
+    assert (m.bn.running_mean == 0.5).all()  # after reset_running_stats, not before it
