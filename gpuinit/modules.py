@@ -149,16 +149,19 @@ def _check_patterns(rules, params, buffers):
 
 
 def tied(module, kind="parameters"):
-    """({owner name: tensor}, {name: owner name}) of a module's parameters (or buffers): a tensor registered
-    under several names (tied weights) is owned by its first name in ``named_parameters`` order and every
-    name of it maps to that owner."""
-    owners, names, first = {}, {}, {}
-    for fqn, t in getattr(module, f"named_{kind}")(remove_duplicate=False):
-        owner = first.setdefault(id(t), fqn)
-        if owner == fqn:
-            owners[fqn] = t
-        names[fqn] = owner
-    return owners, names
+    """{name: owner name} of a module's parameters (or buffers): a tensor registered under several names (tied
+    weights) is owned by its first name in ``named_parameters`` order and every name of it maps to that owner."""
+    first = {}
+    return {fqn: first.setdefault(id(t), fqn)
+            for fqn, t in getattr(module, f"named_{kind}")(remove_duplicate=False)}
+
+
+def _aliases(names):
+    """{owner name: [every name of its tensor]} from tied()'s map."""
+    out = {}
+    for fqn, owner in names.items():
+        out.setdefault(owner, []).append(fqn)
+    return out
 
 
 def _retie(module, names, kind):
@@ -176,10 +179,8 @@ def plan_module(module, recipe="torch", rules=None):
     if recipe not in RECIPES:
         raise InitError(f"unknown recipe {recipe!r}; recipes: {sorted(RECIPES)}")
     rules = _check_rules(rules)
-    _, names = tied(module)
-    aliases = {}
-    for fqn, owner in names.items():
-        aliases.setdefault(owner, []).append(fqn)
+    names = tied(module)
+    aliases = _aliases(names)
     residuals = sum(1 for n, _ in module.named_modules() if n.rsplit(".", 1)[-1] in RESIDUAL_NAMES)
     ctx = {"root": module, "n_layers": max(1, residuals // 2)}
     asks, owners = {}, {}  # the recipe is asked only for parameters that no rule covers
@@ -240,8 +241,8 @@ def init_module(module, recipe="torch", *, seed, device=None, rules=None, progre
     seed = seeding.check_u64("seed", seed)
     rules = _check_rules(rules)
     plan = plan_module(module, recipe, rules)
-    _, param_names = tied(module)
-    _, buffer_names = tied(module, "buffers")
+    param_names = tied(module)
+    buffer_names = tied(module, "buffers")
     _check_patterns(rules, param_names, buffer_names)
     was_meta = any(t.is_meta for t in _tensors(module))
     buffer_actions, buffer_rules = _plan_buffers(module, rules, buffer_names, was_meta)
@@ -346,7 +347,7 @@ def _zero_padding_row(m, fqn, t):
 def _plan_buffers(module, rules, names, was_meta):
     """(actions that restore buffers as their module defines them, [(name, (scheme, params))] of the buffers
     a rule fills after them); raises for a buffer of a meta module that nothing restores."""
-    actions, ruled, missing = [], [], []
+    actions, ruled, missing, aliases = [], [], [], _aliases(names)
     for mname, m in module.named_modules():
         own = [f"{mname}.{n}" if mname else n for n, _ in m.named_buffers(recurse=False)]
         own = [fqn for fqn in own if names.get(fqn, fqn) == fqn]  # a tied buffer under its first name
@@ -362,7 +363,7 @@ def _plan_buffers(module, rules, names, was_meta):
         else:
             mname = None
         for fqn in own:
-            spec = _rule_for([n for n, o in names.items() if o == fqn], _buffer_rules(rules, fqn))
+            spec = _rule_for(aliases[fqn], _buffer_rules(rules, fqn))
             if spec:
                 ruled.append((fqn, spec))
             elif was_meta and mname is None:

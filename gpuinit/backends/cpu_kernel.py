@@ -89,8 +89,9 @@ def _run(args):
 
 
 def _cache_root():
-    if config.cache_dir():
-        return config.cache_dir()
+    configured = config.cache_dir()
+    if configured:
+        return configured
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     if os.path.isabs(xdg):
         return Path(xdg, "gpuinit")
