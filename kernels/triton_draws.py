@@ -48,28 +48,24 @@ def _signed_uniform(w):
 
 
 @triton.jit
-def _open_uniform(w):
-    return ((w >> 8) | 1).to(tl.float32) * 5.9604644775390625e-08  # 2**-24
-
-
-@triton.jit
-def _log(x):
+def _log(x, SCALE: tl.constexpr = 0):
+    """log(x * 2**SCALE): a power of two folded into the exponent costs nothing and changes no bit. Products
+    that are exact (by powers of two, or fe * LOG_Q2) are fused with their sum: the same bits, one instruction."""
     bits = x.to(tl.int32, bitcast=True)
-    e = (bits >> 23) - 126
+    e = (bits >> 23) - (126 - SCALE)
     m = ((bits & 0x007FFFFF) | 0x3F000000).to(tl.float32, bitcast=True)
     small = m < SQRTHF
     e = e - small.to(tl.int32)
-    f = m - 1.0
-    f = f + tl.where(small, m, 0.0)
+    f = tl.fma(m, tl.where(small, 2.0, 1.0), -1.0)  # (m - 1) + m when small: 2m - 1, exact either way
     z = f * f
     y = _horner(f, LOG_P, 9)
     y = y * f
     y = y * z
     fe = e.to(tl.float32)
     y = y + fe * LOG_Q1
-    y = y - z * 0.5
+    y = tl.fma(z, -0.5, y)
     f = f + y
-    return f + fe * LOG_Q2
+    return tl.fma(fe, LOG_Q2, f)
 
 
 @triton.jit
@@ -84,7 +80,7 @@ def _sincos_pi(s):
     cx = _horner(z, COS_P, 3)
     cx = cx * z
     cx = cx * z
-    cx = cx - z * 0.5
+    cx = tl.fma(z, -0.5, cx)
     cx = cx + 1.0
     odd = (q & 1) != 0
     c = tl.where(odd, sx, cx)
@@ -96,7 +92,7 @@ def _sincos_pi(s):
 
 @triton.jit
 def _normal_pair(w0, w1):
-    r = tl.sqrt_rn(_log(_open_uniform(w0)) * -2.0)
+    r = tl.sqrt_rn(_log(((w0 >> 8) | 1).to(tl.float32), -24) * -2.0)  # log of the open uniform
     c, s = _sincos_pi(_signed_int(w1))
     return r * c, r * s
 
@@ -104,23 +100,24 @@ def _normal_pair(w0, w1):
 @triton.jit
 def _normal_quantile(u, BRANCHES: tl.constexpr):
     """BRANCHES: how many erfinv branches the draw's u can reach (gpuinit/draws.py); others are skipped."""
-    w = -_log((u * 4.0) * (1.0 - u))
+    w = -_log(u * (1.0 - u), 2)  # -log(4 u (1 - u))
     p = _horner(w - 2.5, ERF_0, 9)
     if BRANCHES > 1:
         sw = tl.sqrt_rn(w)
         p = tl.where(w >= 5.0, _horner(sw - 3.0, ERF_1, 9), p)
         if BRANCHES > 2:
             p = tl.where(w >= 16.0, _horner(sw - 5.0, ERF_2, 17), p)
-    p = p * ((u * 2.0) - 1.0)
+    p = p * tl.fma(u, 2.0, -1.0)
     return p * SQRT2
 
 
 @triton.jit
-def _trunc_standard(w, p_lo, p_span, z_lo, z_hi, flip, BRANCHES: tl.constexpr):
-    u = _open_uniform(w) * p_span + p_lo
+def _trunc_standard(w, p_lo, p_span, z_lo, z_hi, BRANCHES: tl.constexpr):
+    """``p_span`` arrives times 2**-24 (the open uniform's scale, exact: launcher.trunc_args); a flip is folded
+    into the affine map's scale by the launcher."""
+    u = ((w >> 8) | 1).to(tl.float32) * p_span + p_lo
     u = tl.minimum(tl.maximum(u, U_MIN), U_MAX)
-    z = tl.minimum(tl.maximum(_normal_quantile(u, BRANCHES), z_lo), z_hi)
-    return tl.where(flip != 0, -z, z)
+    return tl.minimum(tl.maximum(_normal_quantile(u, BRANCHES), z_lo), z_hi)
 
 
 @triton.jit
@@ -146,7 +143,7 @@ def _philox(c0, c1, c2, c3, k0, k1):
 
 @triton.jit
 def block_values(c0, c1, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi,
-                 flip, KIND: tl.constexpr, BRANCHES: tl.constexpr):
+                 KIND: tl.constexpr, BRANCHES: tl.constexpr):
     """The four values of the Philox blocks whose index words are ``c0`` (low) and ``c1`` (high), one float32
     tensor per lane."""
     w0, w1, w2, w3 = _philox(c0, c1, stream_lo.to(tl.uint32), stream_hi.to(tl.uint32), seed_lo.to(tl.uint32),
@@ -160,10 +157,10 @@ def block_values(c0, c1, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, l
     elif KIND == UNIFORM:
         v0, v1, v2, v3 = _signed_uniform(w0), _signed_uniform(w1), _signed_uniform(w2), _signed_uniform(w3)
     else:
-        v0 = _trunc_standard(w0, p_lo, p_span, z_lo, z_hi, flip, BRANCHES)
-        v1 = _trunc_standard(w1, p_lo, p_span, z_lo, z_hi, flip, BRANCHES)
-        v2 = _trunc_standard(w2, p_lo, p_span, z_lo, z_hi, flip, BRANCHES)
-        v3 = _trunc_standard(w3, p_lo, p_span, z_lo, z_hi, flip, BRANCHES)
+        v0 = _trunc_standard(w0, p_lo, p_span, z_lo, z_hi, BRANCHES)
+        v1 = _trunc_standard(w1, p_lo, p_span, z_lo, z_hi, BRANCHES)
+        v2 = _trunc_standard(w2, p_lo, p_span, z_lo, z_hi, BRANCHES)
+        v3 = _trunc_standard(w3, p_lo, p_span, z_lo, z_hi, BRANCHES)
     CLAMP: tl.constexpr = KIND != NORMAL
     return (_affine_clamp(v0, scale, shift, lo, hi, CLAMP), _affine_clamp(v1, scale, shift, lo, hi, CLAMP),
             _affine_clamp(v2, scale, shift, lo, hi, CLAMP), _affine_clamp(v3, scale, shift, lo, hi, CLAMP))

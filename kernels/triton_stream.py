@@ -40,7 +40,7 @@ def _unravel32(j, meta_ptr, STRIDES: tl.constexpr, NDIM: tl.constexpr):
 
 
 @triton.jit
-def _tile(start, tile, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi, flip,
+def _tile(start, tile, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi,
           KIND: tl.constexpr, BRANCHES: tl.constexpr, BLOCK: tl.constexpr):
     """Values of tile ``tile`` of the run that starts at logical index ``start``: BLOCK Philox blocks, 4 * BLOCK
     values in index order (a thread holds the four values of its blocks, stored as one vector), the position
@@ -51,7 +51,7 @@ def _tile(start, tile, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo,
     c0 = lo_word + tl.arange(0, BLOCK).to(tl.uint32)  # 32-bit counters, the carry into the high word
     c1 = (first >> 32).to(tl.uint32) + (c0 < lo_word).to(tl.uint32)
     v0, v1, v2, v3 = block_values(c0, c1, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span,
-                                  z_lo, z_hi, flip, KIND, BRANCHES)
+                                  z_lo, z_hi, KIND, BRANCHES)
     values = tl.reshape(tl.join(tl.join(v0, v2), tl.join(v1, v3)), [4 * BLOCK])  # each thread: whole blocks
     return values, tile * (4 * BLOCK) - (start & 3), tl.arange(0, 4 * BLOCK)
 
@@ -60,13 +60,13 @@ def _tile(start, tile, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo,
 # their value (a Python int's type would depend on its size, and 1 or multiples of 16 would get kernels of
 # their own), so one compiled kernel serves every seed, stream and parameter.
 VALUE_ARGS = ("seed_lo", "seed_hi", "stream_lo", "stream_hi", "scale", "shift", "lo", "hi", "p_lo", "p_span", "z_lo",
-              "z_hi", "flip")
+              "z_hi")
 
 
 @triton.jit(do_not_specialize=VALUE_ARGS)
 def fill_kernel(out_ptr, meta_ptr, seed_lo: tl.uint32, seed_hi: tl.uint32, stream_lo: tl.uint32, stream_hi: tl.uint32,
                 scale: tl.float32, shift: tl.float32, lo: tl.float32, hi: tl.float32, p_lo: tl.float32,
-                p_span: tl.float32, z_lo: tl.float32, z_hi: tl.float32, flip: tl.int32, KIND: tl.constexpr,
+                p_span: tl.float32, z_lo: tl.float32, z_hi: tl.float32, KIND: tl.constexpr,
                 SINGLE_RUN: tl.constexpr, CONTIGUOUS: tl.constexpr, BLOCK: tl.constexpr, BRANCHES: tl.constexpr = 3,
                 ALIGNED: tl.constexpr = False, HW_ROUND: tl.constexpr = False, NDIM: tl.constexpr = 0,
                 RUNS: tl.constexpr = 1):
@@ -86,15 +86,15 @@ def fill_kernel(out_ptr, meta_ptr, seed_lo: tl.uint32, seed_hi: tl.uint32, strea
     """
     if RUNS > 1:
         _fill_runs(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span,
-                   z_lo, z_hi, flip, KIND, CONTIGUOUS, BLOCK, BRANCHES, ALIGNED, HW_ROUND, NDIM, RUNS)
+                   z_lo, z_hi, KIND, CONTIGUOUS, BLOCK, BRANCHES, ALIGNED, HW_ROUND, NDIM, RUNS)
     else:
         _fill_tiles(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span,
-                    z_lo, z_hi, flip, KIND, SINGLE_RUN, CONTIGUOUS, BLOCK, BRANCHES, ALIGNED, HW_ROUND, NDIM)
+                    z_lo, z_hi, KIND, SINGLE_RUN, CONTIGUOUS, BLOCK, BRANCHES, ALIGNED, HW_ROUND, NDIM)
 
 
 @triton.jit
 def _fill_tiles(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo,
-                z_hi, flip, KIND: tl.constexpr, SINGLE_RUN: tl.constexpr, CONTIGUOUS: tl.constexpr,
+                z_hi, KIND: tl.constexpr, SINGLE_RUN: tl.constexpr, CONTIGUOUS: tl.constexpr,
                 BLOCK: tl.constexpr, BRANCHES: tl.constexpr, ALIGNED: tl.constexpr, HW_ROUND: tl.constexpr,
                 NDIM: tl.constexpr):
     """fill_kernel for runs of a tile or more: a program per tile of BLOCK Philox blocks of one run."""
@@ -112,7 +112,7 @@ def _fill_tiles(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale
         j0 = run * run_len  # local linear index of the run's first element
         start = base + _unravel(j0, meta_ptr + 3, meta_ptr + 14)
     values, first, pos = _tile(start, tile, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo,
-                               p_span, z_lo, z_hi, flip, KIND, BRANCHES, BLOCK)
+                               p_span, z_lo, z_hi, KIND, BRANCHES, BLOCK)
     if CONTIGUOUS:  # one 64-bit address per program, 32-bit offsets, no mask inside the run
         ptr = out_ptr + (j0 + first)
         if ALIGNED:  # the four values of a block: one 16-byte store (8 bytes for 16-bit dtypes)
@@ -135,7 +135,7 @@ def _fill_tiles(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale
 
 @triton.jit
 def _fill_runs(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo,
-               z_hi, flip, KIND: tl.constexpr, CONTIGUOUS: tl.constexpr, BLOCK: tl.constexpr,
+               z_hi, KIND: tl.constexpr, CONTIGUOUS: tl.constexpr, BLOCK: tl.constexpr,
                BRANCHES: tl.constexpr, ALIGNED: tl.constexpr, HW_ROUND: tl.constexpr, NDIM: tl.constexpr,
                RUNS: tl.constexpr):
     """fill_kernel for runs of at most 4 * BLOCK / RUNS values: a [RUNS, BLOCK / RUNS] tile of Philox blocks."""
@@ -153,7 +153,7 @@ def _fill_runs(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale,
         start = base + _unravel(j0, meta_ptr + 3, meta_ptr + 14)
     block = (start >> 2)[:, None] + tl.arange(0, SUB)[None, :]
     v0, v1, v2, v3 = block_values((block & 0xFFFFFFFF).to(tl.uint32), (block >> 32).to(tl.uint32), seed_lo, seed_hi,
-                                  stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi, flip, KIND,
+                                  stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi, KIND,
                                   BRANCHES)
     values = tl.reshape(tl.join(tl.join(v0, v2), tl.join(v1, v3)), [RUNS, 4 * SUB])
     t = tl.arange(0, 4 * SUB)[None, :] - (start & 3)[:, None]
@@ -169,29 +169,46 @@ def _fill_runs(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale,
 
 
 @triton.jit
-def group_kernel(table_ptr, params_ptr, owner_ptr, OUT_DTYPE: tl.constexpr, KIND: tl.constexpr,
-                 BLOCK: tl.constexpr, BRANCHES: tl.constexpr = 3, HW_ROUND: tl.constexpr = False):
+def _half(word, HIGH: tl.constexpr):
+    """The float32 held in the low or high half of an int64 word."""
+    if HIGH:
+        word = word >> 32
+    return (word & 0xFFFFFFFF).to(tl.uint32).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def group_kernel(table_ptr, owner_ptr, OUT_DTYPE: tl.constexpr, KIND: tl.constexpr, BLOCK: tl.constexpr,
+                 BRANCHES: tl.constexpr = 3, HW_ROUND: tl.constexpr = False, ALIGNED: tl.constexpr = False):
     """Fill a list of contiguous tensors of one dtype and one draw kind in one launch.
 
-    ``owner`` (int32, a row per program): the tensor the program fills. ``table`` (int64, a row per tensor):
-    address, numel, first tile, seed, stream, flip, start (the logical index of the tensor's first element: a
-    row shard holds one run). ``params`` (float32, a row per tensor): scale, shift, lo, hi, p_lo, p_span, z_lo,
-    z_hi.
+    ``owner`` (int64, one per program): the row of the tensor the program fills (high word) and the tile of it
+    (low word). ``table`` (int64, nine words per tensor): address, numel, seed, stream, start (the
+    logical index of the tensor's first element: a row shard holds one run), then the fill kernel's eight
+    float32 parameters scale .. z_hi, two to a word (the first in the low half).
+    ALIGNED: every tensor starts on a Philox block at a 16-byte address (8 for 16-bit dtypes), so each
+    thread's four values are one vector store.
     """
-    pid = tl.program_id(0)
-    row_index = tl.load(owner_ptr + pid).to(tl.int64)
-    row = table_ptr + row_index * 7
+    own = tl.load(owner_ptr + tl.program_id(0))
+    row = table_ptr + (own >> 32) * 9
     out_ptr = tl.load(row).to(tl.pointer_type(OUT_DTYPE))
     numel = tl.load(row + 1)
-    seed = tl.load(row + 3)
-    stream = tl.load(row + 4)
-    prm = params_ptr + row_index * 8
-    values, first, pos = _tile(tl.load(row + 6), (pid - tl.load(row + 2)).to(tl.int64), (seed & 0xFFFFFFFF).to(tl.uint32),
+    seed = tl.load(row + 2)
+    stream = tl.load(row + 3)
+    start = tl.load(row + 4)
+    if ALIGNED:
+        start = (start >> 2) << 2
+    p01, p23, p45, p67 = tl.load(row + 5), tl.load(row + 6), tl.load(row + 7), tl.load(row + 8)
+    values, first, pos = _tile(start, own & 0xFFFFFFFF, (seed & 0xFFFFFFFF).to(tl.uint32),
                                ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32), (stream & 0xFFFFFFFF).to(tl.uint32),
-                               ((stream >> 32) & 0xFFFFFFFF).to(tl.uint32), tl.load(prm), tl.load(prm + 1),
-                               tl.load(prm + 2), tl.load(prm + 3), tl.load(prm + 4), tl.load(prm + 5),
-                               tl.load(prm + 6), tl.load(prm + 7), tl.load(row + 5), KIND, BRANCHES, BLOCK)
+                               ((stream >> 32) & 0xFFFFFFFF).to(tl.uint32), _half(p01, False), _half(p01, True),
+                               _half(p23, False), _half(p23, True), _half(p45, False), _half(p45, True),
+                               _half(p67, False), _half(p67, True), KIND, BRANCHES, BLOCK)
     ptr = out_ptr + first
+    if ALIGNED:
+        if OUT_DTYPE.primitive_bitwidth == 16:
+            ptr = tl.multiple_of(ptr, 8)
+        else:
+            ptr = tl.multiple_of(ptr, 16)
     if (first >= 0) & (first + 4 * BLOCK <= numel):
         store(ptr + pos, values, None, HW_ROUND)
     else:

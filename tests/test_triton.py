@@ -139,9 +139,10 @@ def test_grouped_launch_equals_single_fills(rng):
     items.append((torch.empty(12, 10, device=DEVICE).T, draws.normal(0.0, 1.0), 5, 6))  # strided: its own launch
     items.append((torch.empty(3, 10, device=DEVICE), draws.normal(0.0, 1.0), 5, 6, (9, 10), (5, 0)))  # a row shard
     items.append((torch.empty(9, 3, device=DEVICE), draws.normal(0.0, 1.0), 5, 6, (9, 10), (0, 5)))  # a column one
-    # (f32, normal) with the row shard, (bf16, uniform), (f32, trunc, 1 erfinv branch), (f32, trunc, 3 branches),
-    # then the strided tensor and the column shard, one launch each
-    assert triton_backend.fill_group(items) == 4 + 2
+    # (f32, normal), (bf16, uniform), (f32, trunc, 1 erfinv branch), (f32, trunc, 3 branches), the row shard
+    # (it starts inside a Philox block: the unaligned (f32, normal) group), then the strided tensor and the column
+    # shard, one launch each
+    assert triton_backend.fill_group(items) == 5 + 2
     for t, d, seed, stream, *region in items:
         full_shape, offsets = region or (tuple(t.shape), (0,) * t.dim())
         ref = numpy_backend.fill(torch.empty(t.shape, dtype=t.dtype), d, full_shape, offsets, seed, stream)

@@ -9,7 +9,7 @@ from triton.backends.compiler import BaseBackend
 from triton.runtime.jit import JITFunction, create_function_from_signature
 
 from gpuinit import draws
-from gpuinit.draws import kernel_params
+from gpuinit.draws import folded_params
 
 
 def jitted(kernel):
@@ -44,7 +44,7 @@ def test_fill_kernel_key_is_independent_of_values(kind, rng):
         stream = int(rng.choice([0, 1, 16, 2**32 + 1, fresh_seed(rng)]))
         draw = random_draw(rng, kind)
         keys.add(specialization(kt.fill_kernel, out, meta, seed & 0xFFFFFFFF, seed >> 32, stream & 0xFFFFFFFF,
-                                stream >> 32, *kernel_params(kind, draw.params), KIND=kt.KINDS[kind],
+                                stream >> 32, *folded_params(kind, draw.params), KIND=kt.KINDS[kind],
                                 SINGLE_RUN=True, CONTIGUOUS=True, BLOCK=256, BRANCHES=1))
     assert len(keys) == 1, keys
 
@@ -52,8 +52,8 @@ def test_fill_kernel_key_is_independent_of_values(kind, rng):
 def test_group_kernel_key_is_independent_of_the_group():
     keys = set()
     for n in (1, 2, 16, 17, 64):
-        table, params, owner = torch.zeros((n, 7), dtype=torch.int64), torch.zeros((n, 8)), torch.zeros(3 * n, dtype=torch.int32)
-        keys.add(specialization(kt.group_kernel, table, params, owner, OUT_DTYPE=kt.DTYPES["torch.float32"], KIND=1,
+        table, owner = torch.zeros((n, 9), dtype=torch.int64), torch.zeros(3 * n, dtype=torch.int64)
+        keys.add(specialization(kt.group_kernel, table, owner, OUT_DTYPE=kt.DTYPES["torch.float32"], KIND=1,
                                 BLOCK=256, BRANCHES=1))
     assert len(keys) == 1, keys
 

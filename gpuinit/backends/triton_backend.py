@@ -7,8 +7,10 @@ import math
 import os
 import sys
 
+import numpy as np
+
 from .. import regions
-from ..draws import ELEMENTWISE, kernel_params
+from ..draws import ELEMENTWISE, folded_params
 from ..seeding import as_int64
 from ..structured import dirac_points, orthogonalize, sparse_keys
 from .checks import check, holds_values  # noqa: F401 - check: the backend interface
@@ -72,7 +74,7 @@ def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0):
     meta = geo["meta"] + [m for m, _ in dividers][::-1] + [sh for _, sh in dividers][::-1]
     meta = torch.tensor(meta, dtype=torch.int64).to(out.device, non_blocking=True)
     kt.fill_kernel[grid](out, meta, seed & 0xFFFFFFFF, seed >> 32, stream & 0xFFFFFFFF, stream >> 32,
-                         *kernel_params(kind, params), **options)
+                         *folded_params(kind, params), **options)
 
 
 def fill_options(kind, params, geo, address):
@@ -112,7 +114,7 @@ def short_runs(geo):
 
 def fill_group(items):
     """Fill many tensors, each with its own elementwise draw, seed and stream: one kernel launch per
-    (device, dtype, kind, erfinv branches) for the contiguous ones that hold a single run of logical
+    (device, dtype, kind, erfinv branches, alignment) for the contiguous ones that hold a single run of logical
     indices (whole tensors, row shards), one launch each for the others.
 
     ``items``: (tensor, Draw, seed, stream) for whole tensors, or (tensor, Draw, seed, stream,
@@ -129,27 +131,25 @@ def fill_group(items):
             continue
         geo = regions.launch_geometry(t.shape, t.stride(), full_shape, offsets)
         if draw.kind in ELEMENTWISE and geo["contiguous"] and geo["single_run"]:
-            key = (t.device, t.dtype, draw.kind, draw.params.get("branches", 3))
+            aligned = geo["meta"][0] % 4 == 0 and t.data_ptr() % (4 * t.element_size()) == 0
+            key = (t.device, t.dtype, draw.kind, draw.params.get("branches", 3), aligned)
             groups.setdefault(key, []).append((t, draw, seed, stream, geo["meta"][0]))
         else:
             fill(t, draw, full_shape, offsets, seed, stream)
             launches += 1
-    for (device, dtype, kind, branches), members in groups.items():
-        table, params, first = [], [], 0
-        for t, draw, seed, stream, start in members:
-            *p, flip = kernel_params(kind, draw.params)
-            table.append([t.data_ptr(), t.numel(), first, as_int64(seed), as_int64(stream), flip, start])
-            params.append(p)
-            first += -(-((start % 4 + t.numel() + 3) // 4) // BLOCK)
-        tiles = torch.tensor([row[2] for row in table[1:]] + [first], dtype=torch.int64)
-        tiles -= torch.tensor([row[2] for row in table], dtype=torch.int64)
-        owner = torch.repeat_interleave(torch.arange(len(members), dtype=torch.int32), tiles).to(device)
+    for (device, dtype, kind, branches, aligned), members in groups.items():
+        table, owner = [], []
+        for i, (t, draw, seed, stream, start) in enumerate(members):
+            params = np.array(folded_params(kind, draw.params), dtype=np.float32).view(np.int64)
+            table.append([t.data_ptr(), t.numel(), as_int64(seed), as_int64(stream), start, *params.tolist()])
+            tiles = -(-((start % 4 + t.numel() + 3) // 4) // BLOCK)
+            owner.append((np.int64(i) << 32) | np.arange(tiles, dtype=np.int64))
+        owner = torch.from_numpy(np.concatenate(owner)).to(device)
         table = torch.tensor(table, dtype=torch.int64).to(device)
-        params = torch.tensor(params, dtype=torch.float32).to(device)
         with torch.no_grad():
-            kt.group_kernel[(first,)](table, params, owner, OUT_DTYPE=kt.DTYPES[str(dtype)],
-                                      KIND=kt.KINDS[kind], BLOCK=BLOCK, BRANCHES=branches,
-                                      HW_ROUND=not interpreting(), enable_fp_fusion=False)
+            kt.group_kernel[(len(owner),)](table, owner, OUT_DTYPE=kt.DTYPES[str(dtype)], KIND=kt.KINDS[kind],
+                                           BLOCK=BLOCK, BRANCHES=branches, HW_ROUND=not interpreting(),
+                                           ALIGNED=aligned, enable_fp_fusion=False)
         for t, *_ in members:
             torch.autograd.graph.increment_version(t)
         launches += 1

@@ -16,7 +16,7 @@ def compile_fill_kernel(kind, dtype, arch, contiguous=True, single_run=True, blo
     ints = ("seed_lo", "seed_hi", "stream_lo", "stream_hi")
     floats = ("scale", "shift", "lo", "hi", "p_lo", "p_span", "z_lo", "z_hi")
     signature = {"out_ptr": DTYPES[dtype], "meta_ptr": "*i64", **{k: "u32" for k in ints},
-                 **{k: "fp32" for k in floats}, "flip": "i32", "KIND": "constexpr", "SINGLE_RUN": "constexpr",
+                 **{k: "fp32" for k in floats}, "KIND": "constexpr", "SINGLE_RUN": "constexpr",
                  "CONTIGUOUS": "constexpr", "BLOCK": "constexpr", "BRANCHES": "constexpr", "ALIGNED": "constexpr",
                  "HW_ROUND": "constexpr", "NDIM": "constexpr", "RUNS": "constexpr"}
     constexprs = {"KIND": kt.KINDS[kind], "SINGLE_RUN": single_run, "CONTIGUOUS": contiguous, "BLOCK": block,
@@ -34,10 +34,10 @@ def compile_group_kernel(kind, dtype, arch, block=256):
 
     from ..kernels import triton_stream as kt
 
-    signature = {"table_ptr": "*i64", "params_ptr": "*fp32", "owner_ptr": "*i32", "OUT_DTYPE": "constexpr",
-                 "KIND": "constexpr", "BLOCK": "constexpr", "BRANCHES": "constexpr", "HW_ROUND": "constexpr"}
+    signature = {"table_ptr": "*i64", "owner_ptr": "*i64", "OUT_DTYPE": "constexpr", "KIND": "constexpr",
+                 "BLOCK": "constexpr", "BRANCHES": "constexpr", "HW_ROUND": "constexpr", "ALIGNED": "constexpr"}
     constexprs = {"OUT_DTYPE": kt.DTYPES[f"torch.{dtype}"], "KIND": kt.KINDS[kind], "BLOCK": block, "BRANCHES": 3,
-                  "HW_ROUND": True}
+                  "HW_ROUND": True, "ALIGNED": True}
     src = ASTSource(fn=kt.group_kernel, signature=signature, constexprs=constexprs)
     return triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"enable_fp_fusion": False})
 
