@@ -28,6 +28,7 @@ __all__ = [
     "manual_seed",
     "models",
     "nn",
+    "own_init",
     "philox4x32",
 ]
 
@@ -37,6 +38,13 @@ def init_module(module, recipe="torch", *, seed, device=None, rules=None, progre
     from .modules import init_module as _init_module
 
     return _init_module(module, recipe, seed=seed, device=device, rules=rules, progress=progress)
+
+
+def own_init(module, *, seed, device=None, rules=None):
+    """Run a torch module's own init code with its fills served by gpuinit: see gpuinit.own_init.own_init."""
+    from .own_model import own_init as _own_init
+
+    return _own_init(module, seed=seed, device=device, rules=rules)
 
 
 def __getattr__(name):

@@ -28,7 +28,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-NOT_FOR_DEMO = {"hf": "recipe 'hf' needs a Hugging Face model; the built-in model is not one"}
+NOT_FOR_DEMO = {"hf": "recipe 'hf' needs a Hugging Face model; the built-in model is not one",
+                "own": "the demo's table lists each layer's recipe; recipe 'own' runs the model's own code instead"}
 
 
 def _demo_recipe(text):

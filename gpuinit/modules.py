@@ -76,16 +76,8 @@ def _weights(weight_spec):
 
 
 def _gpt2_weight(ctx, name):
-    residual = name == "weight" and ctx["module_name"].rsplit(".", 1)[-1] in RESIDUAL_NAMES
+    residual = name == "weight" and ctx["module_name"] in ctx["residual"]
     return ("normal", {"std": GPT2_STD / math.sqrt(2 * ctx["n_layers"]) if residual else GPT2_STD})
-
-
-def _hf_weight(ctx, name):
-    config = getattr(ctx["root"], "config", None)
-    std = getattr(config, "initializer_range", None)
-    if std is None:
-        raise InitError("recipe 'hf' needs a Hugging Face model: the module has no config.initializer_range")
-    return ("normal", {"std": std})
 
 
 RECIPES = {
@@ -94,14 +86,43 @@ RECIPES = {
     "xavier": _weights(lambda ctx, name: ("xavier_uniform", {})),
     "he": _weights(lambda ctx, name: ("kaiming_normal", {"nonlinearity": "relu"})),
     "lecun": _weights(lambda ctx, name: ("lecun_normal", {})),
-    "hf": _weights(_hf_weight),
 }
+
+
+OWN_RECIPES = ("own", "hf")  # the model's own init code, its fills served by gpuinit (gpuinit/own_model.py)
 
 
 def _spec(recipe, kind, m, name, ctx):
     if kind == "norm":
         return {"weight": ONES, "bias": ZEROS}.get(name)
     return None if kind is None else recipe(kind, m, name, ctx)
+
+
+def n_layers(module):
+    """The number of residual blocks: the config's layer count (``n_layer``, ``num_hidden_layers``, ...), the
+    layers of ``nn.TransformerEncoder`` / ``Decoder`` stacks, an ``n_layers`` attribute, or the longest
+    ``ModuleList``."""
+    from torch import nn
+
+    for owner in (getattr(module, "config", None), module):
+        for key in ("n_layer", "num_hidden_layers", "num_layers", "n_layers"):
+            value = getattr(owner, key, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+    stacks = [m.num_layers for m in module.modules() if isinstance(m, (nn.TransformerEncoder, nn.TransformerDecoder))]
+    if stacks:
+        return sum(stacks)
+    return max([len(m) for m in module.modules() if isinstance(m, nn.ModuleList)] or [1])
+
+
+def _residual_outputs(module):
+    """Names of the modules whose output joins a residual stream: attention output and MLP output projections
+    (``RESIDUAL_NAMES``, and ``linear2`` of torch's Transformer layers)."""
+    from torch import nn
+
+    names = {n for n, _ in module.named_modules() if n.rsplit(".", 1)[-1] in RESIDUAL_NAMES}
+    layers = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+    return names | {f"{n}.linear2" if n else "linear2" for n, m in module.named_modules() if isinstance(m, layers)}
 
 
 # ---- planning (everything checked before anything is written) --------------------------------------
@@ -177,12 +198,11 @@ def plan_module(module, recipe="torch", rules=None):
     """[(fully qualified name, tensor, (scheme, params), owner module)] for every parameter (a tied one once,
     under its first name); raises for any parameter that neither the recipe nor a rule covers."""
     if recipe not in RECIPES:
-        raise InitError(f"unknown recipe {recipe!r}; recipes: {sorted(RECIPES)}")
+        raise InitError(f"unknown recipe {recipe!r}; recipes: {sorted([*RECIPES, *OWN_RECIPES])}")
     rules = _check_rules(rules)
     names = tied(module)
     aliases = _aliases(names)
-    residuals = sum(1 for n, _ in module.named_modules() if n.rsplit(".", 1)[-1] in RESIDUAL_NAMES)
-    ctx = {"root": module, "n_layers": max(1, residuals // 2)}
+    ctx = {"root": module, "n_layers": n_layers(module), "residual": _residual_outputs(module)}
     asks, owners = {}, {}  # the recipe is asked only for parameters that no rule covers
     for mname, m in module.named_modules():
         kind = _kinds(m)
@@ -217,8 +237,9 @@ def init_module(module, recipe="torch", *, seed, device=None, rules=None, progre
     Args:
         recipe: "torch" (each layer's default ``reset_parameters`` distribution), "gpt2" (normal 0.02,
             residual output projections scaled by 1/sqrt(2 * layers), zero biases, unit norms),
-            "xavier", "he", "lecun" (weights by the scheme, biases zero), "hf" (a Hugging Face
-            model's own ``_init_weights``: normal ``config.initializer_range``).
+            "xavier", "he", "lecun" (weights by the scheme, biases zero), "own" (the module's own init code:
+            every ``reset_parameters()``, then its ``init_weights()``, each fill served by gpuinit:
+            gpuinit.own_init), "hf" (the same, for a Hugging Face model: its ``_init_weights``).
         seed: 64-bit; a parameter's values are a function of (seed, its fully qualified name, index).
         device: where a meta module is materialized (default: CUDA when available, else CPU).
         rules: ordered ``(name pattern, scheme, params)`` overriding the recipe (``fnmatch`` patterns on
@@ -238,6 +259,15 @@ def init_module(module, recipe="torch", *, seed, device=None, rules=None, progre
     """
     import torch
 
+    if recipe in OWN_RECIPES:
+        from .own_model import own_init
+
+        if recipe == "hf" and not (callable(getattr(module, "_init_weights", None)) and hasattr(module, "config")):
+            raise InitError("recipe 'hf' runs a Hugging Face model's own _init_weights, and this module has none "
+                            "(no config and _init_weights); recipe 'own' runs any module's own init code")
+
+        own_init(module, seed=seed, device=device, rules=rules)
+        return module
     seed = seeding.check_u64("seed", seed)
     rules = _check_rules(rules)
     plan = plan_module(module, recipe, rules)

@@ -37,5 +37,6 @@ def test_hf_recipe_matches_init_weights():
 def test_hf_recipe_needs_a_config():
     with torch.device("meta"):
         m = torch.nn.Linear(4, 4)
-    with pytest.raises(gpuinit.InitError, match="initializer_range"):
+    with pytest.raises(gpuinit.InitError, match="_init_weights"):
         gpuinit.init_module(m, "hf", seed=0, device="cpu")
+    assert m.weight.is_meta  # refused before materializing

@@ -1,0 +1,243 @@
+"""Own-init mode: a model's own initialization code runs, and gpuinit serves its fills.
+
+Every whole-tensor fill that the code makes on a parameter or buffer, through ``torch.nn.init`` (also as
+``transformers.initialization`` calls it) or the in-place tensor methods ``normal_``, ``uniform_``,
+``zero_`` and ``fill_`` (``.data`` included), becomes a gpuinit fill job with the distribution the code
+asked for, on the stream of the tensor's fully qualified name (``name#k`` for its k-th fill after the
+first). Jobs wait and run grouped (one launch per device, dtype and draw on a GPU); anything else the code
+does on a model tensor (partial writes, copies, arithmetic) first runs the waiting jobs, then runs as
+written and is counted. A fill replaced before it ran is never written.
+"""
+import inspect
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+
+from . import distributed, jobs
+from .errors import BackendUnavailableError, InitError
+
+INIT_NAMES = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
+              "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_")
+# where torch and Hugging Face code look the functions up (as transformers.initialization patches them)
+LOOKUPS = ("torch.nn.init", "torch.nn.modules.activation", "torch.nn.modules.transformer", "torch.nn.modules.linear",
+           "torch.nn.modules.batchnorm", "torch.nn.modules.conv", "torch.nn.modules.normalization",
+           "torch.nn.modules.rnn", "torch.nn.modules.sparse")
+
+
+@dataclass
+class OwnInitReport:
+    """What own-init did: ``served`` fills by scheme, ``as_written`` operations on model tensors by name that
+    ran as the code wrote them, ``untouched`` parameters and buffers that no init code wrote."""
+    served: Counter = field(default_factory=Counter)
+    as_written: Counter = field(default_factory=Counter)
+    untouched: list = field(default_factory=list)
+
+
+def _num(x):
+    return float(x.item()) if hasattr(x, "item") else float(x)
+
+
+def init_spec(name, a):
+    """(scheme, params) for the torch.nn.init function ``name`` called with bound arguments ``a``."""
+    if name == "uniform_":
+        lo, hi = _num(a["a"]), _num(a["b"])
+        return ("constant", {"value": lo}) if lo == hi else ("uniform", {"a": lo, "b": hi})
+    if name == "normal_":
+        mean, std = _num(a["mean"]), _num(a["std"])
+        return ("constant", {"value": mean}) if std == 0 else ("normal", {"mean": mean, "std": std})
+    if name == "trunc_normal_":
+        lo, hi, mean, std = _num(a["a"]), _num(a["b"]), _num(a["mean"]), _num(a["std"])
+        if lo == hi or std == 0:
+            return ("constant", {"value": min(max(mean, lo), hi)})
+        return ("trunc_normal", {"mean": mean, "std": std, "a": lo, "b": hi})
+    if name == "constant_":
+        return ("constant", {"value": _num(a["val"])})
+    if name in ("ones_", "zeros_", "eye_"):
+        return (name[:-1], {})
+    if name == "dirac_":
+        return ("dirac", {"groups": a["groups"]})
+    if name in ("xavier_uniform_", "xavier_normal_", "orthogonal_"):
+        return (name[:-1], {"gain": _num(a["gain"])})
+    if name in ("kaiming_uniform_", "kaiming_normal_"):
+        return (name[:-1], {"a": _num(a["a"]), "mode": a["mode"], "nonlinearity": a["nonlinearity"]})
+    if name == "sparse_":
+        return ("sparse", {"sparsity": _num(a["sparsity"]), "std": _num(a["std"])})
+    raise KeyError(name)
+
+
+def _method_spec(func, args, kwargs):
+    """(tensor, (scheme, params)) of an in-place fill method call, or None."""
+    import torch
+
+    t = args[0] if args else None
+    if func is torch.Tensor.zero_:
+        return t, ("zeros", {})
+    if func is torch.Tensor.fill_:
+        value = args[1] if len(args) > 1 else kwargs.get("value")
+        if hasattr(value, "numel") and value.numel() != 1:
+            return None
+        return t, ("constant", {"value": _num(value)})
+    if func is torch.Tensor.normal_:
+        b = dict(zip(("mean", "std"), args[1:], strict=False)) | kwargs
+        return t, init_spec("normal_", {"mean": b.get("mean", 0.0), "std": b.get("std", 1.0)})
+    if func is torch.Tensor.uniform_:
+        b = dict(zip(("from", "to"), args[1:], strict=False)) | kwargs
+        return t, init_spec("uniform_", {"a": b.get("from", 0.0), "b": b.get("to", 1.0)})
+    return None
+
+
+def _storage(t):
+    """The identity of the memory under ``t`` (a DTensor's local shard; meta tensors have one each too)."""
+    local = t.to_local() if distributed.is_dtensor(t) else t
+    return local.untyped_storage()._cdata
+
+
+def _view(t):
+    local = t.to_local() if distributed.is_dtensor(t) else t
+    return (_storage(t), local.storage_offset(), tuple(local.shape), tuple(local.stride()), local.dtype)
+
+
+class Router:
+    """Turns fill calls on the module's tensors into gpuinit jobs; ``dry``: check them, write nothing."""
+
+    def __init__(self, targets, *, seed, skip=(), dry=False):
+        self.seed, self.skip, self.dry = seed, set(skip), dry
+        self.by_view, self.by_storage = {}, {}
+        for fqn, t in targets:
+            self.add(fqn, t)
+        self.calls, self.pending, self.touched = Counter(), {}, set()
+        self.busy = False  # gpuinit's own work: not intercepted
+        self.report = OwnInitReport()
+
+    def add(self, fqn, t):
+        self.by_view.setdefault(_view(t), fqn)
+        self.by_storage.setdefault(_storage(t), fqn)
+
+    def serve(self, t, spec, what):
+        """Take a fill of ``t`` as a job; False when ``t`` is not a whole model tensor gpuinit can fill."""
+        import torch
+
+        if not isinstance(t, torch.Tensor):
+            return False
+        fqn = self.by_view.get(_view(t))
+        if fqn is None or not t.is_floating_point():
+            return False
+        self.touched.add(fqn)
+        if fqn in self.skip:  # a rule fills it afterwards
+            return True
+        k = self.calls[fqn]
+        self.busy = True
+        try:
+            job = jobs.prepare(t, spec[0], spec[1], seed=self.seed, name=fqn,
+                               stream=distributed.stream_of(fqn if k == 0 else f"{fqn}#{k}"))
+        except (InitError, BackendUnavailableError, TypeError, ValueError):  # not servable: runs as written
+            return False
+        finally:
+            self.busy = False
+        self.calls[fqn] += 1
+        self.pending.pop(_storage(t), None)  # a waiting fill of the same tensor is replaced, never written
+        if not self.dry:
+            self.pending[_storage(t)] = job
+        self.report.served[spec[0]] += 1
+        return True
+
+    def flush(self):
+        if self.pending:
+            work, self.pending = list(self.pending.values()), {}
+            self.busy = True
+            try:
+                jobs.run(work)
+            finally:
+                self.busy = False
+
+    def before(self, func, args, kwargs):
+        """Called before a call that runs as written: run waiting jobs it may read or overwrite, count it."""
+        import torch
+        from torch.utils._pytree import tree_leaves
+
+        tensors = [x for x in tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)]
+        stores = {_storage(x) for x in tensors}
+        if self.pending and stores & set(self.pending):
+            self.flush()
+        name = getattr(func, "__name__", str(func))
+        written = [kwargs["out"]] if isinstance(kwargs.get("out"), torch.Tensor) else []
+        if name.endswith("_") and not name.endswith("__") and tensors:
+            written.append(tensors[0])
+        for t in written:
+            fqn = self.by_storage.get(_storage(t))
+            if fqn is not None:
+                self.touched.add(fqn)
+                self.report.as_written[name] += 1
+
+
+def _mode(router):
+    from torch.overrides import TorchFunctionMode
+
+    class Mode(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if router.busy:
+                return func(*args, **kwargs)
+            found = _method_spec(func, args, kwargs)
+            if found is not None and router.serve(found[0], found[1], func.__name__):
+                return found[0]
+            router.before(func, args, kwargs)
+            return func(*args, **kwargs)
+
+    return Mode()
+
+
+class _Patched:
+    """torch.nn.init's functions (and transformers.initialization's table of them) replaced by versions that
+    hand whole model tensors to the router."""
+
+    def __init__(self, router):
+        import torch.nn.init as tinit
+
+        self.router, self.saved = router, []
+        self.originals = {n: getattr(tinit, n) for n in INIT_NAMES}
+        self.signatures = {n: inspect.signature(f) for n, f in self.originals.items()}
+
+    def wrapper(self, name):
+        original, signature = self.originals[name], self.signatures[name]
+
+        def fill(tensor, *args, **kwargs):
+            if self.router.busy:
+                return original(tensor, *args, **kwargs)
+            bound = signature.bind(tensor, *args, **kwargs)
+            bound.apply_defaults()
+            try:
+                spec = init_spec(name, bound.arguments)
+            except (TypeError, ValueError):
+                spec = None
+            if spec is not None and self.router.serve(tensor, spec, name):
+                return tensor
+            return original(tensor, *args, **kwargs)
+
+        fill.__name__ = fill.__qualname__ = name
+        return fill
+
+    def __enter__(self):
+        wrappers = {n: self.wrapper(n) for n in INIT_NAMES}
+        for mod_name in LOOKUPS:
+            mod = sys.modules.get(mod_name)
+            for n in INIT_NAMES if mod is not None else ():
+                if getattr(mod, n, None) is self.originals[n]:
+                    self.saved.append((mod, n, self.originals[n]))
+                    setattr(mod, n, wrappers[n])
+        hf = sys.modules.get("transformers.initialization")
+        table = getattr(hf, "TORCH_INIT_FUNCTIONS", None)
+        if isinstance(table, dict):
+            for n in INIT_NAMES:
+                if table.get(n) is self.originals[n]:
+                    self.saved.append((table, n, self.originals[n]))
+                    table[n] = wrappers[n]
+        return self
+
+    def __exit__(self, *exc):
+        for where, n, f in reversed(self.saved):
+            if isinstance(where, dict):
+                where[n] = f
+            else:
+                setattr(where, n, f)
+        self.saved.clear()
