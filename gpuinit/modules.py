@@ -92,6 +92,18 @@ RECIPES = {
 OWN_RECIPES = ("own", "hf")  # the model's own init code, its fills served by gpuinit (gpuinit/own_model.py)
 
 
+def has_reset(module, fqn):
+    from .fallback import has_reset as _has_reset
+
+    return _has_reset(module, fqn)
+
+
+def reset_fallback(module, fqns, *, seed, dry=False):
+    from .fallback import reset_fallback as _reset_fallback
+
+    return _reset_fallback(module, fqns, seed=seed, dry=dry)
+
+
 def _spec(recipe, kind, m, name, ctx):
     if kind == "norm":
         return {"weight": ONES, "bias": ZEROS}.get(name)
@@ -194,9 +206,10 @@ def _retie(module, names, kind):
             getattr(module.get_submodule(mod) if mod else module, slot)[name] = _param(module, owner)
 
 
-def plan_module(module, recipe="torch", rules=None):
+def plan_module(module, recipe="torch", rules=None, *, fallback=False):
     """[(fully qualified name, tensor, (scheme, params), owner module)] for every parameter (a tied one once,
-    under its first name); raises for any parameter that neither the recipe nor a rule covers."""
+    under its first name); raises for any parameter that neither the recipe nor a rule covers, unless
+    ``fallback``: then its spec is None (its module's own reset code fills it: gpuinit/fallback.py)."""
     if recipe not in RECIPES:
         raise InitError(f"unknown recipe {recipe!r}; recipes: {sorted([*RECIPES, *OWN_RECIPES])}")
     rules = _check_rules(rules)
@@ -219,12 +232,13 @@ def plan_module(module, recipe="torch", rules=None):
         if spec is None:
             kind, owner, pname, mname = asks[fqn]
             spec = _spec(RECIPES[recipe], kind, owner, pname, {**ctx, "module_name": mname})
-        if spec is None:
+        if spec is None and not (fallback and has_reset(module, fqn)):
             missing.append(f"{fqn} ({type(m).__name__})")
         plan.append((fqn, p, spec, m))
     if missing:
-        raise InitError(f"recipe {recipe!r} and the rules cover no scheme for: {', '.join(missing)}; add a rule "
-                        "(name pattern, scheme, params) for them")
+        raise InitError(f"recipe {recipe!r} and the rules cover no scheme for: {', '.join(missing)}"
+                        f"{' (and their modules have no reset_parameters)' if fallback else ''}; add a rule "
+                        "(name pattern, scheme, params) for them, or use recipe 'own'")
     return plan
 
 
@@ -270,11 +284,16 @@ def init_module(module, recipe="torch", *, seed, device=None, rules=None, progre
         return module
     seed = seeding.check_u64("seed", seed)
     rules = _check_rules(rules)
-    plan = plan_module(module, recipe, rules)
+    plan = plan_module(module, recipe, rules, fallback=True)
+    own = [fqn for fqn, _, spec, _ in plan if spec is None]  # filled by their module's reset code
+    plan = [entry for entry in plan if entry[2] is not None]
     param_names = tied(module)
     buffer_names = tied(module, "buffers")
     _check_patterns(rules, param_names, buffer_names)
     was_meta = any(t.is_meta for t in _tensors(module))
+    if own and was_meta and (left := reset_fallback(module, own, seed=seed, dry=True)):
+        raise InitError(f"recipe {recipe!r} and the rules cover no scheme for {', '.join(left)}, and their modules' "
+                        "reset code does not write them; add a rule (name pattern, scheme, params) for them")
     buffer_actions, buffer_rules = _plan_buffers(module, rules, buffer_names, was_meta)
     targets = [(fqn, spec) for fqn, _, spec, _ in plan]
     param_jobs, buffer_jobs = _jobs(module, targets, buffer_rules, seed=seed)  # every check, on the tensors as they are
@@ -294,6 +313,8 @@ def init_module(module, recipe="torch", *, seed, device=None, rules=None, progre
         jobs.run(param_jobs, bar)
         for fqn, _, _, m in plan:
             _zero_padding_row(m, fqn, _param(module, fqn))
+        if own and (left := reset_fallback(module, own, seed=seed)):
+            raise InitError(f"the reset code of {', '.join(left)} did not write them")
         for action in buffer_actions:
             action(module)
         jobs.run(buffer_jobs)

@@ -131,3 +131,34 @@ def test_gpt2_recipe_scales_both_residual_projections_by_the_layer_count():
             std = m.get_parameter(f"layers.{i}.{name}").std().item()
             assert abs(std - residual) < 0.1 * residual, (i, name, std)
         assert abs(m.layers[i].linear1.weight.std().item() - 0.02) < 0.002
+
+
+def test_recipes_fall_back_to_a_module_s_own_reset_code():
+    def build():
+        return nn.Sequential(nn.Linear(8, 8), nn.LSTM(8, 16), Custom())
+
+    with torch.device("meta"):
+        m = build()
+    gpuinit.init_module(m, "torch", seed=4, device="cpu")
+    alone = Custom()
+    gpuinit.own_init(alone, seed=4)
+    for name, p in alone.named_parameters():  # Custom's own code, the streams of the names in the model
+        assert p.shape == m[2].get_parameter(name).shape
+    expected = gpuinit.init_(torch.empty(4, 8, 16), "trunc_normal", std=0.5, a=-1.0, b=1.0, seed=4,
+                             stream=stream_of("2.experts"))
+    assert torch.equal(m[2].experts.detach(), expected)
+    bound = 1 / math.sqrt(16)  # LSTM: U(-1/sqrt(hidden), 1/sqrt(hidden))
+    assert m[1].weight_hh_l0.abs().max() <= bound and m[1].weight_hh_l0.abs().max() > 0.95 * bound
+
+
+def test_a_module_without_reset_code_is_still_an_error():
+    class Bare(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.free = nn.Parameter(torch.zeros(3))
+
+    with torch.device("meta"):
+        m = nn.Sequential(nn.Linear(4, 4), Bare())
+    with pytest.raises(gpuinit.InitError, match="1.free"):
+        gpuinit.init_module(m, "torch", seed=0, device="cpu")
+    assert m[0].weight.is_meta
