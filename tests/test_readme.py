@@ -25,3 +25,8 @@ def test_model_example(tmp_path):
     if not torch.cuda.is_available():
         code = code.replace('device="cuda"', 'device="cpu"').replace("with_params(1e9)", "with_params(2e7)")
     run(code, tmp_path)
+
+
+def test_own_model_example(tmp_path):
+    code = next(b for b in BLOCKS if "own_init(" in b)
+    run(code, tmp_path)
