@@ -280,7 +280,7 @@ def _run_script(script, argv):
 
 
 def main(argv=None):
-    from .modules import RECIPES
+    from .recipes import RECIPES
 
     parser = _Parser(prog="gpuinit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

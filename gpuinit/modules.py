@@ -6,90 +6,11 @@ holds which shard. A recipe says what each layer type draws; ``rules`` override 
 """
 import difflib
 import fnmatch
-import math
 import sys
 
 from . import distributed, jobs, schemes, seeding
 from .errors import BackendUnavailableError, InitError
-
-SQRT5 = math.sqrt(5.0)  # nn.Linear / nn.Conv*: kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-GPT2_STD = 0.02
-RESIDUAL_NAMES = ("c_proj", "o_proj", "out_proj", "down_proj", "wo", "w2", "fc2", "dense_4h_to_h")
-ONES, ZEROS = ("ones", {}), ("zeros", {})
-
-
-# ---- what each layer draws ------------------------------------------------------------------------
-
-def _kinds(m):
-    from torch import nn
-
-    if isinstance(m, nn.MultiheadAttention):
-        return "mha"
-    if isinstance(m, nn.Linear):
-        return "linear"
-    if isinstance(m, nn.modules.conv._ConvNd):
-        return "conv"
-    if isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
-        return "embedding"
-    norms = (nn.LayerNorm, nn.RMSNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)
-    if isinstance(m, norms) or (type(m).__name__.endswith("Norm") and _vector_params(m)):
-        return "norm"
-    return None
-
-
-def _vector_params(m):
-    params = dict(m.named_parameters(recurse=False))
-    return bool(params) and set(params) <= {"weight", "bias"} and all(p.dim() == 1 for p in params.values())
-
-
-def _torch_bias(weight):
-    fan_in = weight.shape[1] * math.prod(weight.shape[2:]) if weight.dim() > 1 else weight.shape[0]
-    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-    return ("uniform", {"a": -bound, "b": bound}) if bound > 0 else ZEROS
-
-
-def recipe_torch(kind, m, name, ctx):
-    """Each layer's own ``reset_parameters`` distribution (torch.nn defaults)."""
-    if kind in ("linear", "conv"):
-        return {"weight": ("kaiming_uniform", {"a": SQRT5}), "bias": _torch_bias(m.weight)}.get(name)
-    if kind == "embedding":
-        return ("normal", {}) if name == "weight" else None
-    if kind == "mha":
-        xavier = ("xavier_uniform", {})
-        return {"in_proj_weight": xavier, "q_proj_weight": xavier, "k_proj_weight": xavier, "v_proj_weight": xavier,
-                "in_proj_bias": ZEROS, "out_proj.bias": ZEROS, "bias_k": ("xavier_normal", {}),
-                "bias_v": ("xavier_normal", {})}.get(name)
-    return None
-
-
-def _weights(weight_spec):
-    """A recipe with ``weight_spec`` for weights (linear, conv, embedding, attention) and zero biases."""
-
-    def recipe(kind, m, name, ctx):
-        if kind in ("linear", "conv", "embedding", "mha"):
-            if name.endswith("bias") or name in ("bias_k", "bias_v"):
-                return ZEROS
-            return weight_spec(ctx, name)
-        return None
-
-    return recipe
-
-
-def _gpt2_weight(ctx, name):
-    residual = name == "weight" and ctx["module_name"] in ctx["residual"]
-    return ("normal", {"std": GPT2_STD / math.sqrt(2 * ctx["n_layers"]) if residual else GPT2_STD})
-
-
-RECIPES = {
-    "torch": recipe_torch,
-    "gpt2": _weights(_gpt2_weight),
-    "xavier": _weights(lambda ctx, name: ("xavier_uniform", {})),
-    "he": _weights(lambda ctx, name: ("kaiming_normal", {"nonlinearity": "relu"})),
-    "lecun": _weights(lambda ctx, name: ("lecun_normal", {})),
-}
-
-
-OWN_RECIPES = ("own", "hf")  # the model's own init code, its fills served by gpuinit (gpuinit/own_model.py)
+from .recipes import OWN_RECIPES, RECIPES, _kinds, _residual_outputs, _spec, n_layers
 
 
 def has_reset(module, fqn):
@@ -102,39 +23,6 @@ def reset_fallback(module, fqns, *, seed, dry=False):
     from .fallback import reset_fallback as _reset_fallback
 
     return _reset_fallback(module, fqns, seed=seed, dry=dry)
-
-
-def _spec(recipe, kind, m, name, ctx):
-    if kind == "norm":
-        return {"weight": ONES, "bias": ZEROS}.get(name)
-    return None if kind is None else recipe(kind, m, name, ctx)
-
-
-def n_layers(module):
-    """The number of residual blocks: the config's layer count (``n_layer``, ``num_hidden_layers``, ...), the
-    layers of ``nn.TransformerEncoder`` / ``Decoder`` stacks, an ``n_layers`` attribute, or the longest
-    ``ModuleList``."""
-    from torch import nn
-
-    for owner in (getattr(module, "config", None), module):
-        for key in ("n_layer", "num_hidden_layers", "num_layers", "n_layers"):
-            value = getattr(owner, key, None)
-            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                return value
-    stacks = [m.num_layers for m in module.modules() if isinstance(m, (nn.TransformerEncoder, nn.TransformerDecoder))]
-    if stacks:
-        return sum(stacks)
-    return max([len(m) for m in module.modules() if isinstance(m, nn.ModuleList)] or [1])
-
-
-def _residual_outputs(module):
-    """Names of the modules whose output joins a residual stream: attention output and MLP output projections
-    (``RESIDUAL_NAMES``, and ``linear2`` of torch's Transformer layers)."""
-    from torch import nn
-
-    names = {n for n, _ in module.named_modules() if n.rsplit(".", 1)[-1] in RESIDUAL_NAMES}
-    layers = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
-    return names | {f"{n}.linear2" if n else "linear2" for n, m in module.named_modules() if isinstance(m, layers)}
 
 
 # ---- planning (everything checked before anything is written) --------------------------------------
