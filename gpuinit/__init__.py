@@ -33,14 +33,14 @@ __all__ = [
 ]
 
 
-def init_module(module, recipe="torch", *, seed, device=None, rules=None, progress=None):
+def init_module(module, recipe="torch", *, seed=None, device=None, rules=None, progress=None):
     """Materialize a torch module and fill every parameter and buffer: see gpuinit.modules.init_module."""
     from .modules import init_module as _init_module
 
     return _init_module(module, recipe, seed=seed, device=device, rules=rules, progress=progress)
 
 
-def own_init(module, *, seed, device=None, rules=None):
+def own_init(module, *, seed=None, device=None, rules=None):
     """Run a torch module's own init code with its fills served by gpuinit: see gpuinit.own_init.own_init."""
     from .own_model import own_init as _own_init
 

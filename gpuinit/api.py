@@ -1,9 +1,14 @@
 """``init_``: fill an array in place with a scheme, on the backend its type calls for."""
-from . import jobs
+import dataclasses
+
+from . import jobs, seeding
+
+# Draws that use no randomness: they take no seed from any source.
+_NO_RANDOMNESS = ("constant", "eye", "dirac")
 
 
-def init_(array, scheme, *, seed=None, stream=0, in_axis=1, out_axis=0, batch_axis=(), full_shape=None,
-          offsets=None, backend=None, bits=None, **params):
+def init_(array, scheme, *, seed=None, generator=None, stream=0, in_axis=1, out_axis=0, batch_axis=(),
+          full_shape=None, offsets=None, backend=None, bits=None, **params):
     """Fill ``array`` in place with ``scheme`` and return it.
 
     Args:
@@ -11,7 +16,11 @@ def init_(array, scheme, *, seed=None, stream=0, in_axis=1, out_axis=0, batch_ax
         scheme: a name (``"he_normal"``, ``"kaiming_uniform"``, ... see ``gpuinit.SCHEMES``) or an
             initializer from ``gpuinit.initializers``.
         seed, stream: 64-bit integers; every value is a pure function of (seed, stream, element index,
-            scheme parameters). ``seed=None`` draws one from ``gpuinit.manual_seed``'s source.
+            scheme parameters). ``seed`` may also be a torch.Generator or numpy Generator (one draw) or a
+            numpy SeedSequence. Without it (and without ``generator``) the seed comes from
+            ``gpuinit.manual_seed``'s stream once that was called, else torch's global generator for torch
+            tensors (``torch.manual_seed``), else fresh entropy (gpuinit.seeding states the rule).
+        generator: a torch.Generator to draw the seed from when ``seed`` is None.
         in_axis, out_axis, batch_axis: the fan axes (torch's (out, in, *receptive) layout by default)
             and the axes that hold independent copies (no part in the fans).
         full_shape, offsets: ``array`` is the block of a larger logical tensor that starts at
@@ -22,16 +31,19 @@ def init_(array, scheme, *, seed=None, stream=0, in_axis=1, out_axis=0, batch_ax
             without a bfloat16 dtype hold bfloat16 weights that way).
         **params: the scheme's parameters (``gain=``, ``mode=``, ``a=``, ...).
 
-    Everything is checked before the first write: on an error the array is unchanged.
+    Everything is checked before the first write: on an error the array is unchanged, and no seed source
+    has advanced. A meta tensor, an empty array and a fill without randomness draw no seed.
 
     >>> import numpy as np, gpuinit
     >>> w = gpuinit.init_(np.empty((256, 128), np.float32), "kaiming_uniform", seed=0, a=5 ** 0.5)
     """
     name, params, seed = _resolve_scheme(scheme, params, seed)
-    job = jobs.prepare(array, name, params, seed=seed, stream=stream,
+    seeding.check_seed(seed, generator)
+    job = jobs.prepare(array, name, params, seed=0, stream=stream,  # every check; the seed comes after them
                        in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis, full_shape=full_shape,
                        offsets=offsets, backend=backend, bits=bits)
-    jobs.run([job])
+    seed = seeding.resolve_seed(seed, array, generator, draw=job.draw.kind not in _NO_RANDOMNESS)
+    jobs.run([dataclasses.replace(job, seed=seed)])
     return array
 
 

@@ -140,7 +140,7 @@ def info(args):
 
     print(f"gpuinit {__version__} on Python {platform.python_version()} ({platform.machine()}, "
           f"{os.cpu_count()} CPUs), numpy {np.__version__}")
-    for name in backends._MODULES:
+    for name in backends._ALL:
         try:
             backends.load(name)
             print(f"  backend {name}: available")

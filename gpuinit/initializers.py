@@ -1,143 +1,311 @@
-"""Keras-style initializer classes: ``GlorotUniform(seed=0)(shape)`` returns a new filled array.
+"""Keras 3's ``keras.initializers`` drawn by gpuinit: ``GlorotUniform(seed=0)(shape)`` returns a new array.
 
-Shapes follow Keras's (..., in, out) layout: fan_in = shape[-2] * receptive, fan_out = shape[-1] * receptive.
-Each class is a name and parameters of a scheme in ``gpuinit.schemes``; passing an instance to
-``gpuinit.init_`` fills an existing array instead (with ``init_``'s axes).
+Classes, arguments, attributes, errors, configs and ``serialize`` / ``deserialize`` / ``get`` follow Keras 3.15
+(keras/src/initializers/): configs load both ways; the values come from gpuinit's Philox stream. Shapes are in
+Keras's (..., in, out) layout. As in Keras, an unseeded instance takes one seed when made (from
+``gpuinit.manual_seed``'s stream, else fresh entropy) and repeats its values on every call, and instances compare
+and hash by identity. ``gpuinit.init_(array, instance)`` fills an existing array with ``init_``'s axes.
 """
-import difflib
 import re
-from typing import ClassVar
 
 import numpy as np
 
+from . import initializers_config as _cfg
 from .api import init_
 from .errors import InitError
 
 
 class Initializer:
-    """Base class: ``scheme`` names the scheme, ``_params`` lists the constructor's parameters."""
+    """Keras's base class. A subclass names a gpuinit scheme and the attributes that are its parameters;
+    a Keras-style subclass may instead define ``__call__(shape, dtype=None)`` itself."""
 
     scheme = None
-    _params = ()
-    seeded = True  # random initializers take seed=; constant ones do not
+    _scheme_params = ()
 
-    def __init__(self, *args, seed=None, **kwargs):
-        if seed is not None and not self.seeded:
-            raise TypeError(f"{type(self).__name__} takes no seed")
-        names = self._params
-        if len(args) > len(names):
-            raise TypeError(f"{type(self).__name__} takes at most {len(names)} positional arguments")
-        values = dict(zip(names, args))
-        for k, v in kwargs.items():
-            if k not in names or k in values:
-                raise TypeError(f"{type(self).__name__} got an unexpected or repeated argument {k!r}")
-            values[k] = v
-        self.params = {k: values.get(k, self.defaults[k]) for k in names}
-        self.seed = seed
+    @property
+    def params(self):
+        """The scheme's parameters, from the attributes as they are now."""
+        return {k: getattr(self, k) for k in self._scheme_params}
 
-    defaults: ClassVar[dict] = {}
+    def _spec(self):
+        return self.scheme, self.params, None
 
     def scheme_spec(self):
-        return self.scheme, dict(self.params), self.seed
+        """(scheme, params, seed) for ``gpuinit.init_``, which fills with its own axes."""
+        return self._spec()
 
-    def __call__(self, shape, dtype="float32", *, backend="numpy"):
-        """A new array of ``shape`` and ``dtype`` on ``backend`` ("numpy", "torch" or "cupy"), filled."""
-        shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        array = _empty(shape, str(dtype).removeprefix("torch."), backend)
-        return init_(array, self, in_axis=-2, out_axis=-1)
+    def _axes(self, shape):
+        return -2, -1, ()
+
+    def __call__(self, shape, dtype=None, *, backend="numpy"):
+        """A new array of ``shape`` and ``dtype`` (float32 when None, as Keras's floatx) on ``backend``
+        ("numpy", "torch" or "cupy"), filled."""
+        if self.scheme is None:
+            raise NotImplementedError("Initializer subclasses must implement the `__call__()` method.")
+        shape = _cfg.as_shape(shape)
+        in_axis, out_axis, batch_axis = self._axes(shape)
+        name, params, seed = self._spec()
+        array = _cfg.empty(shape, _cfg.dtype_name(dtype), backend)
+        return init_(array, name, seed=seed, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis, **params)
 
     def get_config(self):
-        config = dict(self.params)
-        if self.seeded:
-            config["seed"] = self.seed
-        return config
+        return {}
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
 
+    def clone(self):
+        return self.__class__.from_config(self.get_config())
+
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
+
+class RandomInitializer(Initializer):
+    """Keras's base of the random initializers: ``seed`` is an int, None or a serialized SeedGenerator."""
+
+    def __init__(self, seed=None):
+        self._init_seed = seed  # what get_config writes (Keras keeps None as None)
+        self.seed = _cfg.live_seed(seed)
+
+    def _spec(self):
+        seed = self.seed.next() if isinstance(self.seed, _cfg.SeedStream) else self.seed
+        return self.scheme, self.params, seed
+
+    def get_config(self):
+        return {"seed": self._init_seed}
 
 
-def _empty(shape, dtype, backend):
-    if backend == "numpy":
-        if dtype == "bfloat16":
-            raise InitError("numpy has no bfloat16; use backend='torch'")
-        return np.empty(shape, dtype)
-    if backend == "torch":
-        import torch
+class Zeros(Initializer):
+    """Keras ``Zeros``."""
 
-        return torch.empty(shape, dtype=getattr(torch, dtype))
-    if backend == "cupy":
-        import cupy
-
-        return cupy.empty(shape, dtype)
-    raise InitError(f"backend must be 'numpy', 'torch' or 'cupy', got {backend!r}")
+    scheme = "zeros"
 
 
-def _initializer(class_name, scheme, seeded=True, **defaults):
-    cls = type(class_name, (Initializer,), {"scheme": scheme, "_params": tuple(defaults), "defaults": defaults,
-                                            "seeded": seeded,
-                                            "__doc__": f"Keras ``{class_name}``: scheme ``{scheme}``."})
-    cls.__module__ = __name__
-    return cls
+class Ones(Initializer):
+    """Keras ``Ones``."""
+
+    scheme = "ones"
 
 
-Zeros = _initializer("Zeros", "zeros", seeded=False)
-Ones = _initializer("Ones", "ones", seeded=False)
-Constant = _initializer("Constant", "constant", seeded=False, value=0.0)
-RandomNormal = _initializer("RandomNormal", "random_normal", mean=0.0, stddev=0.05)
-RandomUniform = _initializer("RandomUniform", "random_uniform", minval=-0.05, maxval=0.05)
-TruncatedNormal = _initializer("TruncatedNormal", "truncated_normal", mean=0.0, stddev=0.05)
-VarianceScaling = _initializer("VarianceScaling", "variance_scaling", scale=1.0, mode="fan_in",
-                               distribution="truncated_normal")
-GlorotUniform = _initializer("GlorotUniform", "glorot_uniform")
-GlorotNormal = _initializer("GlorotNormal", "glorot_normal")
-LecunUniform = _initializer("LecunUniform", "lecun_uniform")
-LecunNormal = _initializer("LecunNormal", "lecun_normal")
-HeUniform = _initializer("HeUniform", "he_uniform")
-HeNormal = _initializer("HeNormal", "he_normal")
-Orthogonal = _initializer("Orthogonal", "orthogonal", gain=1.0)
-Identity = _initializer("Identity", "identity", seeded=False, gain=1.0)
+class Constant(Initializer):
+    """Keras ``Constant``: ``value`` a number, or an array (list, numpy, torch, CuPy) broadcast to the shape."""
 
-_CLASSES = [Zeros, Ones, Constant, RandomNormal, RandomUniform, TruncatedNormal, VarianceScaling, GlorotUniform,
-            GlorotNormal, LecunUniform, LecunNormal, HeUniform, HeNormal, Orthogonal, Identity]
-_ALIASES = {"zero": Zeros, "one": Ones, "normal": RandomNormal, "uniform": RandomUniform,
-            "OrthogonalInitializer": Orthogonal, "IdentityInitializer": Identity}
+    scheme = "constant"
+    _scheme_params = ("value",)
+
+    def __init__(self, value=0.0):
+        _cfg.to_numpy(value)  # a ValueError now for a value that no call could write
+        self.value = value
+
+    def scheme_spec(self):
+        if np.ndim(_cfg.to_numpy(self.value)):
+            raise InitError("gpuinit.init_ fills with a scalar Constant; call Constant(array)(shape) for an array")
+        return self._spec()
+
+    @property
+    def params(self):
+        values = _cfg.to_numpy(self.value)
+        return {"value": float(values)} if values.ndim == 0 else {"value": values}
+
+    def __call__(self, shape, dtype=None, *, backend="numpy"):
+        values = self.params["value"]
+        if not isinstance(values, np.ndarray):
+            return super().__call__(shape, dtype, backend=backend)
+        shape = _cfg.as_shape(shape)
+        try:
+            values = np.broadcast_to(values, shape)
+        except ValueError:
+            raise InitError(f"Constant's value of shape {values.shape} does not broadcast to {shape}") from None
+        return _cfg.fill_from(_cfg.empty(shape, _cfg.dtype_name(dtype), backend), values)
+
+    def get_config(self):
+        return {"value": _cfg.serialize_value(self.value)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "value" in config:
+            config["value"] = _cfg.deserialize_value(config["value"])
+        return cls(**config)
 
 
-def _snake(name):
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+class Identity(Initializer):
+    """Keras ``Identity``: ``gain`` * I on a 2-D shape (rectangular allowed)."""
+
+    scheme = "identity"
+    _scheme_params = ("gain",)
+
+    def __init__(self, gain=1.0):
+        self.gain = gain
+
+    def get_config(self):
+        # Keras 3.15's Identity writes {} (it defines no get_config) and so loses gain; its constructor takes it.
+        return {"gain": self.gain}
 
 
-_BY_NAME = {**{c.__name__: c for c in _CLASSES}, **{_snake(c.__name__): c for c in _CLASSES}, **_ALIASES}
+class RandomNormal(RandomInitializer):
+    """Keras ``RandomNormal``."""
+
+    scheme = "random_normal"
+    _scheme_params = ("mean", "stddev")
+
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        self.mean, self.stddev = mean, stddev
+        RandomInitializer.__init__(self, seed)
+
+    def get_config(self):  # TruncatedNormal's too (not a subclass, as in Keras)
+        return {**RandomInitializer.get_config(self), "mean": self.mean, "stddev": self.stddev}
 
 
-def get(identifier):
-    """An initializer from a name ("he_normal", "HeNormal"), a config dict, an instance or None."""
-    if identifier is None or isinstance(identifier, Initializer):
-        return identifier
-    if isinstance(identifier, dict):
-        cls = get(identifier.get("class_name")).__class__ if "class_name" in identifier else None
-        if cls is None:
-            raise InitError(f"a config dict needs 'class_name' and 'config', got {identifier}")
-        return cls.from_config(identifier.get("config", {}))
-    if isinstance(identifier, str):
-        if identifier not in _BY_NAME:
-            close = difflib.get_close_matches(identifier, _BY_NAME, n=3)
-            raise InitError(f"unknown initializer {identifier!r}" + (f"; did you mean {close}?" if close else ""))
-        return _BY_NAME[identifier]()
-    raise InitError(f"cannot interpret {identifier!r} as an initializer")
+class TruncatedNormal(RandomInitializer):
+    """Keras ``TruncatedNormal``: normal(mean, stddev) truncated to mean +- 2 stddev."""
+
+    scheme = "truncated_normal"
+    _scheme_params = ("mean", "stddev")
+    __init__, get_config = RandomNormal.__init__, RandomNormal.get_config
+
+
+class RandomUniform(RandomInitializer):
+    """Keras ``RandomUniform``."""
+
+    scheme = "random_uniform"
+    _scheme_params = ("minval", "maxval")
+
+    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+        self.minval, self.maxval = minval, maxval
+        super().__init__(seed=seed)
+
+    def get_config(self):
+        return {**super().get_config(), "minval": self.minval, "maxval": self.maxval}
+
+
+class VarianceScaling(RandomInitializer):
+    """Keras ``VarianceScaling``: variance scale / n, n = max(1, fan_in / fan_out / their mean).
+
+    ``distribution``: "truncated_normal" (stddev sqrt(scale / n) / 0.87962566103423978, truncated at 2 of those
+    stddevs), "untruncated_normal", "uniform" (limit sqrt(3 scale / n)), and Keras's "normal", which Keras
+    reads as "truncated_normal" (case-insensitive, as Keras). ``input_axes`` and ``output_axes``, both given,
+    name the axes whose sizes are fan_in and fan_out (Keras's EinsumDense writes them).
+    """
+
+    scheme = "variance_scaling"
+    _scheme_params = ("scale", "mode", "distribution")
+
+    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None, input_axes=None,
+                 output_axes=None):
+        distribution = _cfg.check_variance_scaling(scale, mode, distribution, input_axes, output_axes)
+        self.scale, self.mode, self.distribution = scale, mode, distribution
+        self.input_axes, self.output_axes = input_axes, output_axes
+        super().__init__(seed=seed)
+
+    def _axes(self, shape):
+        return _cfg.fan_axes(shape, self.input_axes, self.output_axes)
+
+    def scheme_spec(self):
+        if self.input_axes is not None and self.output_axes is not None:
+            raise InitError(f"{type(self).__name__} with input_axes / output_axes: gpuinit.init_ takes its fan "
+                            "axes as in_axis= / out_axis= / batch_axis=; pass those and an initializer without them")
+        return self._spec()
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "mode": self.mode, "distribution": self.distribution,
+                "input_axes": self.input_axes, "output_axes": self.output_axes}
+
+
+def _variance_scaling(class_name, scale, mode, distribution, doc):
+    def __init__(self, seed=None, input_axes=None, output_axes=None):
+        VarianceScaling.__init__(self, scale, mode, distribution, seed, input_axes, output_axes)
+
+    def get_config(self):
+        return {"seed": self._init_seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
+
+    return type(class_name, (VarianceScaling,), {"__init__": __init__, "get_config": get_config,
+                                                 "__module__": __name__, "__qualname__": class_name,
+                                                 "__doc__": f"Keras ``{class_name}``: {doc}."})
+
+
+GlorotUniform = _variance_scaling("GlorotUniform", 1.0, "fan_avg", "uniform", "U(-r, r), r = sqrt(6 / (in + out))")
+GlorotNormal = _variance_scaling("GlorotNormal", 1.0, "fan_avg", "truncated_normal",
+                                 "truncated normal of stddev sqrt(2 / (in + out))")
+LecunUniform = _variance_scaling("LecunUniform", 1.0, "fan_in", "uniform", "U(-r, r), r = sqrt(3 / fan_in)")
+LecunNormal = _variance_scaling("LecunNormal", 1.0, "fan_in", "truncated_normal",
+                                "truncated normal of stddev sqrt(1 / fan_in)")
+HeUniform = _variance_scaling("HeUniform", 2.0, "fan_in", "uniform", "U(-r, r), r = sqrt(6 / fan_in)")
+HeNormal = _variance_scaling("HeNormal", 2.0, "fan_in", "truncated_normal",
+                             "truncated normal of stddev sqrt(2 / fan_in)")
+
+
+class Orthogonal(RandomInitializer):
+    """Keras ``Orthogonal``: a (semi-)orthogonal matrix of the last axis against the others, times ``gain``."""
+
+    scheme = "orthogonal"
+    _scheme_params = ("gain",)
+
+    def __init__(self, gain=1.0, seed=None):
+        self.gain = gain
+        super().__init__(seed=seed)
+
+    def get_config(self):
+        return {**super().get_config(), "gain": self.gain}
+
+
+_CLASSES = (Zeros, Ones, Constant, Identity, RandomNormal, RandomUniform, TruncatedNormal, VarianceScaling,
+            GlorotUniform, GlorotNormal, LecunUniform, LecunNormal, HeUniform, HeNormal, Orthogonal)
+# Keras's ALL_OBJECTS_DICT (keras/src/initializers/__init__.py): class names, their snake_case, aliases.
+ALL_OBJECTS_DICT = {**{c.__name__: c for c in _CLASSES},
+                    **{re.sub(r"(?<!^)(?=[A-Z])", "_", c.__name__).lower(): c for c in _CLASSES},
+                    "IdentityInitializer": Identity, "normal": RandomNormal, "one": Ones,
+                    "OrthogonalInitializer": Orthogonal, "uniform": RandomUniform, "zero": Zeros}
 
 
 def serialize(initializer):
-    """Keras's serialized form: {"class_name": ..., "config": ...}."""
-    return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
+    """Keras 3's form: {"module": "keras.initializers", "class_name", "config", "registered_name": None}."""
+    if initializer is None:
+        return None
+    if not isinstance(initializer, Initializer):
+        raise InitError(f"serialize takes a gpuinit initializer, got {type(initializer).__name__}")
+    cls = type(initializer)
+    ours = cls in _CLASSES
+    return {"module": "keras.initializers" if ours else cls.__module__, "class_name": cls.__name__,
+            "config": initializer.get_config(), "registered_name": None if ours else cls.__name__}
 
 
-__all__ = [c.__name__ for c in _CLASSES] + ["Initializer", "get", "serialize"]
+def deserialize(config, custom_objects=None):
+    """An initializer from ``serialize``'s form (Keras 2's {"class_name", "config"} too) or a name; None stays
+    None. ``module`` and ``registered_name`` are read by class_name alone, as Keras reads its built-ins."""
+    if config is None:
+        return None
+    if isinstance(config, str):
+        config = {"class_name": config}
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise InitError(f"Unknown `config` as a `dict`, config={config!r}: it needs 'class_name' (and 'config')")
+    cls = _cfg.lookup(config["class_name"], ALL_OBJECTS_DICT, custom_objects)
+    inner = config.get("config") or {}
+    if not isinstance(inner, dict):
+        raise InitError(f"an initializer's 'config' must be a dict, got {inner!r}")
+    if hasattr(cls, "from_config"):
+        return cls.from_config(inner)
+    return cls(**inner) if isinstance(cls, type) else cls
+
+
+def get(identifier):
+    """Keras's ``get``: None; a name ("he_normal", "HeNormal", "zeros"); a config dict; a class (instantiated);
+    a callable (returned as it is); or an array, for which a function ``(shape, dtype=None)`` returning a copy
+    of it (the shape must be its own), as Keras returns."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, (dict, str)):
+        obj = deserialize(identifier)
+    elif _cfg.is_array(identifier):
+        obj = _cfg.fixed_values(identifier)
+    else:
+        obj = identifier
+    if callable(obj):
+        return obj() if isinstance(obj, type) else obj
+    raise InitError(f"Could not interpret initializer identifier: {identifier!r}")
+
+
+__all__ = [c.__name__ for c in _CLASSES] + ["Initializer", "RandomInitializer", "deserialize", "get", "serialize"]

@@ -8,6 +8,8 @@ from . import backends, distributed, draws, regions, schemes, seeding
 from .backends.checks import holds_values, value_dtype
 from .errors import InitError
 
+HOST_BACKENDS = ("numpy", "staged")  # fill on the CPU: progress is reported per slice
+
 
 @dataclass(frozen=True, eq=False)
 class Job:
@@ -64,7 +66,7 @@ def run(jobs, on_progress=None):
         if job.writes:
             by_backend.setdefault(job.backend, []).append(job)
     for backend, group in by_backend.items():
-        step = max(1, len(group) // 20) if on_progress and backend.NAME == "numpy" else len(group)
+        step = max(1, len(group) // 20) if on_progress and backend.NAME in HOST_BACKENDS else len(group)
         for i in range(0, len(group), step):
             part = group[i:i + step]
             alone = [j for j in part if j.bits or len(part) == 1]  # fill_group takes no bits=
@@ -73,5 +75,5 @@ def run(jobs, on_progress=None):
             if len(alone) < len(part):
                 backend.fill_group([(j.array, j.draw, j.seed, j.stream, j.full_shape, j.offsets)
                                     for j in part if j not in alone])
-            if on_progress and backend.NAME == "numpy":
+            if on_progress and backend.NAME in HOST_BACKENDS:
                 on_progress(sum(j.numel for j in part), part[-1].name)

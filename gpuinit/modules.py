@@ -132,7 +132,7 @@ def plan_module(module, recipe="torch", rules=None, *, fallback=False):
 
 # ---- init_module -------------------------------------------------------------------------------------
 
-def init_module(module, recipe="torch", *, seed, device=None, rules=None, progress=None):
+def init_module(module, recipe="torch", *, seed=None, device=None, rules=None, progress=None):
     """Materialize ``module`` (``to_empty`` on ``device`` when it is on the meta device) and fill every
     parameter and buffer in place; return it.
 
@@ -142,7 +142,9 @@ def init_module(module, recipe="torch", *, seed, device=None, rules=None, progre
             "xavier", "he", "lecun" (weights by the scheme, biases zero), "own" (the module's own init code:
             every ``reset_parameters()``, then its ``init_weights()``, each fill served by gpuinit:
             gpuinit.own_init), "hf" (the same, for a Hugging Face model: its ``_init_weights``).
-        seed: 64-bit; a parameter's values are a function of (seed, its fully qualified name, index).
+        seed: 64-bit, or a torch / NumPy generator or SeedSequence (gpuinit.seeding.resolve_seed: without one,
+            gpuinit.manual_seed's source, else torch's global generator); a parameter's values are a function
+            of (seed, its fully qualified name, index).
         device: where a meta module is materialized (default: CUDA when available, else CPU).
         rules: ordered ``(name pattern, scheme, params)`` overriding the recipe (``fnmatch`` patterns on
             fully qualified names of parameters and buffers), e.g. ``("*.wo.weight", "normal", {"std": 0.002})``.
@@ -170,7 +172,7 @@ def init_module(module, recipe="torch", *, seed, device=None, rules=None, progre
 
         own_init(module, seed=seed, device=device, rules=rules)
         return module
-    seed = seeding.check_u64("seed", seed)
+    seed = seeding.resolve_seed(seed, module)
     rules = _check_rules(rules)
     plan = plan_module(module, recipe, rules, fallback=True)
     own = [fqn for fqn, _, spec, _ in plan if spec is None]  # filled by their module's reset code
@@ -196,7 +198,7 @@ def init_module(module, recipe="torch", *, seed, device=None, rules=None, progre
         _retie(module, param_names, "parameters")
         _retie(module, buffer_names, "buffers")
         param_jobs, buffer_jobs = _jobs(module, targets, buffer_rules, seed=seed)  # the materialized tensors
-    bar = _progress_bar(sum(j.numel for j in param_jobs if j.backend.NAME == "numpy"), progress)
+    bar = _progress_bar(sum(j.numel for j in param_jobs if j.backend.NAME in jobs.HOST_BACKENDS), progress)
     with torch.no_grad():
         jobs.run(param_jobs, bar)
         for fqn, _, _, m in plan:

@@ -20,3 +20,13 @@ def rng(request):
 
 def fresh_seed(rng):
     return int(rng.integers(0, 2**64, dtype=np.uint64))
+
+
+@pytest.fixture(autouse=True)
+def _gpuinit_unseeded():
+    """No test inherits another's gpuinit.manual_seed: it would override torch.manual_seed for unseeded calls."""
+    import gpuinit
+
+    gpuinit.manual_seed(None)
+    yield
+    gpuinit.manual_seed(None)

@@ -5,6 +5,9 @@ A backend is a module with ``NAME``, ``INSTALL`` (what to install when it cannot
 ``check(array, bits=None)`` (raises before any write), ``fill(array, draw, full_shape, offsets, seed, stream,
 bits=None)`` and ``fill_group(items)`` (many arrays at once).
 Adding one: write the module, add it to ``_MODULES``, and map its array types in ``default_name``.
+``_FALLBACKS`` holds backends that ``default_name`` chooses and ``backend=`` may name, but that $GPUINIT_BACKEND
+and the CLI's ``--backend`` do not list: "staged", which fills torch tensors on devices without a gpuinit kernel
+(mps, xpu, hpu, PrivateUse1 backends, ...) on the CPU, block by block, and copies them over (staged_backend.py).
 Type checks look only in ``sys.modules``, so nothing here imports torch or cupy.
 """
 import importlib
@@ -17,16 +20,19 @@ from ..errors import BackendUnavailableError, UnknownBackendError
 
 _MODULES = {"numpy": "gpuinit.backends.numpy_backend", "triton": "gpuinit.backends.triton_backend",
             "cupy": "gpuinit.backends.cupy_backend"}
+_FALLBACKS = {"staged": "gpuinit.backends.staged_backend"}
+_ALL = {**_MODULES, **_FALLBACKS}
 ENV_VAR = config.BACKEND
 
 
 def load(name):
     """The backend module ``name``: UnknownBackendError (a ValueError) for a name that is none of gpuinit's,
     BackendUnavailableError saying what to install for one that cannot run here."""
-    if not isinstance(name, str) or name not in _MODULES:
-        raise UnknownBackendError(f"unknown backend {name!r}; backends: {sorted(_MODULES)}")
+    if not isinstance(name, str) or name not in _ALL:
+        raise UnknownBackendError(f"unknown backend {name!r}; backends: {sorted(_MODULES)}, and "
+                                  f"{sorted(_FALLBACKS)} for torch tensors on devices without a gpuinit kernel")
     try:
-        module = importlib.import_module(_MODULES[name])
+        module = importlib.import_module(_ALL[name])
     except ImportError as e:
         raise BackendUnavailableError(f"backend {name!r} cannot be imported ({e})") from e
     why = module.available()
@@ -38,7 +44,7 @@ def load(name):
 def available_backends():
     """Names of the backends that can run here."""
     out = []
-    for name in _MODULES:
+    for name in _ALL:
         try:
             load(name)
         except BackendUnavailableError:
@@ -65,8 +71,13 @@ def array_kind(array):
 
 
 def default_name(kind):
-    return {"numpy": "numpy", "torch-cpu": "numpy", "torch-meta": "numpy", "torch-cuda": "triton", "cupy": "cupy",
+    """The backend an array of ``kind`` (array_kind) goes to: torch tensors on a device without a kernel of
+    gpuinit's (mps, xpu, hpu, PrivateUse1, ...) are staged through the CPU."""
+    name = {"numpy": "numpy", "torch-cpu": "numpy", "torch-meta": "numpy", "torch-cuda": "triton", "cupy": "cupy",
             "dlpack-cuda": "cupy"}.get(kind)
+    if name is None and kind.startswith("torch-"):
+        return "staged"
+    return name
 
 
 def select(array, backend=None):
@@ -76,10 +87,15 @@ def select(array, backend=None):
     kind = array_kind(array)
     if isinstance(backend, str):
         backend = backend.strip().lower()  # as $GPUINIT_BACKEND is read
-    name = backend if backend is not None else config.backend(_MODULES) or default_name(kind)
+    name = backend if backend is not None else config.backend(_MODULES)
+    chosen = name is None
+    if chosen:
+        name = default_name(kind)
     if name is None:
         raise BackendUnavailableError(f"no backend fills {kind} tensors")
     module = load(name)
     if not module.accepts(array):
         raise BackendUnavailableError(f"backend {name!r} cannot fill a {kind} array")
+    if chosen and name in _FALLBACKS:
+        module.warn_once(kind.removeprefix("torch-"))
     return module

@@ -1,0 +1,222 @@
+"""What ``gpuinit.initializers`` needs to read and write Keras 3 configs: seeds, dtypes, fan axes, constant
+values, arrays, and names. Reference: Keras 3.15, keras/src/initializers/ and keras/src/saving/."""
+import difflib
+import math
+
+import numpy as np
+
+from . import seeding
+from .draws import DTYPE_MAX
+from .errors import InitError
+from .schemes import Layout
+
+FLOATX = "float32"  # keras.backend.floatx()'s default: the dtype of a call without dtype=
+
+
+class SeedStream:
+    """A Keras ``SeedGenerator`` given as a seed (its serialized config): a new seed on every call, so that the
+    calls differ, in a sequence that its own seed makes reproducible."""
+
+    def __init__(self, config):
+        seed = config.get("seed")
+        self.config = config
+        self.initial = seeding.next_seed() if seed is None else seeding.check_u64("SeedGenerator seed", seed)
+        self.calls = 0
+
+    def next(self):
+        seed = np.random.default_rng([self.initial, self.calls]).integers(0, 2**64, dtype=np.uint64)
+        self.calls += 1
+        return int(seed)
+
+
+def live_seed(seed):
+    """The seed an initializer draws with, from its ``seed=`` argument, by Keras's rules: an integer; None
+    (one seed drawn now from ``gpuinit.manual_seed``'s source and kept: every call of the instance repeats);
+    a serialized ``keras.random.SeedGenerator`` (a new seed per call). Anything else is a ValueError."""
+    if seed is None:
+        return seeding.next_seed()
+    if isinstance(seed, dict) and seed.get("class_name") == "SeedGenerator":
+        return SeedStream(dict(seed.get("config") or {}))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InitError("`seed` argument should be an integer in [0, 2**64), None or a serialized "
+                        f"keras.random.SeedGenerator; received seed={seed!r}")
+    return seeding.check_u64("seed", seed)
+
+
+def as_shape(shape):
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        return (int(shape),)
+    try:
+        return tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise InitError(f"shape must be an int or a sequence of ints, got {shape!r}") from None
+
+
+def dtype_name(dtype):
+    """"float32" for None (Keras's floatx), a name for a string, a numpy dtype or a torch dtype."""
+    if dtype is None:
+        return FLOATX
+    if isinstance(dtype, str) or str(dtype).startswith("torch."):
+        return str(dtype).removeprefix("torch.")
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        raise InitError(f"cannot interpret {dtype!r} as a dtype") from None
+
+
+def empty(shape, dtype, backend):
+    if backend == "numpy":
+        if dtype == "bfloat16":
+            raise InitError("numpy has no bfloat16; use backend='torch'")
+        return np.empty(shape, dtype)
+    if backend == "torch":
+        import torch
+
+        return torch.empty(shape, dtype=getattr(torch, dtype))
+    if backend == "cupy":
+        import cupy
+
+        return cupy.empty(shape, dtype)
+    raise InitError(f"backend must be 'numpy', 'torch' or 'cupy', got {backend!r}")
+
+
+def fan_axes(shape, input_axes, output_axes):
+    """``init_``'s (in_axis, out_axis, batch_axis) for a Keras shape: Keras's (..., in, out) layout unless both
+    ``input_axes`` and ``output_axes`` are given; then Keras multiplies their sizes alone (compute_fans in
+    keras/src/initializers/random_initializers.py), so every other axis becomes a batch axis."""
+    if input_axes is None or output_axes is None:
+        return -2, -1, ()
+    nd = len(shape)
+    ins, outs = tuple(input_axes), tuple(output_axes)
+    for a in ins + outs:
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)) or not -nd <= a < nd:
+            raise InitError(f"input_axes {list(ins)} / output_axes {list(outs)}: {a!r} is no axis of shape {shape}")
+    named = {int(a) % nd for a in ins + outs}
+    batch = tuple(a for a in range(nd) if a not in named)
+    keras_fans = (math.prod(shape[a] for a in ins), math.prod(shape[a] for a in outs))
+    if Layout.of(shape, ins, outs, batch).fans != keras_fans:
+        raise InitError(f"input_axes {list(ins)} and output_axes {list(outs)} on shape {shape}: gpuinit's layout "
+                        f"cannot give Keras's fans {keras_fans} (1-D shapes have fan_in = fan_out)")
+    return ins, outs, batch
+
+
+def check_variance_scaling(scale, mode, distribution, input_axes, output_axes):
+    """VarianceScaling's arguments checked as Keras checks them (ValueError); the distribution's name, lower
+    case, Keras's legacy "normal" read as "truncated_normal" (keras/src/initializers/random_initializers.py)."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) or not scale > 0:
+        raise InitError(f"Argument `scale` must be positive float. Received: scale={scale!r}")
+    modes = ("fan_in", "fan_out", "fan_avg")
+    if mode not in modes:
+        raise InitError(f"Invalid `mode` argument: {mode!r}. Please use one of {modes}")
+    allowed = ("truncated_normal", "untruncated_normal", "uniform")
+    name = distribution.lower() if isinstance(distribution, str) else distribution
+    name = "truncated_normal" if name == "normal" else name
+    if name not in allowed:
+        raise InitError(f"Invalid `distribution` argument: {distribution!r}. Please use one of {allowed} "
+                        "(or 'normal', read as 'truncated_normal')")
+    for axes_name, axes in (("input_axes", input_axes), ("output_axes", output_axes)):
+        if axes is not None and (isinstance(axes, (str, bytes)) or not hasattr(axes, "__iter__")):
+            raise InitError(f"`{axes_name}` must be None or a list of ints, got {axes!r}")
+    return name
+
+
+# ---- Constant's value -------------------------------------------------------------------------------------
+
+def to_numpy(value):
+    """``value`` (a number, a list, a numpy / torch / CuPy array) as float64 numpy; ValueError unless finite."""
+    root = type(value).__module__.split(".")[0]
+    if root == "torch":
+        value = value.detach().cpu().double().numpy()
+    elif root == "cupy":
+        value = value.get()
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InitError(f"Constant's value must be a number or an array of numbers, got {value!r}") from None
+    if not np.isfinite(array).all():
+        raise InitError(f"Constant's value must be finite, got {value!r}")
+    return array
+
+
+def serialize_value(value):
+    """``value`` as Keras's serialize_keras_object writes it: numpy arrays as "__numpy__", other arrays as
+    "__tensor__" ({"value": nested lists, "dtype": name}), numpy scalars as Python numbers."""
+    if isinstance(value, (np.generic, np.ndarray)) and np.ndim(value) == 0:
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return {"class_name": "__numpy__", "config": {"value": value.tolist(), "dtype": value.dtype.name}}
+    if hasattr(value, "dtype") and hasattr(value, "tolist"):
+        return {"class_name": "__tensor__", "config": {"value": value.tolist(), "dtype": dtype_name(value.dtype)}}
+    return value
+
+
+def deserialize_value(value):
+    if isinstance(value, dict) and value.get("class_name") in ("__numpy__", "__tensor__"):
+        config = value["config"]
+        dtype = config.get("dtype")
+        return np.array(config["value"], dtype=dtype if dtype in np.sctypeDict else None)
+    return value
+
+
+def fill_from(array, values):
+    """Copy numpy ``values`` (float64, of ``array``'s shape) into ``array``, after checking they fit its dtype."""
+    dtype = dtype_name(array.dtype)
+    if dtype not in DTYPE_MAX:
+        raise InitError(f"gpuinit fills floating-point arrays ({', '.join(DTYPE_MAX)}), got {dtype}")
+    if values.size and not np.abs(values).max() <= DTYPE_MAX[dtype]:
+        raise InitError(f"Constant's value {np.abs(values).max():.6g} does not fit {dtype}")
+    root = type(array).__module__.split(".")[0]
+    if root == "torch":
+        import torch
+
+        return array.copy_(torch.from_numpy(np.ascontiguousarray(values)))
+    if root == "cupy":
+        import cupy
+
+        array[...] = cupy.asarray(values)
+        return array
+    array[...] = values
+    return array
+
+
+def is_array(x):
+    """A numpy array or scalar, or a torch / CuPy array (what Keras's get takes as the values themselves)."""
+    root = type(x).__module__.split(".")[0]
+    return isinstance(x, (np.ndarray, np.generic)) or (root in ("torch", "cupy") and hasattr(x, "shape"))
+
+
+def fixed_values(values):
+    """keras.initializers.get(array): a function that returns a copy of ``values`` cast to ``dtype``; the shape
+    asked for must be theirs."""
+
+    def initialize_fn(shape, dtype=None):
+        if as_shape(shape) != tuple(values.shape):
+            raise InitError(f"Expected `shape` to be {tuple(values.shape)} for direct tensor as initializer. "
+                            f"Received shape={shape}")
+        name = dtype_name(dtype)
+        root = type(values).__module__.split(".")[0]
+        if root == "torch":
+            import torch
+
+            return values.detach().to(dtype=getattr(torch, name), copy=True)
+        if root == "cupy":
+            return values.astype(name, copy=True)
+        return np.array(values, dtype=name)
+
+    return initialize_fn
+
+
+# ---- names ------------------------------------------------------------------------------------------------
+
+def lookup(name, table, custom_objects=None):
+    """The class a Keras name stands for; custom_objects first, as Keras does."""
+    if custom_objects and name in custom_objects:
+        return custom_objects[name]
+    if isinstance(name, str) and name in table:
+        return table[name]
+    if name in ("STFT", "stft", "STFTInitializer"):
+        raise InitError("Keras's STFT initializer (an STFT convolution kernel, not a random draw) has no gpuinit "
+                        "counterpart")
+    close = difflib.get_close_matches(name, table, n=3) if isinstance(name, str) else []
+    raise InitError(f"Could not interpret initializer identifier: unknown initializer {name!r}"
+                    + (f"; did you mean {' or '.join(close)}?" if close else ""))
