@@ -33,11 +33,11 @@ __all__ = [
 ]
 
 
-def init_module(module, recipe="torch", *, seed=None, device=None, rules=None, progress=None):
+def init_module(module, recipe="torch", *, seed=None, device=None, rules=None, progress=None, backend=None):
     """Materialize a torch module and fill every parameter and buffer: see gpuinit.modules.init_module."""
     from .modules import init_module as _init_module
 
-    return _init_module(module, recipe, seed=seed, device=device, rules=rules, progress=progress)
+    return _init_module(module, recipe, seed=seed, device=device, rules=rules, progress=progress, backend=backend)
 
 
 def own_init(module, *, seed=None, device=None, rules=None):

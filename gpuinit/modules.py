@@ -8,7 +8,7 @@ import difflib
 import fnmatch
 import sys
 
-from . import distributed, jobs, schemes, seeding
+from . import backends, distributed, jobs, schemes, seeding
 from .errors import BackendUnavailableError, InitError
 from .recipes import OWN_RECIPES, RECIPES, _kinds, _residual_outputs, _spec, n_layers
 
@@ -132,7 +132,7 @@ def plan_module(module, recipe="torch", rules=None, *, fallback=False):
 
 # ---- init_module -------------------------------------------------------------------------------------
 
-def init_module(module, recipe="torch", *, seed=None, device=None, rules=None, progress=None):
+def init_module(module, recipe="torch", *, seed=None, device=None, rules=None, progress=None, backend=None):
     """Materialize ``module`` (``to_empty`` on ``device`` when it is on the meta device) and fill every
     parameter and buffer in place; return it.
 
@@ -151,6 +151,7 @@ def init_module(module, recipe="torch", *, seed=None, device=None, rules=None, p
             A rule fills a buffer only when its pattern spells the buffer's name after the last dot
             (``*.running_mean``): wildcards there match parameters. A pattern that matches nothing is an error.
         progress: a progress bar: True, False, or None (shown when a CPU fill is large and stderr is a tty).
+        backend: the backend of every fill (gpuinit.backends.names()); default: by each tensor's type.
 
     Tied parameters (one tensor under several names) are filled once, from the stream of their first name
     in ``named_parameters`` order, and stay tied after materialization.
@@ -161,6 +162,11 @@ def init_module(module, recipe="torch", *, seed=None, device=None, rules=None, p
     Parameters are DTensors under FSDP2 / tensor parallelism: each rank fills its local shard.
     Every rule, parameter and buffer is checked before anything is written or materialized.
     """
+    with backends.using(backend):
+        return _init_module(module, recipe, seed=seed, device=device, rules=rules, progress=progress)
+
+
+def _init_module(module, recipe, *, seed, device, rules, progress):
     import torch
 
     if recipe in OWN_RECIPES:

@@ -101,3 +101,48 @@ def test_config_values(monkeypatch):
     assert config.num_threads() == 3 and backends.load("numpy").num_threads() == 3
     monkeypatch.setenv("GPUINIT_NUM_THREADS", "0")
     assert config.num_threads() >= 1
+
+
+def test_every_backend_meets_the_contract():
+    import importlib
+
+    from gpuinit.backends import _ALL
+    from gpuinit.backends.contract import Backend, validate
+
+    for name, path in _ALL.items():
+        module = importlib.import_module(path)
+        assert validate(module, name) is module
+        assert isinstance(module, Backend), name
+
+
+def test_a_module_that_breaks_the_contract_is_refused():
+    import types
+
+    from gpuinit.backends.contract import validate
+
+    broken = types.ModuleType("broken")
+    broken.NAME, broken.INSTALL = "broken", "nothing"
+    broken.available = broken.accepts = broken.check = broken.fill = lambda *a: None
+    with pytest.raises(TypeError, match="fill_group"):
+        validate(broken, "broken")
+    broken.fill_group = lambda items: None
+    with pytest.raises(TypeError, match="registry name"):
+        validate(broken, "other")
+
+
+def test_init_module_backend_applies_to_every_fill(monkeypatch):
+    import torch
+
+    from gpuinit import jobs
+
+    seen, real = [], jobs.run
+    monkeypatch.setattr(jobs, "run", lambda work, *a, **k: seen.extend(j.backend.NAME for j in work) or real(work, *a, **k))
+    with torch.device("meta"):
+        m = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.BatchNorm1d(8))
+    gpuinit.init_module(m, seed=0, device="cpu", backend="staged")
+    assert len(seen) >= 2 and set(seen) == {"staged"}
+    ref = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.BatchNorm1d(8))
+    gpuinit.init_module(ref, seed=0)
+    assert gpuinit.fingerprint(ref) == gpuinit.fingerprint(m)
+    with pytest.raises(gpuinit.UnknownBackendError):
+        gpuinit.init_module(torch.nn.Linear(2, 2), seed=0, backend="nope")

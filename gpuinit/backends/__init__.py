@@ -1,15 +1,16 @@
 """Backend registry and dispatch: which module fills which array.
 
-A backend is a module with ``NAME``, ``INSTALL`` (what to install when it cannot run),
-``available() -> str | None`` (None when it can run, else why not), ``accepts(array) -> bool``,
-``check(array, bits=None)`` (raises before any write), ``fill(array, draw, full_shape, offsets, seed, stream,
-bits=None)`` and ``fill_group(items)`` (many arrays at once).
+A backend is a module that meets the contract of ``contract.Backend`` (checked by ``contract.validate`` when it
+is loaded): ``NAME``, ``INSTALL``, ``available()``, ``accepts(array)``, ``check(array, bits=None)``,
+``fill(...)`` and ``fill_group(items)``.
 Adding one: write the module, add it to ``_MODULES``, and map its array types in ``default_name``.
 ``_FALLBACKS`` holds backends that ``default_name`` chooses and ``backend=`` may name, but that $GPUINIT_BACKEND
 and the CLI's ``--backend`` do not list: "staged", which fills torch tensors on devices without a gpuinit kernel
 (mps, xpu, hpu, PrivateUse1 backends, ...) on the CPU, block by block, and copies them over (staged_backend.py).
 Type checks look only in ``sys.modules``, so nothing here imports torch or cupy.
 """
+import contextlib
+import contextvars
 import importlib
 import sys
 
@@ -17,12 +18,35 @@ import numpy as np
 
 from .. import config
 from ..errors import BackendUnavailableError, UnknownBackendError
+from .contract import validate
 
 _MODULES = {"numpy": "gpuinit.backends.numpy_backend", "triton": "gpuinit.backends.triton_backend",
             "cupy": "gpuinit.backends.cupy_backend"}
 _FALLBACKS = {"staged": "gpuinit.backends.staged_backend"}
 _ALL = {**_MODULES, **_FALLBACKS}
 ENV_VAR = config.BACKEND
+_USING = contextvars.ContextVar("gpuinit_backend", default=None)
+
+
+def names():
+    """The backends ``backend=``, $GPUINIT_BACKEND and the CLI's ``--backend`` take (not the fallbacks)."""
+    return list(_MODULES)
+
+
+@contextlib.contextmanager
+def using(name):
+    """Within the block, fills with no ``backend=`` of their own use backend ``name`` (None: no change), as
+    ``init_module(backend=...)`` does for every fill it makes. The name is checked (and the backend loaded)
+    on entry."""
+    if name is None:
+        yield
+        return
+    load(name.strip().lower() if isinstance(name, str) else name)
+    token = _USING.set(name)
+    try:
+        yield
+    finally:
+        _USING.reset(token)
 
 
 def load(name):
@@ -35,6 +59,7 @@ def load(name):
         module = importlib.import_module(_ALL[name])
     except ImportError as e:
         raise BackendUnavailableError(f"backend {name!r} cannot be imported ({e})") from e
+    validate(module, name)
     why = module.available()
     if why:
         raise BackendUnavailableError(f"backend {name!r} is unavailable: {why}; install {module.INSTALL}")
@@ -81,10 +106,13 @@ def default_name(kind):
 
 
 def select(array, backend=None):
-    """The backend module for ``array``: ``backend=``, else $GPUINIT_BACKEND, else by array type. Every
-    $GPUINIT_* variable is parsed here, so that a bad one is an error before anything is written."""
+    """The backend module for ``array``: ``backend=``, else the one of an enclosing ``using()``, else
+    $GPUINIT_BACKEND, else by array type. Every $GPUINIT_* variable is parsed here, so that a bad one is an
+    error before anything is written."""
     config.check(_MODULES)
     kind = array_kind(array)
+    if backend is None and kind != "torch-meta":  # a meta tensor is only checked, never written
+        backend = _USING.get()
     if isinstance(backend, str):
         backend = backend.strip().lower()  # as $GPUINIT_BACKEND is read
     name = backend if backend is not None else config.backend(_MODULES)
