@@ -23,6 +23,7 @@ markdown report; ``--out DIR`` also writes DIR/gpu-<device>.json and .md, after 
 """
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -154,6 +155,18 @@ def parse_args(cases):
             writable_dir(args.out, "--out")
         except UsageError as e:
             parser.error(str(e))
+    if args.sizes is not None and not all(n > 0 for n in args.sizes):
+        parser.error(f"--sizes: element counts above 0, got {args.sizes}")
+    if args.repeat is not None and args.repeat < 1:
+        parser.error(f"--repeat: at least 1 timed run, got {args.repeat}")
+    if args.model_params is not None and not (math.isfinite(args.model_params) and args.model_params >= 0):
+        parser.error(f"--model-params: a parameter count (0 skips the case), got {args.model_params}")
+    if not 0 <= args.seed < 2**64:
+        parser.error(f"--seed: an integer in [0, 2**64), got {args.seed}")
+    try:
+        torch.device(args.device)
+    except (RuntimeError, ValueError) as e:
+        parser.error(f"--device: {e}")
     if args.sizes is None:
         args.sizes = [2**26] if args.quick else [2**28, 2**30]
     if args.repeat is None:

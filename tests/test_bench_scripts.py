@@ -169,3 +169,12 @@ def test_cpu_bench_out_is_a_json_file_or_a_directory(tmp_path):
                         str(tmp_path / "old.json")], capture_output=True, text=True, timeout=600, check=False, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "old.json").read_text())["meta"]["size"] == 8
+
+
+@pytest.mark.parametrize("args, message", [(["--sizes", "0"], "--sizes"), (["--repeat", "0"], "--repeat"),
+                                           (["--model-params", "-1"], "--model-params"),
+                                           (["--seed", "-1"], "--seed"), (["--device", "bogus:x"], "--device")])
+def test_gpu_bench_refuses_bad_arguments(args, message):
+    r = subprocess.run([sys.executable, "bench/gpu.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                       check=False)
+    assert r.returncode == 2 and message in r.stderr, r.stderr[-2000:]
