@@ -11,7 +11,7 @@ from .kernels.numpy_stream import philox4x32
 from .schemes import SCHEMES, calculate_gain
 from .seeding import manual_seed
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version number: pyproject.toml reads it (dynamic = ["version"])
 __all__ = [
     "SCHEMES",
     "BackendUnavailableError",

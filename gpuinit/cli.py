@@ -5,7 +5,6 @@ A mistake in the command line or the environment (a bad option, a device or libr
 a model that does not fit in memory, a directory that cannot be written) is one line on stderr and
 exit status 2."""
 import argparse
-import math
 import os
 import platform
 import re
@@ -32,6 +31,13 @@ NOT_FOR_DEMO = {"hf": "recipe 'hf' needs a Hugging Face model; the built-in mode
                 "own": "the demo's table lists each layer's recipe; recipe 'own' runs the model's own code instead"}
 
 
+def _demo_recipes():
+    """The recipes of gpuinit.recipes that the demo takes: all but NOT_FOR_DEMO's."""
+    from .recipes import OWN_RECIPES, RECIPES
+
+    return [r for r in (*RECIPES, *OWN_RECIPES) if r not in NOT_FOR_DEMO]
+
+
 def _demo_recipe(text):
     """The demo's --recipe: a recipe that applies to the built-in model."""
     if text in NOT_FOR_DEMO:
@@ -43,7 +49,7 @@ def demo(args):
     torch = checks.require("torch", "torch")
     from rich.console import Console
 
-    from . import modules
+    from . import init_module
     from .backends import cpu_kernel
     from .models import Llama, LlamaConfig
 
@@ -56,30 +62,27 @@ def demo(args):
     checks.check_memory(cfg, probe.element_size(), args.dtype, device, torch)
     nearest = f" (the built-in size nearest to {checks.count(n)})" if abs(cfg.n_params / n - 1) > 0.25 else ""
     console = Console(width=None if sys.stdout.isatty() else 132)
-    with torch.device("meta"):
-        model = Llama(cfg).to(dtype)
+    model = Llama(cfg, device="meta", dtype=dtype)
     console.print(f"gpuinit {__version__}: {checks.article(cfg.n_layers)} {cfg.n_layers}-layer Llama-style model, "
                   f"{cfg.n_params / 1e6:,.0f}M parameters{nearest}, {args.dtype}, recipe [bold]{args.recipe}[/], "
                   f"seed {args.seed}, on {device}")
     cpu_kernel.load()  # compile or load the host kernel before timing
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    with checks.env(backends.ENV_VAR, args.backend):
-        t0 = time.perf_counter()
-        modules.init_module(model, args.recipe, seed=args.seed, device=device, progress=False)
-        sync()
-        total = time.perf_counter() - t0
-        table = _table(model, args.recipe, args.seed, sync, torch)
-    console.print(table)
+    t0 = time.perf_counter()
+    init_module(model, args.recipe, seed=args.seed, device=device, progress=False, backend=args.backend)
+    sync()
+    total = time.perf_counter() - t0
+    console.print(_table(model, args.recipe, args.seed, args.backend, sync, torch))
     gb = sum(p.numel() * p.element_size() for p in model.parameters()) / 1e9
     console.print(f"gpuinit: meta -> ready model in {total:.3f} s ({gb / total:.2f} GB/s)")
     del model
-    base = _torch_default_init(Llama, cfg, dtype, device, sync, torch)
+    base = _torch_default_init(Llama, cfg, dtype, device, sync)
     ratio = f"{base / total:.1f}x faster" if base >= total else f"{total / base:.1f}x slower"
     console.print(f"torch's default init of the same model on {device}: {base:.3f} s, gpuinit [bold]{ratio}[/]")
     return 0
 
 
-def _table(model, recipe, seed, sync, torch):
+def _table(model, recipe, seed, backend, sync, torch):
     """Per parameter group: scheme, expected and measured std, min, max, and the time of a second fill."""
     from rich.table import Table
 
@@ -92,7 +95,8 @@ def _table(model, recipe, seed, sync, torch):
     for fqn, t, spec, _ in modules.plan_module(model, recipe):
         groups.setdefault(fqn.split(".", 2)[-1] if fqn.startswith("layers.") else fqn, []).append((fqn, t, spec))
     for name, members in groups.items():
-        t_fill = _refill([m for _, m, _ in members], [s for *_, s in members], [f for f, *_ in members], seed, sync)
+        t_fill = _refill([m for _, m, _ in members], [s for *_, s in members], [f for f, *_ in members], seed,
+                         backend, sync)
         values = torch.cat([m.detach().flatten().float() for _, m, _ in members])
         scheme, params = members[0][2]
         draw = schemes.plan(scheme, schemes.Layout.of(tuple(members[0][1].shape)), params)
@@ -106,29 +110,23 @@ def _table(model, recipe, seed, sync, torch):
     return table
 
 
-def _torch_default_init(llama, cfg, dtype, device, sync, torch):
-    """Seconds torch takes to build the model on ``device`` with each layer's own initialization."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        t0 = time.perf_counter()
-        with torch.device(device):
-            llama(cfg)
-        sync()
-        return time.perf_counter() - t0
-    finally:
-        torch.set_default_dtype(previous)
+def _torch_default_init(llama, cfg, dtype, device, sync):
+    """Seconds torch takes to build the model on ``device`` in ``dtype`` with each layer's own initialization."""
+    t0 = time.perf_counter()
+    llama(cfg, device=device, dtype=dtype)
+    sync()
+    return time.perf_counter() - t0
 
 
-def _refill(tensors, specs, names, seed, sync):
+def _refill(tensors, specs, names, seed, backend, sync):
     """Time a second fill of a group of parameters in place (the same values: same seed and names)."""
     from .api import init_
     from .distributed import stream_of
 
     sync()
     t0 = time.perf_counter()
-    for t, (scheme, params), fqn in zip(tensors, specs, names):
-        init_(t.data, scheme, seed=seed, stream=stream_of(fqn), **params)
+    for t, (scheme, params), fqn in zip(tensors, specs, names, strict=True):
+        init_(t.data, scheme, seed=seed, stream=stream_of(fqn), backend=backend, **params)
     sync()
     return time.perf_counter() - t0
 
@@ -140,14 +138,17 @@ def info(args):
 
     print(f"gpuinit {__version__} on Python {platform.python_version()} ({platform.machine()}, "
           f"{os.cpu_count()} CPUs), numpy {np.__version__}")
-    for name in backends._ALL:
+    for name in backends.names():
         try:
             backends.load(name)
             print(f"  backend {name}: available")
         except backends.BackendUnavailableError as e:
             print(f"  backend {name}: unavailable ({e})")
+    for name in backends.available_backends():
+        if name not in backends.names():
+            print(f"  backend {name}: available (for torch tensors on devices without a gpuinit kernel)")
     try:
-        config.check(backends._MODULES)
+        config.check(backends.names())
     except InitError as e:
         print(f"  environment: {e}")
     try:
@@ -179,28 +180,15 @@ def explore(args):
     return 0
 
 
-def _gpu_model_params(text):
-    """bench/gpu.py's --model-params: 0 (no model case) or a parameter count of at least 1e5, as a number."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if value != 0 and not (math.isfinite(value) and value >= checks.MIN_PARAMS):
-        raise argparse.ArgumentTypeError(f"0 (no model case) or a parameter count of at least 1e5 written as a "
-                                         f"number such as 1e9, got {text!r}")
-    return value
-
-
 BENCH_OPTIONS = {  # the options of each script that are checked before it starts: flag, type, several values
     "cpu": (("--size", checks.positive_int, False), ("--repeat", checks.positive_int, False),
             ("--threads", checks.int_range(1, 1024), False)),
     "gpu": (("--sizes", checks.positive_int, True), ("--repeat", checks.positive_int, False),
-            ("--seed", checks.seed, False), ("--model-params", _gpu_model_params, False)),
+            ("--seed", checks.seed, False), ("--model-params", checks.gpu_model_params, False)),
     "model": (("--params", checks.parse_size, True), ("--repeat", checks.positive_int, False)),
     "kernels": (("--jobs", checks.positive_int, False),),
 }
 OUT = ("--out", checks.out_path, False)  # every script's
-GPU_BUFFERS = 3  # sweep buffers bench/gpu.py holds at once, each of --sizes elements
 
 
 def bench(args):
@@ -226,7 +214,7 @@ def bench(args):
         if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
             raise UsageError(f"on the CPU, bench gpu runs the Triton kernels on Triton's interpreter: {GPU_HINT}")
         backends.load("triton")
-        _check_gpu_sizes(args.rest, values["--sizes"], device, torch)
+        checks.gpu_sizes(args.rest, values["--sizes"], device, torch)
         if device.type == "cuda" and values["--model-params"] and values["--model-params"][0]:
             checks.check_models([int(values["--model-params"][0])], "bfloat16", device, torch)
     if args.which == "model":
@@ -238,20 +226,6 @@ def bench(args):
         else:
             checks.writable_dir(out, "--out")
     return _run_script(script, args.rest)
-
-
-def _check_gpu_sizes(argv, sizes, device, torch):
-    """bench/gpu.py's --dtypes and --sizes: floating-point dtypes, buffers that fit in free memory."""
-    dtypes = [checks.float_dtype(name, torch, "--dtypes") for name in checks.option(argv, "--dtypes", many=True) or []]
-    element_size = max([4, *(d.itemsize for d in dtypes)])
-    n = max(sizes or ([2**24] if "--quick" in argv else [2**28, 2**30]))  # bench/gpu.py's defaults
-
-    def hint(free):
-        fits = free // (GPU_BUFFERS * element_size)
-        return f"try --sizes {1 << (fits.bit_length() - 1)} or less" if fits else None
-
-    checks.check_free(GPU_BUFFERS * element_size * n, f"--sizes {n}: {GPU_BUFFERS} buffers of {n:,} elements of "
-                      f"{element_size} bytes", device, torch, hint)
 
 
 def _run_script(script, argv):
@@ -280,17 +254,16 @@ def _run_script(script, argv):
 
 
 def main(argv=None):
-    from .recipes import RECIPES
-
     parser = _Parser(prog="gpuinit", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"gpuinit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="initialize the built-in Llama-style model and report what was written")
     d.add_argument("--params", type=checks.parse_size, default=None,
                    help="model size, e.g. 20M, 1.5B, 1e9 (default: 100M on CPU, 1B on GPU)")
-    d.add_argument("--recipe", type=_demo_recipe, choices=[r for r in RECIPES if r not in NOT_FOR_DEMO],
-                   default="torch")
+    d.add_argument("--recipe", type=_demo_recipe, choices=_demo_recipes(), default="torch")
     d.add_argument("--seed", type=checks.seed, default=0, help="0 to 2**64 - 1 (default 0)")
-    d.add_argument("--backend", choices=list(backends._MODULES), default=None)
+    d.add_argument("--backend", choices=backends.names(), default=None,
+                   help="the backend of every fill (default: by the tensors' device)")
     d.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     d.add_argument("--dtype", choices=["float32", "bfloat16", "float16", "float64"], default="float32")
     d.set_defaults(run=demo)

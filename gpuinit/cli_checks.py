@@ -13,6 +13,7 @@ from pathlib import Path
 
 MIN_PARAMS = 100_000
 PEAK_FACTOR = 2.1  # the demo holds gpuinit's model while torch builds its own for the comparison
+GPU_BUFFERS = 3  # sweep buffers bench/gpu.py holds at once, each of --sizes elements
 FLOAT_DTYPES = ("float32", "bfloat16", "float16", "float64")
 _CUDA_FREE = "import sys, torch; print(torch.cuda.mem_get_info(torch.device(sys.argv[1]))[0])"
 _SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
@@ -102,6 +103,20 @@ def check_memory(cfg, element_size, dtype_name, dev, torch):
                      f"and {where} {gb(free)} free: {hint}")
 
 
+def gpu_sizes(argv, sizes, dev, torch):
+    """bench/gpu.py's --dtypes and --sizes: floating-point dtypes, buffers that fit in free memory."""
+    dtypes = [float_dtype(name, torch, "--dtypes") for name in option(argv, "--dtypes", many=True) or []]
+    element_size = max([4, *(d.itemsize for d in dtypes)])
+    n = max(sizes or ([2**24] if "--quick" in argv else [2**28, 2**30]))  # bench/gpu.py's defaults
+
+    def hint(free):
+        fits = free // (GPU_BUFFERS * element_size)
+        return f"try --sizes {1 << (fits.bit_length() - 1)} or less" if fits else None
+
+    check_free(GPU_BUFFERS * element_size * n, f"--sizes {n}: {GPU_BUFFERS} buffers of {n:,} elements of "
+               f"{element_size} bytes", dev, torch, hint)
+
+
 def free_bytes(dev, torch):
     """Bytes that can still be allocated on ``dev`` (on the CPU the tighter of the system's and the cgroup's
     memory and of the address space ``ulimit -v`` leaves), or None when it cannot be told. A process that has
@@ -183,21 +198,6 @@ def option(argv, name, many=False):
     return None
 
 
-@contextlib.contextmanager
-def env(name, value):
-    """Environment variable ``name`` set to ``value`` (when not None) for the block, then restored."""
-    old = os.environ.get(name)
-    if value is not None:
-        os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
-
-
 def parse_size(text):
     """A parameter count: 20M, 1.5B, 1e9, 100m, 2.5k, 1_000_000 (suffixes k, M, B or G, T; any case)."""
     m = re.fullmatch(r"\s*([0-9._eE+-]+?)\s*([kKmMbBgGtT]?)\s*", text)
@@ -210,6 +210,18 @@ def parse_size(text):
     if value < MIN_PARAMS:
         raise argparse.ArgumentTypeError(f"the model must have at least 1e5 parameters, got {text}")
     return int(value)
+
+
+def gpu_model_params(text):
+    """bench/gpu.py's --model-params: 0 (no model case) or a parameter count of at least 1e5, as a number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if value != 0 and not (math.isfinite(value) and value >= MIN_PARAMS):
+        raise argparse.ArgumentTypeError(f"0 (no model case) or a parameter count of at least 1e5 written as a "
+                                         f"number such as 1e9, got {text!r}")
+    return value
 
 
 def int_range(lo, hi=None, hi_text=None):

@@ -12,9 +12,9 @@ import numpy as np
 from .errors import InitError
 from .kernels.numpy_stream import TRUNC_LIMIT
 
-# Kinds a backend computes element by element from the stream, and kinds built on the host.
+# Kinds a backend computes element by element from the stream; the others (constant, eye, dirac, orthogonal,
+# sparse) each backend builds from the array's shape.
 ELEMENTWISE = ("uniform", "normal", "trunc_normal")
-STRUCTURED = ("constant", "eye", "dirac", "orthogonal", "sparse")
 
 
 @dataclass(frozen=True)
@@ -222,10 +222,10 @@ def expected_std(draw):
         return p["std"]
     if draw.kind == "trunc_normal":
         a, b = (p["lo"] - p["mean"]) / p["std"], (p["hi"] - p["mean"]) / p["std"]
-        pdf = lambda x: math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        pdf_a, pdf_b = (math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi) for x in (a, b))
         z = _phi(b) - _phi(a)
-        mean = (pdf(a) - pdf(b)) / z
-        return p["std"] * math.sqrt(1.0 + (a * pdf(a) - b * pdf(b)) / z - mean * mean)
+        mean = (pdf_a - pdf_b) / z
+        return p["std"] * math.sqrt(1.0 + (a * pdf_a - b * pdf_b) / z - mean * mean)
     return None
 
 

@@ -3,6 +3,8 @@
 Token embedding, pre-norm blocks (RMSNorm, causal self-attention with rotary position embeddings,
 SwiGLU MLP), a final RMSNorm and an output projection. The rotary cos/sin tables are non-persistent
 buffers that ``reset_buffers()`` recomputes, as ``gpuinit.init_module`` expects of a module's buffers.
+``Llama(config, device=..., dtype=...)`` builds every parameter and buffer there and in that dtype, as torch's
+own layers take ``device=`` and ``dtype=`` (no need to change torch's default dtype).
 """
 from dataclasses import dataclass
 
@@ -41,11 +43,12 @@ class LlamaConfig:
 
 
 class Rotary(nn.Module):
-    def __init__(self, head_dim, max_seq_len, theta):
+    def __init__(self, head_dim, max_seq_len, theta, device=None, dtype=None):
         super().__init__()
         self.head_dim, self.max_seq_len, self.theta = head_dim, max_seq_len, theta
-        self.register_buffer("cos", torch.empty(max_seq_len, head_dim // 2), persistent=False)
-        self.register_buffer("sin", torch.empty(max_seq_len, head_dim // 2), persistent=False)
+        for name in ("cos", "sin"):
+            self.register_buffer(name, torch.empty(max_seq_len, head_dim // 2, device=device, dtype=dtype),
+                                 persistent=False)
         self.reset_buffers()
 
     @torch.no_grad()
@@ -65,10 +68,10 @@ class Rotary(nn.Module):
 
 
 class Attention(nn.Module):
-    def __init__(self, c):
+    def __init__(self, c, **factory):
         super().__init__()
         self.n_heads, self.head_dim = c.n_heads, c.dim // c.n_heads
-        self.wq, self.wk, self.wv, self.wo = (nn.Linear(c.dim, c.dim, bias=False) for _ in range(4))
+        self.wq, self.wk, self.wv, self.wo = (nn.Linear(c.dim, c.dim, bias=False, **factory) for _ in range(4))
 
     def forward(self, x, rotary):
         b, s, _ = x.shape
@@ -78,23 +81,23 @@ class Attention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    def __init__(self, c):
+    def __init__(self, c, **factory):
         super().__init__()
-        self.w1 = nn.Linear(c.dim, c.ffn_dim, bias=False)
-        self.w3 = nn.Linear(c.dim, c.ffn_dim, bias=False)
-        self.w2 = nn.Linear(c.ffn_dim, c.dim, bias=False)
+        self.w1 = nn.Linear(c.dim, c.ffn_dim, bias=False, **factory)
+        self.w3 = nn.Linear(c.dim, c.ffn_dim, bias=False, **factory)
+        self.w2 = nn.Linear(c.ffn_dim, c.dim, bias=False, **factory)
 
     def forward(self, x):
         return self.w2(F.silu(self.w1(x)) * self.w3(x))
 
 
 class Block(nn.Module):
-    def __init__(self, c):
+    def __init__(self, c, **factory):
         super().__init__()
-        self.attention_norm = nn.RMSNorm(c.dim, eps=c.norm_eps)
-        self.attention = Attention(c)
-        self.ffn_norm = nn.RMSNorm(c.dim, eps=c.norm_eps)
-        self.feed_forward = FeedForward(c)
+        self.attention_norm = nn.RMSNorm(c.dim, eps=c.norm_eps, **factory)
+        self.attention = Attention(c, **factory)
+        self.ffn_norm = nn.RMSNorm(c.dim, eps=c.norm_eps, **factory)
+        self.feed_forward = FeedForward(c, **factory)
 
     def forward(self, x, rotary):
         x = x + self.attention(self.attention_norm(x), rotary)
@@ -102,23 +105,18 @@ class Block(nn.Module):
 
 
 class Llama(nn.Module):
-    def __init__(self, config=None):
+    def __init__(self, config=None, *, device=None, dtype=None):
         super().__init__()
         self.config = c = config or LlamaConfig()
-        self.tok_embeddings = nn.Embedding(c.vocab_size, c.dim)
-        self.rotary = Rotary(c.dim // c.n_heads, c.max_seq_len, c.rope_theta)
-        self.layers = nn.ModuleList(Block(c) for _ in range(c.n_layers))
-        self.norm = nn.RMSNorm(c.dim, eps=c.norm_eps)
-        self.output = nn.Linear(c.dim, c.vocab_size, bias=False)
+        factory = {"device": device, "dtype": dtype}
+        self.tok_embeddings = nn.Embedding(c.vocab_size, c.dim, **factory)
+        self.rotary = Rotary(c.dim // c.n_heads, c.max_seq_len, c.rope_theta, **factory)
+        self.layers = nn.ModuleList(Block(c, **factory) for _ in range(c.n_layers))
+        self.norm = nn.RMSNorm(c.dim, eps=c.norm_eps, **factory)
+        self.output = nn.Linear(c.dim, c.vocab_size, bias=False, **factory)
 
     def forward(self, tokens):
         x = self.tok_embeddings(tokens)
         for layer in self.layers:
             x = layer(x, self.rotary)
         return self.output(self.norm(x))
-
-
-def n_params(module):
-    return sum(p.numel() for p in module.parameters())
-
-

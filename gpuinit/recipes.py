@@ -3,6 +3,8 @@
 (gpuinit/own_model.py)."""
 import math
 
+from .schemes import Layout
+
 SQRT5 = math.sqrt(5.0)  # nn.Linear / nn.Conv*: kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in))
 GPT2_STD = 0.02
 RESIDUAL_NAMES = ("c_proj", "o_proj", "out_proj", "down_proj", "wo", "w2", "fc2", "dense_4h_to_h")
@@ -34,9 +36,10 @@ def _vector_params(m):
 
 
 def _torch_bias(weight):
-    fan_in = weight.shape[1] * math.prod(weight.shape[2:]) if weight.dim() > 1 else weight.shape[0]
-    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-    return ("uniform", {"a": -bound, "b": bound}) if bound > 0 else ZEROS
+    """nn.Linear / nn.Conv*'s bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with the weight's fan_in (the fans of
+    gpuinit.schemes, torch's for a weight of 2 or more dimensions), zeros when fan_in is 0."""
+    fan_in, _ = Layout.of(weight.shape).fans
+    return ("uniform", {"a": -1.0 / math.sqrt(fan_in), "b": 1.0 / math.sqrt(fan_in)}) if fan_in > 0 else ZEROS
 
 
 def recipe_torch(kind, m, name, ctx):

@@ -7,9 +7,8 @@ from . import numpy_stream as ks
 
 UNIFORM: tl.constexpr = tl.constexpr(0)
 NORMAL: tl.constexpr = tl.constexpr(1)
-TRUNC_NORMAL: tl.constexpr = tl.constexpr(2)
 WORDS: tl.constexpr = tl.constexpr(3)  # the raw words, bit-cast to float32 (sparse keys, tests)
-KINDS = ks.KINDS
+KINDS = ks.KINDS  # the launcher's KIND values; block_values draws trunc_normal (2) for the kinds not named above
 DTYPES = {"torch.float32": tl.float32, "torch.bfloat16": tl.bfloat16, "torch.float16": tl.float16,
           "torch.float64": tl.float64}
 
