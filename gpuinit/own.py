@@ -108,6 +108,7 @@ class Router:
         self.calls, self.pending, self.touched = Counter(), {}, set()
         self.busy = False  # gpuinit's own work: not intercepted
         self.report = OwnInitReport()
+        self.derived = {}  # id: (DTensor indexed out of a sharded model tensor, that tensor, the index)
 
     def add(self, fqn, t):
         self.by_view.setdefault(_view(t), fqn)
@@ -169,8 +170,64 @@ class Router:
                 self.touched.add(fqn)
                 self.report.as_written[name] += 1
 
+    def track(self, source, index, out):
+        """Indexing a sharded model tensor gives a DTensor that is a copy, not a view (an embedding's padding
+        row under FSDP2): remember it, to write back what the code writes into it."""
+        if (distributed.is_dtensor(source) and distributed.is_dtensor(out) and _storage(out) != _storage(source)
+                and self.by_view.get(_view(source)) is not None):
+            self.derived[id(out)] = (out, source, index)
+
+    def write_back(self, t, name):
+        """After an in-place ``name`` on a tracked copy ``t``: each rank copies its block of it into its shard."""
+        out, source, index = self.derived[id(t)]
+        fqn = self.by_view[_view(source)]
+        local, full_shape, offsets = distributed.local_block(source)
+        region = _local_region(index, full_shape, offsets, tuple(local.shape))
+        if region is None:
+            raise InitError(f"own init: {fqn}[{index!r}] is written in place ({name}) on a sharded tensor, where "
+                            "indexing makes a copy; gpuinit writes back only ints and step-1 slices")
+        self.touched.add(fqn)
+        self.report.as_written[name] += 1
+        if local.is_meta:
+            return
+        self.busy = True
+        try:
+            values = out.full_tensor()  # every rank runs the same code: the collective is matched
+            if region[0] is not None:
+                local[region[0]].copy_(values[region[1]])
+        finally:
+            self.busy = False
+
+
+def _local_region(index, full_shape, offsets, local_shape):
+    """(index into a block at ``offsets``, index into the values of ``tensor[index]``) for basic indexing by ints
+    and step-1 slices, with None for the first where the block holds none of it; None for other indexing."""
+    import torch
+
+    items = index if isinstance(index, tuple) else (index,)
+    if len(items) > len(full_shape):
+        return None
+    here, there, empty = [], [], False
+    for i, n, off, size in zip(items, full_shape, offsets, local_shape):
+        if isinstance(i, slice):
+            start, stop, step = i.indices(n)
+            if step != 1:
+                return None
+            lo, hi = max(start, off), min(stop, off + size)
+            empty |= lo >= hi
+            here.append(slice(lo - off, max(lo, hi) - off))
+            there.append(slice(lo - start, max(lo, hi) - start))
+        elif hasattr(i, "__index__") and not isinstance(i, (bool, torch.Tensor)) and -n <= i < n:
+            g = int(i) % n
+            empty |= not off <= g < off + size
+            here.append(g - off)
+        else:
+            return None
+    return (None if empty else tuple(here), tuple(there))
+
 
 def _mode(router):
+    import torch
     from torch.overrides import TorchFunctionMode
 
     class Mode(TorchFunctionMode):
@@ -182,7 +239,14 @@ def _mode(router):
             if found is not None and router.serve(found[0], found[1], func.__name__):
                 return found[0]
             router.before(func, args, kwargs)
-            return func(*args, **kwargs)
+            out = func(*args, **kwargs)
+            name = getattr(func, "__name__", "")
+            if func is torch.Tensor.__getitem__ and len(args) == 2:
+                router.track(args[0], args[1], out)
+            elif args and id(args[0]) in router.derived and router.derived[id(args[0])][0] is args[0] and (
+                    name.endswith("_") and not name.endswith("__")):
+                router.write_back(args[0], name)
+            return out
 
     return Mode()
 
