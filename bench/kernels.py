@@ -203,6 +203,7 @@ def _triton_launch(v, block):
 
     from gpuinit.backends import triton_backend as tb
     from gpuinit.distributed import stream_of
+    from gpuinit.jobs import Job
 
     out = torch.empty(64, dtype=getattr(torch, v["dtype"]))
     if v["kernel"] == "store":
@@ -215,9 +216,9 @@ def _triton_launch(v, block):
     tb.BLOCK = block
     try:
         if v["path"] == "grouped":
-            items = [(torch.empty((64, 64), dtype=dtype), draw, SEED, stream_of(f"{STREAM_OF}.{i}"))
-                     for i in range(GROUP_SIZE)]
-            tb.fill_group(items)
+            jobs = [Job(torch.empty((64, 64), dtype=dtype), draw, (64, 64), (0, 0), SEED, stream_of(f"{STREAM_OF}.{i}"),
+                        tb) for i in range(GROUP_SIZE)]
+            tb.fill_group(jobs)
             numel = GROUP_SIZE * 64 * 64
         else:
             out, full_shape, offsets = _region(v["path"], dtype)

@@ -19,8 +19,8 @@ class Initializer:
     """Keras's base class. A subclass names a gpuinit scheme and the attributes that are its parameters;
     a Keras-style subclass may instead define ``__call__(shape, dtype=None)`` itself."""
 
-    scheme = None
-    _scheme_params = ()
+    scheme: str | None = None
+    _scheme_params: tuple[str, ...] = ()
 
     @property
     def params(self):

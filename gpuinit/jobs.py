@@ -60,7 +60,7 @@ def prepare(array, scheme, params, *, seed, stream=0, in_axis=1, out_axis=0, bat
 def run(jobs, on_progress=None):
     """Write every job: each backend fills its jobs as one group (one kernel launch per dtype and draw kind
     on a GPU, one thread pool over all pieces on the CPU). ``on_progress(elements, name)`` is called after
-    each slice of CPU work when given."""
+    each slice of CPU work when given. A job alone goes to ``backend.fill``, several to ``backend.fill_group``."""
     by_backend = {}
     for job in jobs:
         if job.writes:
@@ -69,11 +69,9 @@ def run(jobs, on_progress=None):
         step = max(1, len(group) // 20) if on_progress and backend.NAME in HOST_BACKENDS else len(group)
         for i in range(0, len(group), step):
             part = group[i:i + step]
-            alone = [j for j in part if j.bits or len(part) == 1]  # fill_group takes no bits=
-            for j in alone:
-                backend.fill(j.array, j.draw, j.full_shape, j.offsets, j.seed, j.stream, bits=j.bits)
-            if len(alone) < len(part):
-                backend.fill_group([(j.array, j.draw, j.seed, j.stream, j.full_shape, j.offsets)
-                                    for j in part if j not in alone])
+            if len(part) == 1:
+                backend.fill(part[0])
+            else:
+                backend.fill_group(part)
             if on_progress and backend.NAME in HOST_BACKENDS:
                 on_progress(sum(j.numel for j in part), part[-1].name)

@@ -8,7 +8,8 @@ from .schemes import Layout
 SQRT5 = math.sqrt(5.0)  # nn.Linear / nn.Conv*: kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in))
 GPT2_STD = 0.02
 RESIDUAL_NAMES = ("c_proj", "o_proj", "out_proj", "down_proj", "wo", "w2", "fc2", "dense_4h_to_h")
-ONES, ZEROS = ("ones", {}), ("zeros", {})
+ONES: tuple[str, dict] = ("ones", {})
+ZEROS: tuple[str, dict] = ("zeros", {})
 
 
 # ---- what each layer draws ------------------------------------------------------------------------

@@ -33,11 +33,6 @@ def check_region(shape, full_shape, offsets):
     return tuple(int(v) for v in full_shape), tuple(int(v) for v in offsets)
 
 
-def item_region(shape, region):
-    """(full_shape, offsets) of a grouped-fill item: the given block, or the whole array."""
-    return tuple(region) if region else (tuple(shape), (0,) * len(shape))
-
-
 def row_major_strides(shape):
     strides, acc = [], 1
     for n in reversed(shape):

@@ -1,7 +1,100 @@
-"""Host-side math of the structured schemes, written once for NumPy and torch (``xp`` is either)."""
+"""The structured draws (constant, eye, dirac, orthogonal, sparse), written once for every backend.
+
+A backend hands ``fill`` a ``Target``: the block to write, the namespace of the library that holds it (numpy,
+cupy or torch) and the backend's own launches of elementwise draws; everything else is here, so every backend
+writes the same values (docs/stream.md, section 5). Each backend rounds what ``put`` receives to its array's
+dtype as it rounds any draw.
+"""
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
+
+
+class Namespace:
+    """The few operations the structured draws need that numpy, cupy and torch spell differently; the others
+    (``argsort``, ``moveaxis``, ``where``, ``diagonal``, ``linalg.qr``, indexing) are called on ``xp`` itself."""
+
+    def __init__(self, xp, device=None):
+        self.xp, self.device = xp, device
+        self.torch = xp.__name__ == "torch"
+
+    def asarray(self, a):
+        """``xp``'s copy (or view) of numpy array ``a``, on the target's device."""
+        return self.xp.as_tensor(a, device=self.device) if self.torch else self.xp.asarray(a)
+
+    def float64(self, x):
+        return x.double() if self.torch else x.astype(self.xp.float64)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A block of ``shape`` at ``offsets`` of a ``full_shape`` tensor, as a backend hands it over.
+
+    ``put(index, values)``: write ``values`` (a float, or a float32 or float64 array of ``ns``) at ``index`` (``...``,
+    a tuple of integer arrays or a boolean mask of ``ns``), rounded to the block's dtype. ``draw_into(kind, params)``:
+    an elementwise draw into the whole block. ``draw(kind, params, shape, full_shape, offsets, base_index)``: a new
+    array of ``ns`` of an elementwise draw (float32), or of the raw words for kind "words" (int64).
+    ``wide``: the block holds float64 (orthogonal's QR is then computed in float64)."""
+    ns: Namespace
+    shape: tuple
+    full_shape: tuple
+    offsets: tuple
+    wide: bool
+    put: Callable
+    draw_into: Callable
+    draw: Callable
+
+
+def fill(target, draw):
+    """Write structured ``draw`` (a ``draws.Draw`` of a kind other than ELEMENTWISE) into ``target``."""
+    _KINDS[draw.kind](target, draw.params)
+
+
+def _constant(t, p):
+    t.put(..., p["value"])
+
+
+def _eye(t, p):
+    t.put(..., 0.0)
+    (r0, c0), (r, c) = t.offsets, t.shape
+    d = np.arange(max(r0, c0), min(r0 + r, c0 + c))
+    t.put((t.ns.asarray(d - r0), t.ns.asarray(d - c0)), p["gain"])
+
+
+def _dirac(t, p):
+    t.put(..., 0.0)
+    t.put(tuple(t.ns.asarray(i) for i in dirac_points(t.full_shape, t.offsets, t.shape, p["groups"])), 1.0)
+
+
+def _orthogonal(t, p):
+    """The normal draw of the full tensor, orthogonalized per batch copy (in float32, float64 for float64
+    blocks), then this block."""
+    full = t.full_shape
+    g = t.draw("normal", {"mean": 0.0, "std": 1.0}, full, full, (0,) * len(full), 0)
+    q = orthogonalize(t.ns.float64(g) if t.wide else g, p, t.ns.xp)
+    t.put(..., q[tuple(slice(o, o + n) for o, n in zip(t.offsets, t.shape))])
+
+
+def _sparse(t, p):
+    """N(0, std) values; in each column j of the (rows, cols) tensor the ceil(sparsity * rows) rows with the
+    smallest keys are zero. The key of (i, j) is (word(rows * cols + i * cols + j), i): the words of the stream
+    past the tensor, ties broken by the row. The keys of every row of the block's columns are drawn, so any
+    shard ranks its columns as the whole tensor does."""
+    t.draw_into("normal", {"mean": 0.0, "std": p["std"]})
+    (rows, cols), cols_here = t.full_shape, t.shape[1]
+    zeros = math.ceil(p["sparsity"] * rows)
+    if not zeros:
+        return
+    xp, asarray = t.ns.xp, t.ns.asarray
+    words = t.draw("words", {}, (rows, cols_here), (rows, cols), (0, t.offsets[1]), rows * cols)
+    keys = words * rows + asarray(np.arange(rows))[:, None]  # distinct within a column
+    last = keys[xp.argsort(keys, axis=0)[zeros - 1], asarray(np.arange(cols_here))]  # each column's zeros-th key
+    t.put(keys[t.offsets[0]:t.offsets[0] + t.shape[0]] <= last, 0.0)
+
+
+_KINDS = {"constant": _constant, "eye": _eye, "dirac": _dirac, "orthogonal": _orthogonal, "sparse": _sparse}
 
 
 def orthogonalize(g, p, xp):
@@ -39,13 +132,3 @@ def dirac_points(full_shape, offsets, shape, groups):
     local = [i - o for i, o in zip(idx, offsets)]
     inside = np.all([(li >= 0) & (li < n) for li, n in zip(local, shape)], axis=0)
     return tuple(li[inside] for li in local)
-
-
-def sparse_keys(full_shape, offsets, local_cols, sparsity):
-    """What every backend draws for sparse(sparsity) on the block at ``offsets`` of a (rows, cols) tensor:
-    (zeros per column, key block shape, key block offsets, base index). The keys of column j are the
-    words of indices rows * cols + i * cols + j (the stream past the tensor), so the block of keys is
-    (rows, local_cols) at (0, offsets[1]) of a (rows, cols) tensor whose indices start at rows * cols;
-    in each column the rows with the smallest (key, row) are zero, whatever the shard."""
-    rows, cols = full_shape
-    return math.ceil(sparsity * rows), (rows, local_cols), (0, offsets[1]), rows * cols

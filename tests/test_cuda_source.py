@@ -15,6 +15,7 @@ from gpuinit.kernels import numpy_stream as ks
 
 from gpuinit import draws, regions
 from gpuinit.backends import cupy_backend as cb
+from gpuinit.jobs import Job
 
 SOURCE = cb.SOURCE
 FORBIDDEN = re.compile(r"\b(fma\.rn\.f32|mad\.f32|sqrt\.approx|div\.approx|div\.full|ex2\.approx|lg2\.approx|"
@@ -331,9 +332,10 @@ def test_grouped_launch_on_the_host(fake_cupy):
     for dtype, (kind, draw) in (("float32", DRAWS[1]), ("float64", DRAWS[2]), ("float16", DRAWS[2])):
         for i, (shape, full, off, shift) in enumerate(members):
             a = _buffer(int(np.prod(shape)), DTYPES[dtype][0], shift).reshape(shape).view(_Array)
-            items.append((a, draw, SEED + i, STREAM, *((full, off) if full else ())))
+            items.append(Job(a, draw, *regions.check_region(shape, full, off), SEED + i, STREAM, cb))
             want.append(_reference(shape, dtype, kind, draw.params, *regions.check_region(shape, full, off), SEED + i))
-    items.append((np.zeros((0, 3), np.float32).view(_Array), DRAWS[0][1], 1, 2))  # nothing to write
+    items.append(Job(np.zeros((0, 3), np.float32).view(_Array), DRAWS[0][1], (0, 3), (0, 0), 1, 2, cb))  # nothing
     assert cb.fill_group(items) == 3 == len(fake_cupy)
-    for (a, *_), w in zip(items, want):
+    for job, w in zip(items, want):
+        a = job.array
         assert np.array_equal(a, w) and _untouched(a, np.ones(a.shape, bool)), a.shape

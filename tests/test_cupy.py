@@ -7,6 +7,7 @@ from conftest import fresh_seed
 import gpuinit
 from gpuinit import draws, regions
 from gpuinit.backends import cupy_backend, numpy_backend
+from gpuinit.jobs import Job
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(cupy_backend.available() is not None,
                                                   reason=f"cupy backend: {cupy_backend.available()}")]
@@ -100,9 +101,12 @@ def _local(cupy, shape, make, dtype):
     return a
 
 
+def _job(backend, array, draw, full, off, seed, stream=0, bits=None):
+    return Job(array, draw, *regions.check_region(array.shape, full, off), seed, stream, backend, bits)
+
+
 def _numpy_fill(shape, dtype, draw, full, off, seed, stream=0, bits=None):
-    full, off = regions.check_region(shape, full, off)
-    return numpy_backend.fill(np.zeros(shape, dtype), draw, full, off, seed, stream, bits=bits)
+    return numpy_backend.fill(_job(numpy_backend, np.zeros(shape, dtype), draw, full, off, seed, stream, bits))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
@@ -114,7 +118,7 @@ def test_every_path_every_draw(cupy, shard, dtype, rng):
     for draw in DRAWS:
         seed = fresh_seed(rng)
         a = _local(cupy, shape, make, store)
-        cupy_backend.fill(a, draw, *regions.check_region(shape, full, off), seed, 7, bits=bits)
+        cupy_backend.fill(_job(cupy_backend, a, draw, full, off, seed, 7, bits))
         want = _numpy_fill(shape, store, draw, full, off, seed, 7, bits)
         assert np.array_equal(cupy.asnumpy(a), want), draw
 
@@ -126,7 +130,7 @@ def test_64bit_indices(cupy, rng, monkeypatch):
     for shape, full, off, make in SHARDS:
         seed = fresh_seed(rng)
         a = _local(cupy, shape, make, "float32")
-        cupy_backend.fill(a, DRAWS[2], *regions.check_region(shape, full, off), seed, 3)
+        cupy_backend.fill(_job(cupy_backend, a, DRAWS[2], full, off, seed, 3))
         assert np.array_equal(cupy.asnumpy(a), _numpy_fill(shape, "float32", DRAWS[2], full, off, seed, 3))
 
 
@@ -135,9 +139,9 @@ def test_grouped_launch(cupy, rng):
     for i, (shape, full, off, make) in enumerate(SHARDS):
         for dtype, draw in (("float32", DRAWS[1]), ("float16", DRAWS[2]), ("float64", DRAWS[2]), ("float32", DRAWS[4])):
             seed = fresh_seed(rng)
-            items.append((_local(cupy, shape, make, dtype), draw, seed, i, *((full, off) if full else ())))
+            items.append(_job(cupy_backend, _local(cupy, shape, make, dtype), draw, full, off, seed, i))
             want.append(_numpy_fill(shape, dtype, draw, full, off, seed, i))
-    items.append((cupy.zeros((0, 3), cupy.float32), DRAWS[0], 1, 2))  # empty: nothing to launch
+    items.append(_job(cupy_backend, cupy.zeros((0, 3), cupy.float32), DRAWS[0], None, None, 1, 2))  # nothing
     assert cupy_backend.fill_group(items) == 4 + 4 * (len(SHARDS) - 4)  # a launch per group, one per other item
-    for (a, *_), w in zip(items, want):
-        assert np.array_equal(cupy.asnumpy(a), w)
+    for job, w in zip(items, want):
+        assert np.array_equal(cupy.asnumpy(job.array), w)

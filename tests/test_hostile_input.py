@@ -192,9 +192,11 @@ def test_init_module_refuses_a_device_without_backend_before_materializing(monke
 
 def test_fill_group_skips_meta_and_empty_tensors():
     from gpuinit import draws
+    from gpuinit.jobs import Job
 
-    items = [(torch.empty(4, 4, device="meta"), draws.normal(0.0, 1.0), 0, 0), (torch.empty(0, 3), draws.normal(0.0, 1.0), 0, 0)]
-    numpy_backend.fill_group(items)
+    jobs = [Job(t, draws.normal(0.0, 1.0), tuple(t.shape), (0,) * t.dim(), 0, 0, numpy_backend)
+            for t in (torch.empty(4, 4, device="meta"), torch.empty(0, 3))]
+    assert numpy_backend.fill_group(jobs) == 0
 
 
 # ---- values that do not fit -----------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The Triton kernels compute the reference stream: every scheme x dtype, odd shapes, strided views,
 shards (offsets past 2**32 included), bit for bit against the NumPy backend. Without a GPU they run
 in Triton's interpreter on CPU tensors; with one, on the device."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,9 @@ from conftest import fresh_seed
 from gpuinit.kernels import numpy_stream as ks
 
 import gpuinit
+from gpuinit import regions
 from gpuinit.backends import numpy_backend, triton_backend
+from gpuinit.jobs import Job
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 DTYPES = [torch.float32, torch.bfloat16, torch.float16, torch.float64]
@@ -135,15 +139,17 @@ def test_grouped_launch_equals_single_fills(rng):
              ((64, 7), torch.float32, draws.normal(0.0, 1.0)), ((9, 9), torch.bfloat16, draws.uniform(-0.1, 0.1)),
              ((301,), torch.bfloat16, draws.uniform(0.0, 1.0)), ((11, 13), torch.float32, draws.trunc_normal(0, 1, -1, 2)),
              ((40, 40), torch.float32, draws.trunc_normal(0.0, 1.0, 3.0, 9.0))]
-    items = [(torch.empty(shape, dtype=dt, device=DEVICE), d, fresh_seed(rng), fresh_seed(rng)) for shape, dt, d in specs]
-    items.append((torch.empty(12, 10, device=DEVICE).T, draws.normal(0.0, 1.0), 5, 6))  # strided: its own launch
-    items.append((torch.empty(3, 10, device=DEVICE), draws.normal(0.0, 1.0), 5, 6, (9, 10), (5, 0)))  # a row shard
-    items.append((torch.empty(9, 3, device=DEVICE), draws.normal(0.0, 1.0), 5, 6, (9, 10), (0, 5)))  # a column one
+    def job(t, d, seed, stream, full_shape=None, offsets=None):
+        return Job(t, d, *regions.check_region(tuple(t.shape), full_shape, offsets), seed, stream, triton_backend)
+
+    items = [job(torch.empty(shape, dtype=dt, device=DEVICE), d, fresh_seed(rng), fresh_seed(rng)) for shape, dt, d in specs]
+    items.append(job(torch.empty(12, 10, device=DEVICE).T, draws.normal(0.0, 1.0), 5, 6))  # strided: its own launch
+    items.append(job(torch.empty(3, 10, device=DEVICE), draws.normal(0.0, 1.0), 5, 6, (9, 10), (5, 0)))  # a row shard
+    items.append(job(torch.empty(9, 3, device=DEVICE), draws.normal(0.0, 1.0), 5, 6, (9, 10), (0, 5)))  # a column one
     # (f32, normal), (bf16, uniform), (f32, trunc, 1 erfinv branch), (f32, trunc, 3 branches), the row shard
     # (it starts inside a Philox block: the unaligned (f32, normal) group), then the strided tensor and the column
     # shard, one launch each
     assert triton_backend.fill_group(items) == 5 + 2
-    for t, d, seed, stream, *region in items:
-        full_shape, offsets = region or (tuple(t.shape), (0,) * t.dim())
-        ref = numpy_backend.fill(torch.empty(t.shape, dtype=t.dtype), d, full_shape, offsets, seed, stream)
-        assert torch.equal(t.cpu(), ref)
+    for j in items:
+        ref = numpy_backend.fill(dataclasses.replace(j, array=torch.empty(j.array.shape, dtype=j.array.dtype)))
+        assert torch.equal(j.array.cpu(), ref)

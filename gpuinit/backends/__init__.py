@@ -2,7 +2,7 @@
 
 A backend is a module that meets the contract of ``contract.Backend`` (checked by ``contract.validate`` when it
 is loaded): ``NAME``, ``INSTALL``, ``available()``, ``accepts(array)``, ``check(array, bits=None)``,
-``fill(...)`` and ``fill_group(items)``.
+``fill(job)`` and ``fill_group(jobs)`` (``jobs.Job`` objects).
 Adding one: write the module, add it to ``_MODULES``, and map its array types in ``default_name``.
 ``_FALLBACKS`` holds backends that ``default_name`` chooses and ``backend=`` may name, but that $GPUINIT_BACKEND
 and the CLI's ``--backend`` do not list: "staged", which fills torch tensors on devices without a gpuinit kernel

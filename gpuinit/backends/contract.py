@@ -8,9 +8,10 @@ class Backend(Protocol):
 
     ``NAME``: its name in the registry. ``INSTALL``: what to install when it cannot run. ``available()``: None
     when it can run here, else why not. ``accepts(array)``: whether it fills this array. ``check(array,
-    bits=None)``: raises before any write when it cannot fill it. ``fill(array, draw, full_shape, offsets, seed,
-    stream, bits=None)``: one array (a block at ``offsets`` of a ``full_shape`` tensor). ``fill_group(items)``:
-    many arrays at once, items ``(array, draw, seed, stream, full_shape, offsets)``.
+    bits=None)``: raises before any write when it cannot fill it. ``fill(job)``: writes one ``gpuinit.jobs.Job``
+    (its array: the block at ``job.offsets`` of a ``job.full_shape`` tensor, with ``job.draw``, ``job.seed``,
+    ``job.stream`` and ``job.bits``) and returns the array. ``fill_group(jobs)``: writes many jobs at once (as few
+    launches as it can), skipping arrays with nothing to write. Both write only what ``prepare`` checked.
     """
 
     NAME: str
@@ -22,10 +23,9 @@ class Backend(Protocol):
 
     def check(self, array: Any, bits: str | None = None) -> None: ...
 
-    def fill(self, array: Any, draw: Any, full_shape: tuple, offsets: tuple, seed: int, stream: int,
-             bits: str | None = None) -> Any: ...
+    def fill(self, job: Any) -> Any: ...
 
-    def fill_group(self, items: list) -> Any: ...
+    def fill_group(self, jobs: list) -> Any: ...
 
 
 MEMBERS = ("NAME", "INSTALL", "available", "accepts", "check", "fill", "fill_group")

@@ -54,7 +54,7 @@ FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-t
          "-std=c11")
 log = logging.getLogger("gpuinit")
 _lock = threading.Lock()
-_state = {}
+_state: dict = {}
 
 
 class Params(ctypes.Structure):

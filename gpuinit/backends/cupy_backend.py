@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import kernels, regions
+from .. import kernels, regions, structured
 from ..draws import ELEMENTWISE, kernel_params
 from ..kernels import numpy_stream
-from ..structured import dirac_points, orthogonalize, sparse_keys
 from . import checks
 
 NAME = "cupy"
@@ -24,7 +23,7 @@ MAX_GRID = 65535 * 32  # blocks of a grid-stride launch
 # gi_fill's PATH (kernels/cuda/gpuinit_fill.cu) and its meta layout
 ALIGNED, RUN, RUNS_ALIGNED, RUNS, STRIDED, STRIDED_RUNS = range(6)
 META_N, META_MAGIC, META_SHIFT, META_S, META_G, META_LEN = 4, 10, 16, 22, 28, 34
-_modules = {}
+_modules: dict = {}
 
 
 def available():
@@ -78,20 +77,16 @@ def kernel(name):
     return _modules[name].get_function(name)
 
 
-def fill(array, draw, full_shape, offsets, seed, stream, bits=None):
-    """Fill ``array`` in place; ``bits="bfloat16"``: a 16-bit integer array receives bfloat16 bit patterns."""
-    a = as_cupy(array)
+def fill(job):
+    """Fill ``job.array`` (the block at ``job.offsets`` of a ``job.full_shape`` tensor) in place;
+    ``job.bits="bfloat16"``: a 16-bit integer array receives bfloat16 bit patterns. Returns the array."""
+    a, draw = as_cupy(job.array), job.draw
     if draw.kind in ELEMENTWISE:
-        launch(a, draw.kind, draw.params, full_shape, offsets, seed, stream, storage="gi_bf16" if bits else None)
-    elif bits:  # structured draws are built in float32, then rounded to bfloat16 bits
-        import cupy
-
-        tmp = cupy.empty(a.shape, cupy.float32)
-        _STRUCTURED[draw.kind](tmp, draw.params, full_shape, offsets, seed, stream)
-        a[...] = numpy_stream.bfloat16_bits(tmp, cupy).view(a.dtype)
+        launch(a, draw.kind, draw.params, job.full_shape, job.offsets, job.seed, job.stream,
+               storage="gi_bf16" if job.bits else None)
     else:
-        _STRUCTURED[draw.kind](a, draw.params, full_shape, offsets, seed, stream)
-    return array
+        structured.fill(_target(a, job), draw)
+    return job.array
 
 
 def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0, storage=None):
@@ -143,74 +138,48 @@ def plan(shape, strides, itemsize, address, kind, params, full_shape, offsets, b
             "args": (*(np.float32(v) for v in p), np.int32(flip))}
 
 
-def _constant(a, p, full_shape, offsets, seed, stream):
-    a.fill(p["value"])
-
-
-def _eye(a, p, full_shape, offsets, seed, stream):
+def _target(a, job):
+    """The structured draws' Target for cupy array ``a``, computed on its device (QR by cupy.linalg.qr, in float32,
+    float64 for float64 arrays); ``bits="bfloat16"``: values are rounded to bfloat16 bits as they are written."""
     import cupy
 
-    a.fill(0)
-    d = np.arange(max(offsets[0], offsets[1]), min(offsets[0] + a.shape[0], offsets[1] + a.shape[1]))
-    a[cupy.asarray(d - offsets[0]), cupy.asarray(d - offsets[1])] = p["gain"]
+    full_shape, offsets, seed, stream, bits = job.full_shape, job.offsets, job.seed, job.stream, job.bits
+
+    def put(index, values):
+        a[index] = numpy_stream.bfloat16_bits(cupy.asarray(values, cupy.float32), cupy).view(a.dtype) if bits else values
+
+    def draw(kind, params, shape, block_full_shape, block_offsets, base_index):
+        out = cupy.empty(shape, dtype=cupy.float32)
+        launch(out, kind, params, block_full_shape, block_offsets, seed, stream, base_index=base_index)
+        return out.view(cupy.uint32).astype(cupy.int64) if kind == "words" else out
+
+    def draw_into(kind, params):
+        launch(a, kind, params, full_shape, offsets, seed, stream, storage="gi_bf16" if bits else None)
+
+    return structured.Target(structured.Namespace(cupy), a.shape, full_shape, offsets, a.dtype == cupy.float64, put,
+                             draw_into, draw)
 
 
-def _dirac(a, p, full_shape, offsets, seed, stream):
-    import cupy
-
-    a.fill(0)
-    a[tuple(cupy.asarray(i) for i in dirac_points(full_shape, offsets, a.shape, p["groups"]))] = 1.0
-
-
-def _orthogonal(a, p, full_shape, offsets, seed, stream):
-    """QR on the device (cupy.linalg.qr) in float32, float64 for float64 arrays."""
-    import cupy
-
-    g = cupy.empty(full_shape, dtype=cupy.float32)
-    launch(g, "normal", {"mean": 0.0, "std": 1.0}, full_shape, (0,) * len(full_shape), seed, stream)
-    if a.dtype == cupy.float64:
-        g = g.astype(cupy.float64)
-    full = orthogonalize(g, p, cupy)
-    a[...] = full[tuple(slice(o, o + n) for o, n in zip(offsets, a.shape))]
-
-
-def _sparse(a, p, full_shape, offsets, seed, stream):
-    import cupy
-
-    launch(a, "normal", {"mean": 0.0, "std": p["std"]}, full_shape, offsets, seed, stream)
-    zeros, key_shape, key_offsets, base = sparse_keys(full_shape, offsets, a.shape[1], p["sparsity"])
-    if zeros:
-        rows = key_shape[0]
-        keys = cupy.empty(key_shape, dtype=cupy.float32)
-        launch(keys, "words", {}, full_shape, key_offsets, seed, stream, base_index=base)
-        keys = keys.view(cupy.uint32).astype(cupy.int64) * rows + cupy.arange(rows)[:, None]  # ties by row
-        mask = cupy.zeros(keys.shape, dtype=bool)
-        mask[cupy.argsort(keys, axis=0)[:zeros], cupy.arange(keys.shape[1])[None, :]] = True
-        a[mask[offsets[0]:offsets[0] + a.shape[0]]] = 0
-
-
-_STRUCTURED = {"constant": _constant, "eye": _eye, "dirac": _dirac, "orthogonal": _orthogonal, "sparse": _sparse}
-
-
-def fill_group(items):
-    """Fill many arrays: (array, Draw, seed, stream[, full_shape, offsets]). Contiguous arrays that hold one run of
-    logical indices (whole tensors, row shards) with an elementwise draw go in one launch per (device, dtype, kind,
-    erfinv branches), the others one launch each. Returns the number of kernel launches."""
+def fill_group(jobs):
+    """Fill the arrays of many jobs. Contiguous arrays that hold one run of logical indices (whole tensors, row
+    shards) with an elementwise draw go in one launch per (device, dtype, kind, erfinv branches), the others (and
+    bits="bfloat16" ones) one launch each. Returns the number of kernel launches."""
     import cupy
 
     groups, launches = {}, 0
-    for array, draw, seed, stream, *region in items:
-        if not checks.holds_values(array):
+    for job in jobs:
+        if not checks.holds_values(job.array):
             continue
-        a = as_cupy(array)
-        full_shape, offsets = regions.item_region(a.shape, region)
-        if draw.kind in ELEMENTWISE and a.dtype.name in STORAGE:
-            geo = regions.launch_geometry(a.shape, tuple(st // a.itemsize for st in a.strides), full_shape, offsets)
+        a, draw = as_cupy(job.array), job.draw
+        if draw.kind in ELEMENTWISE and a.dtype.name in STORAGE and not job.bits:
+            geo = regions.launch_geometry(a.shape, tuple(st // a.itemsize for st in a.strides), job.full_shape,
+                                          job.offsets)
             if geo["single_run"] and geo["contiguous"]:
                 key = (a.device.id, a.dtype.name, draw.kind, draw.params.get("branches", 3))
-                groups.setdefault(key, []).append((a.data.ptr, a.size, geo["meta"][0], draw.params, seed, stream))
+                groups.setdefault(key, []).append((a.data.ptr, a.size, geo["meta"][0], draw.params, job.seed,
+                                                   job.stream))
                 continue
-        fill(array, draw, full_shape, offsets, seed, stream)
+        fill(job)
         launches += 1
     for (device, dtype, kind, _), members in groups.items():
         k = group_plan(STORAGE[dtype], kind, members)

@@ -4,16 +4,16 @@ Memory stays bounded: each worker holds one chunk of ``CHUNK`` elements (a few M
 floats), never a full-size temporary, except orthogonal (QR needs the whole matrix) and sparse
 (a column's rank needs its keys).
 """
+import dataclasses
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .. import regions
-from ..draws import ELEMENTWISE
+from .. import regions, structured
+from ..draws import ELEMENTWISE, Draw
 from ..kernels import numpy_stream as ks
-from ..structured import dirac_points, orthogonalize, sparse_keys
 from . import cpu_kernel
 from .checks import check, holds_values  # noqa: F401 - check: the backend interface
 
@@ -65,23 +65,16 @@ def _numpy_view(array, bits=None):
     return array, False
 
 
-def _store(dst, values, bf16):
-    values = values.reshape(dst.shape)
-    dst[...] = ks.bfloat16_bits(values) if bf16 else values
-
-
-def fill(array, draw, full_shape, offsets, seed, stream, bits=None):
-    """Fill ``array`` (the block at ``offsets`` of a ``full_shape`` tensor) with ``draw``; ``bits="bfloat16"``:
-    a 16-bit integer array receives bfloat16 bit patterns."""
-    view, bf16 = _numpy_view(array, bits)
-    if draw.kind in ELEMENTWISE:
-        _fill_elementwise(view, bf16, draw, full_shape, offsets, seed, stream)
-    elif draw.kind == "orthogonal":
-        _orthogonal(view, bf16, draw.params, full_shape, offsets, seed, stream, torch_qr=view is not array)
+def fill(job):
+    """Fill ``job.array`` (the block at ``job.offsets`` of a ``job.full_shape`` tensor) with ``job.draw``;
+    ``job.bits="bfloat16"``: a 16-bit integer array receives bfloat16 bit patterns. Returns the array."""
+    view, bf16 = _numpy_view(job.array, job.bits)
+    if job.draw.kind in ELEMENTWISE:
+        _run_all(_piece_work(view, bf16, job))
     else:
-        _STRUCTURED[draw.kind](view, bf16, draw.params, full_shape, offsets, seed, stream)
-    _bump_version(array)
-    return array
+        structured.fill(_target(job, view, bf16), job.draw)
+    _bump_version(job.array)
+    return job.array
 
 
 def _bump_version(array):
@@ -98,9 +91,11 @@ def draw_values(kind, params, starts, length, seed, stream):
     return ks.draw_values(kind, params, starts, length, seed, stream)
 
 
-def _piece_work(view, bf16, draw, full_shape, offsets, seed, stream):
-    """One callable per piece of an elementwise fill; pieces are independent (any thread, any order)."""
+def _piece_work(view, bf16, job):
+    """One callable per piece of an elementwise fill of ``view`` (``job.array`` as numpy); pieces are independent
+    (any thread, any order)."""
     lib = cpu_kernel.load()
+    draw, seed, stream = job.draw, job.seed, job.stream
     store = "bfloat16" if bf16 else view.dtype.name
 
     def work(piece):
@@ -110,9 +105,10 @@ def _piece_work(view, bf16, draw, full_shape, offsets, seed, stream):
             out = dst.reshape(len(starts), length)
             cpu_kernel.draw_values(lib, draw.kind, draw.params, starts, length, seed, stream, out=out, store=store)
         else:
-            _store(dst, draw_values(draw.kind, draw.params, starts, length, seed, stream), bf16)
+            values = draw_values(draw.kind, draw.params, starts, length, seed, stream).reshape(dst.shape)
+            dst[...] = ks.bfloat16_bits(values) if bf16 else values
 
-    return [lambda piece=piece: work(piece) for piece in regions.pieces(view.shape, full_shape, offsets, CHUNK)]
+    return [lambda piece=piece: work(piece) for piece in regions.pieces(view.shape, job.full_shape, job.offsets, CHUNK)]
 
 
 def _run_all(tasks):
@@ -124,89 +120,57 @@ def _run_all(tasks):
             pass
 
 
-def _fill_elementwise(view, bf16, draw, full_shape, offsets, seed, stream):
-    _run_all(_piece_work(view, bf16, draw, full_shape, offsets, seed, stream))
-
-
-def fill_group(items):
-    """Fill many arrays: (array, Draw, seed, stream[, full_shape, offsets]). The pieces of all elementwise
-    fills share the thread pool at once (no barrier between arrays); returns the number of arrays."""
+def fill_group(jobs):
+    """Fill the arrays of many jobs. The pieces of all elementwise fills share the thread pool at once (no barrier
+    between arrays); returns the number of arrays written."""
     tasks = []
-    items = [item for item in items if holds_values(item[0])]
-    for array, draw, seed, stream, *region in items:
-        full_shape, offsets = regions.item_region(array.shape, region)
-        if draw.kind in ELEMENTWISE:
-            view, bf16 = _numpy_view(array)
-            tasks += _piece_work(view, bf16, draw, full_shape, offsets, seed, stream)
+    jobs = [job for job in jobs if holds_values(job.array)]
+    for job in jobs:
+        if job.draw.kind in ELEMENTWISE:
+            tasks += _piece_work(*_numpy_view(job.array, job.bits), job)
         else:
-            fill(array, draw, full_shape, offsets, seed, stream)
+            fill(job)
     _run_all(tasks)
-    for array, *_ in items:
-        _bump_version(array)
-    return len(items)
+    for job in jobs:
+        _bump_version(job.array)
+    return len(jobs)
 
 
-def _scalar(value, bf16):
-    return ks.bfloat16_bits(np.float32(value)) if bf16 else value
+def _target(job, view, bf16):
+    """The structured draws' Target for ``view`` (``job.array`` as numpy), written through the view. The
+    namespace follows the array's library, so results never depend on what else a process has imported: torch
+    for torch tensors (its LAPACK is 3x faster than NumPy's on float32 QR, which computes in float64), NumPy
+    for numpy arrays (bits="bfloat16" ones included)."""
+    torch = sys.modules.get("torch")
+    on_torch = torch is not None and isinstance(job.array, torch.Tensor)
+
+    def host(x):  # the numpy view of a torch CPU tensor
+        return x.numpy() if on_torch and isinstance(x, torch.Tensor) else x
+
+    def put(index, values):
+        index = tuple(map(host, index)) if isinstance(index, tuple) else host(index)
+        values = host(values)
+        view[index] = ks.bfloat16_bits(np.asarray(values, np.float32)) if bf16 else values
+
+    def draw(kind, params, shape, block_full_shape, block_offsets, base_index):
+        out = _block(kind, params, shape, block_full_shape, block_offsets, job.seed, job.stream, base_index)
+        return torch.from_numpy(out) if on_torch else out
+
+    def draw_into(kind, params):
+        _run_all(_piece_work(view, bf16, dataclasses.replace(job, draw=Draw(kind, params))))
+
+    return structured.Target(structured.Namespace(torch if on_torch else np), view.shape, job.full_shape, job.offsets,
+                             view.dtype.kind == "f" and view.dtype.itemsize == 8, put, draw_into, draw)
 
 
-def _constant(view, bf16, p, full_shape, offsets, seed, stream):
-    view[...] = _scalar(p["value"], bf16)
-
-
-def _eye(view, bf16, p, full_shape, offsets, seed, stream):
-    view[...] = 0
-    (r0, c0), (r, c) = offsets, view.shape
-    d = np.arange(max(r0, c0), min(r0 + r, c0 + c))
-    view[d - r0, d - c0] = _scalar(p["gain"], bf16)
-
-
-def _dirac(view, bf16, p, full_shape, offsets, seed, stream):
-    view[...] = 0
-    view[dirac_points(full_shape, offsets, view.shape, p["groups"])] = _scalar(1.0, bf16)
-
-
-def _normal_block(shape, full_shape, offsets, seed, stream, mean=0.0, std=1.0):
-    """float32 normal values of a block, gathered piece by piece (used by the host-side schemes)."""
-    out = np.empty(shape, np.float32)
-    params = {"mean": mean, "std": std}
+def _block(kind, params, shape, full_shape, offsets, seed, stream, base_index=0):
+    """A new array of a block's values, gathered piece by piece: float32 of an elementwise draw, or int64 of
+    the raw words of the logical indices from ``base_index`` on for kind "words"."""
+    words = kind == "words"
+    out = np.empty(shape, np.int64 if words else np.float32)
     for index, _, starts, length in regions.pieces(shape, full_shape, offsets, CHUNK):
-        out[index] = draw_values("normal", params, starts, length, seed, stream).reshape(out[index].shape)
+        starts = starts + np.uint64(base_index)
+        values = ks.element_words(starts, length, seed, stream) if words else \
+            draw_values(kind, params, starts, length, seed, stream)
+        out[index] = values.reshape(out[index].shape)
     return out
-
-
-def _orthogonal(view, bf16, p, full_shape, offsets, seed, stream, torch_qr=False):
-    """The normal draw of the full tensor, orthogonalized per batch copy, then this block.
-
-    torch tensors use torch's LAPACK (3x faster than NumPy's on float32, which computes in float64);
-    numpy arrays use NumPy's: the QR follows the array's library, so results never depend on what
-    else a process has imported."""
-    g = _normal_block(full_shape, full_shape, (0,) * len(full_shape), seed, stream)
-    if view.dtype.kind == "f" and view.dtype.itemsize == 8:
-        g = g.astype(np.float64)
-    if torch_qr:
-        import torch
-
-        full = orthogonalize(torch.from_numpy(g), p, torch).numpy()
-    else:
-        full = orthogonalize(g, p, np)
-    _store(view, full[tuple(slice(o, o + n) for o, n in zip(offsets, view.shape))], bf16)
-
-
-def _sparse(view, bf16, p, full_shape, offsets, seed, stream):
-    """N(0, std) values; in each column the ceil(sparsity * rows) rows with the smallest keys are zero
-    (structured.sparse_keys)."""
-    cols, r0, r = full_shape[1], offsets[0], view.shape[0]
-    values = _normal_block(view.shape, full_shape, offsets, seed, stream, std=p["std"])
-    zeros, key_shape, key_offsets, base = sparse_keys(full_shape, offsets, view.shape[1], p["sparsity"])
-    if zeros:
-        starts = np.uint64(base) + np.arange(key_shape[0], dtype=np.uint64) * np.uint64(cols) + np.uint64(key_offsets[1])
-        keys = ks.element_words(starts, key_shape[1], seed, stream)  # [rows, local cols]
-        order = np.argsort(keys, axis=0, kind="stable")[:zeros]  # zero rows of each local column (ties by row)
-        mask = np.zeros(key_shape, bool)
-        np.put_along_axis(mask, order, True, axis=0)
-        values[mask[r0:r0 + r]] = 0.0
-    _store(view, values, bf16)
-
-
-_STRUCTURED = {"constant": _constant, "eye": _eye, "dirac": _dirac, "sparse": _sparse}

@@ -19,6 +19,7 @@ It is chosen for torch tensors on any device other than cpu, meta and cuda, with
 device type per process; ``backend="staged"`` forces it for a torch tensor on any device (cpu included: how the
 tests compare it with the NumPy backend bit for bit).
 """
+import dataclasses
 import importlib.util
 import itertools
 import math
@@ -27,7 +28,6 @@ import sys
 import threading
 import warnings
 
-from .. import regions
 from ..draws import ELEMENTWISE
 from . import numpy_backend
 from .checks import check, holds_values  # noqa: F401 - check: the backend interface (metadata only, no read)
@@ -36,7 +36,7 @@ NAME = "staged"
 INSTALL = "torch (pip install 'gpuinit[torch]')"
 CHUNK_BYTES = 64 << 20  # the most CPU buffer one block takes (orthogonal excepted)
 _CHUNKED = ELEMENTWISE + ("constant", "eye", "dirac")
-_warned = set()
+_warned: set = set()
 _warn_lock = threading.Lock()
 
 
@@ -118,38 +118,34 @@ def _buffer(like):
     return torch.empty_strided(shape, dense, dtype=like.dtype, device="cpu")
 
 
-def _stage(dst, draw, full_shape, offsets, seed, stream):
-    """Fill CPU buffer(s) for ``dst`` with the NumPy backend and copy them into ``dst``."""
-    buf = _buffer(dst)
-    numpy_backend.fill(buf, draw, full_shape, offsets, seed, stream)
-    dst.copy_(buf)
-
-
-def fill(array, draw, full_shape, offsets, seed, stream, bits=None):
-    """Fill torch tensor ``array`` (the block at ``offsets`` of a ``full_shape`` tensor) with ``draw``, block by
-    block through the CPU. ``bits`` is refused by ``check`` (torch tensors have a bfloat16 dtype)."""
-    if not holds_values(array):
-        return array
-    dst = array.detach()
+def fill(job):
+    """Fill torch tensor ``job.array`` (the block at ``job.offsets`` of a ``job.full_shape`` tensor) with
+    ``job.draw``, block by block: the NumPy backend fills a CPU buffer for each block (a job of its own, at the
+    block's offsets), copied into the block. ``bits`` is refused by ``check`` (torch tensors have a bfloat16
+    dtype). Returns the array."""
+    if not holds_values(job.array):
+        return job.array
+    dst = job.array.detach()
     shape, chunk = tuple(dst.shape), chunk_elements(dst)
-    if draw.kind in _CHUNKED:
+    if job.draw.kind in _CHUNKED:
         parts = blocks(shape, dst.stride(), chunk)
-    elif draw.kind == "sparse":  # whole local columns, keys of full_shape[0] rows each
-        step = max(1, chunk // max(1, full_shape[0]))
+    elif job.draw.kind == "sparse":  # whole local columns, keys of full_shape[0] rows each
+        step = max(1, chunk // max(1, job.full_shape[0]))
         parts = (((0, c), (shape[0], min(step, shape[1] - c))) for c in range(0, shape[1], step))
     else:  # orthogonal: the whole block at once
         parts = [((0,) * len(shape), shape)]
     for starts, lengths in parts:
-        at = tuple(o + s for o, s in zip(offsets, starts))
-        _stage(_narrow(dst, starts, lengths), draw, full_shape, at, seed, stream)
-    return array
+        block = _narrow(dst, starts, lengths)
+        buf = _buffer(block)
+        at = tuple(o + s for o, s in zip(job.offsets, starts))
+        numpy_backend.fill(dataclasses.replace(job, array=buf, offsets=at, backend=numpy_backend))
+        block.copy_(buf)
+    return job.array
 
 
-def fill_group(items):
-    """Fill many tensors: (tensor, Draw, seed, stream[, full_shape, offsets]), one after another; returns the
-    number of tensors written."""
-    items = [item for item in items if holds_values(item[0])]
-    for array, draw, seed, stream, *region in items:
-        full_shape, offsets = regions.item_region(array.shape, region)
-        fill(array, draw, full_shape, offsets, seed, stream)
-    return len(items)
+def fill_group(jobs):
+    """Fill the tensors of many jobs, one after another; returns the number of tensors written."""
+    jobs = [job for job in jobs if holds_values(job.array)]
+    for job in jobs:
+        fill(job)
+    return len(jobs)

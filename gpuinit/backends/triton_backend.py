@@ -9,10 +9,9 @@ import sys
 
 import numpy as np
 
-from .. import regions
+from .. import regions, structured
 from ..draws import ELEMENTWISE, folded_params
 from ..seeding import as_int64
-from ..structured import dirac_points, orthogonalize, sparse_keys
 from .checks import check, holds_values  # noqa: F401 - check: the backend interface
 
 NAME = "triton"
@@ -43,15 +42,16 @@ def accepts(array):
     return array.is_cuda or (interpreting() and array.device.type in ("cpu", "meta"))
 
 
-def fill(array, draw, full_shape, offsets, seed, stream, bits=None):
+def fill(job):
+    """Fill ``job.array`` (the block at ``job.offsets`` of a ``job.full_shape`` tensor); returns it."""
     import torch
 
     with torch.no_grad():
-        if draw.kind in ELEMENTWISE:
-            launch(array, draw.kind, draw.params, full_shape, offsets, seed, stream)
+        if job.draw.kind in ELEMENTWISE:
+            launch(job.array, job.draw.kind, job.draw.params, job.full_shape, job.offsets, job.seed, job.stream)
         else:
-            _STRUCTURED[draw.kind](array, draw.params, full_shape, offsets, seed, stream)
-    return array
+            structured.fill(_target(job), job.draw)
+    return job.array
 
 
 def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0):
@@ -112,36 +112,34 @@ def short_runs(geo):
     return BLOCK // sub if sub <= BLOCK // 2 else 1
 
 
-def fill_group(items):
-    """Fill many tensors, each with its own elementwise draw, seed and stream: one kernel launch per
+def fill_group(jobs):
+    """Fill the tensors of many jobs, each with its own elementwise draw, seed and stream: one kernel launch per
     (device, dtype, kind, erfinv branches, alignment) for the contiguous ones that hold a single run of logical
-    indices (whole tensors, row shards), one launch each for the others.
-
-    ``items``: (tensor, Draw, seed, stream) for whole tensors, or (tensor, Draw, seed, stream,
-    full_shape, offsets) for blocks. Returns the number of kernel launches made.
+    indices (whole tensors, row shards), one launch each for the others. Returns the number of kernel launches.
     """
     import torch
 
     from ..kernels import triton_stream as kt
 
     groups, launches = {}, 0
-    for t, draw, seed, stream, *region in items:
-        full_shape, offsets = regions.item_region(t.shape, region)
+    for job in jobs:
+        t, draw = job.array, job.draw
         if not holds_values(t):
             continue
-        geo = regions.launch_geometry(t.shape, t.stride(), full_shape, offsets)
+        geo = regions.launch_geometry(t.shape, t.stride(), job.full_shape, job.offsets)
         if draw.kind in ELEMENTWISE and geo["contiguous"] and geo["single_run"]:
             aligned = geo["meta"][0] % 4 == 0 and t.data_ptr() % (4 * t.element_size()) == 0
             key = (t.device, t.dtype, draw.kind, draw.params.get("branches", 3), aligned)
-            groups.setdefault(key, []).append((t, draw, seed, stream, geo["meta"][0]))
+            groups.setdefault(key, []).append((job, geo["meta"][0]))
         else:
-            fill(t, draw, full_shape, offsets, seed, stream)
+            fill(job)
             launches += 1
     for (device, dtype, kind, branches, aligned), members in groups.items():
         table, owner = [], []
-        for i, (t, draw, seed, stream, start) in enumerate(members):
-            params = np.array(folded_params(kind, draw.params), dtype=np.float32).view(np.int64)
-            table.append([t.data_ptr(), t.numel(), as_int64(seed), as_int64(stream), start, *params.tolist()])
+        for i, (job, start) in enumerate(members):
+            t = job.array
+            params = np.array(folded_params(kind, job.draw.params), dtype=np.float32).view(np.int64)
+            table.append([t.data_ptr(), t.numel(), as_int64(job.seed), as_int64(job.stream), start, *params.tolist()])
             tiles = -(-((start % 4 + t.numel() + 3) // 4) // BLOCK)
             owner.append((np.int64(i) << 32) | np.arange(tiles, dtype=np.int64))
         owner = torch.from_numpy(np.concatenate(owner)).to(device)
@@ -150,8 +148,8 @@ def fill_group(items):
             kt.group_kernel[(len(owner),)](table, owner, OUT_DTYPE=kt.DTYPES[str(dtype)], KIND=kt.KINDS[kind],
                                            BLOCK=BLOCK, BRANCHES=branches, HW_ROUND=not interpreting(),
                                            ALIGNED=aligned, enable_fp_fusion=False)
-        for t, *_ in members:
-            torch.autograd.graph.increment_version(t)
+        for job, _ in members:
+            torch.autograd.graph.increment_version(job.array)
         launches += 1
     return launches
 
@@ -165,48 +163,25 @@ def words(device, shape, full_shape, offsets, seed, stream, base_index=0):
     return buf.view(torch.int32).to(torch.int64) & 0xFFFFFFFF
 
 
-def _constant(t, p, full_shape, offsets, seed, stream):
-    t.fill_(p["value"])
-
-
-def _eye(t, p, full_shape, offsets, seed, stream):
-    t.zero_()
-    t.diagonal(offsets[0] - offsets[1]).fill_(p["gain"])
-
-
-def _dirac(t, p, full_shape, offsets, seed, stream):
+def _target(job):
+    """The structured draws' Target for tensor ``t``: computed on its device (QR in float32, float64 for float64
+    tensors: bfloat16 and float16 weights too)."""
     import torch
 
-    t.zero_()
-    points = dirac_points(full_shape, offsets, tuple(t.shape), p["groups"])
-    t[tuple(torch.as_tensor(i, device=t.device) for i in points)] = 1.0
+    t, full_shape, offsets, seed, stream = job.array, job.full_shape, job.offsets, job.seed, job.stream
 
+    def put(index, values):
+        t[index] = values
 
-def _orthogonal(t, p, full_shape, offsets, seed, stream):
-    """QR on the device in float32 (float64 for float64 tensors): bfloat16 and float16 weights too."""
-    import torch
+    def draw(kind, params, shape, block_full_shape, block_offsets, base_index):
+        if kind == "words":
+            return words(t.device, shape, block_full_shape, block_offsets, seed, stream, base_index)
+        out = torch.empty(shape, dtype=torch.float32, device=t.device)
+        launch(out, kind, params, block_full_shape, block_offsets, seed, stream, base_index)
+        return out
 
-    g = torch.empty(full_shape, dtype=torch.float32, device=t.device)
-    launch(g, "normal", {"mean": 0.0, "std": 1.0}, full_shape, (0,) * len(full_shape), seed, stream)
-    if t.dtype == torch.float64:
-        g = g.double()
-    full = orthogonalize(g, p, torch)
-    t.copy_(full[tuple(slice(o, o + n) for o, n in zip(offsets, t.shape))])
+    def draw_into(kind, params):
+        launch(t, kind, params, full_shape, offsets, seed, stream)
 
-
-def _sparse(t, p, full_shape, offsets, seed, stream):
-    """Normal values in place; zeros where the column's keys (the words past the tensor) rank lowest."""
-    import torch
-
-    launch(t, "normal", {"mean": 0.0, "std": p["std"]}, full_shape, offsets, seed, stream)
-    zeros, key_shape, key_offsets, base = sparse_keys(full_shape, offsets, t.shape[1], p["sparsity"])
-    if zeros:
-        rows = key_shape[0]
-        keys = words(t.device, key_shape, full_shape, key_offsets, seed, stream, base_index=base)
-        keys = keys * rows + torch.arange(rows, device=t.device)[:, None]  # ties broken by row
-        order = keys.argsort(dim=0)[:zeros]
-        mask = torch.zeros(keys.shape, dtype=torch.bool, device=t.device).scatter_(0, order, True)
-        t.masked_fill_(mask[offsets[0]:offsets[0] + t.shape[0]], 0.0)
-
-
-_STRUCTURED = {"constant": _constant, "eye": _eye, "dirac": _dirac, "orthogonal": _orthogonal, "sparse": _sparse}
+    return structured.Target(structured.Namespace(torch, t.device), tuple(t.shape), full_shape, offsets,
+                             t.dtype == torch.float64, put, draw_into, draw)
