@@ -175,7 +175,7 @@ def explore(args):
     from .explore import run
 
     t0 = time.perf_counter()
-    run(args.out, quick=args.quick)
+    run(args.out, quick=args.quick, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     print(f"wrote {Path(args.out) / 'report.md'} and its figures in {time.perf_counter() - t0:.1f} s")
     return 0
 
@@ -271,7 +271,7 @@ def main(argv=None):
     i.set_defaults(run=info)
     e = sub.add_parser("explore", help="run the tutorial's experiments: figures and report.md in --out")
     e.add_argument("--out", type=checks.out_path, required=True)
-    e.add_argument("--quick", action="store_true", help="shorter runs")
+    e.add_argument("--quick", action="store_true", help="shorter runs (fewer steps, seeds and samples)")
     e.set_defaults(run=explore)
     b = sub.add_parser("bench", help="run bench/cpu.py, gpu.py, model.py or kernels.py (--out DIR saves results)")
     b.add_argument("which", choices=list(BENCH_OPTIONS))

@@ -1,47 +1,195 @@
-"""gpuinit explore: the figures exist and show what the tutorial claims."""
-import numpy as np
+"""gpuinit explore: every figure has its data, the statistics are exact and finite, two runs write the same data,
+and report.md names every figure and quotes numbers that are in the data."""
+import csv
+import json
+import math
+import re
+import time
+
 import pytest
 
 pytest.importorskip("matplotlib")
+torch = pytest.importorskip("torch")
 
-from gpuinit import explore
+from gpuinit import explore  # noqa: E402
+from gpuinit import explore_nets as nets  # noqa: E402
+
+FLOOR_FLAGS = ("at_floor", "act_at_floor", "grad_at_floor")
+OLD_CLIPS = (1e-30, 1e-12)  # the silent clipping values of earlier versions
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    out = tmp_path_factory.mktemp("explore")
-    return out, explore.run(out, quick=True)
+def runs(tmp_path_factory):
+    outs = [tmp_path_factory.mktemp(f"explore{i}") for i in range(2)]
+    messages = []
+    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    t0 = time.perf_counter()
+    res = explore.run(outs[0], quick=True, progress=messages.append)
+    seconds = time.perf_counter() - t0
+    restored = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == (threads, det)
+    explore.run(outs[1], quick=True, progress=lambda m: None, draw=False)  # the same data, no figures
+    return {"out": outs[0], "again": outs[1], "res": res, "seconds": seconds, "messages": messages,
+            "restored": restored}
 
 
-def test_figures_and_report(results):
-    out, _ = results
-    report = (out / "report.md").read_text()
-    for name in ("symmetry", "signal", "curves", "trials"):
+def _csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _numbers(obj):
+    if isinstance(obj, bool):
+        return
+    if isinstance(obj, (int, float)):
+        yield float(obj)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _numbers(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _numbers(v)
+
+
+def _cell_numbers(rows):
+    for row in rows:
+        for v in row.values():
+            try:
+                yield float(v)
+            except ValueError:
+                pass
+
+
+def test_every_png_has_its_data(runs):
+    out = runs["out"]
+    assert sorted(p.stem for p in out.glob("*.png")) == sorted(explore.FIGURES)
+    for name in explore.FIGURES:
         png = out / f"{name}.png"
         assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert f"({name}.png)" in report
+        rows = _csv(out / f"{name}.csv")
+        meta = json.loads((out / f"{name}.json").read_text())
+        assert rows and meta["figure"] == f"{name}.png" and meta["data_file"] == f"{name}.csv"
+        assert meta["network"] and meta["data"] and meta["claim"] and meta["settings"]
 
 
-def test_symmetric_units_stay_identical(results):
-    _, r = results
+def test_data_is_finite_and_no_value_sits_at_an_unmarked_floor(runs):
+    out = runs["out"]
+    for name in explore.FIGURES:
+        rows = _csv(out / f"{name}.csv")
+        for row in rows:
+            floored = any(row.get(k) == "1" for k in FLOOR_FLAGS)
+            for key, v in row.items():
+                if v == "":
+                    assert floored, (name, key, row)  # only a floored statistic has no log10
+                    continue
+                try:
+                    x = float(v)
+                except ValueError:
+                    continue
+                assert math.isfinite(x), (name, key, row)
+                assert x not in OLD_CLIPS, (name, key, row)
+                if x <= 0 and re.search(r"(rms|std)", key) and "log10" not in key:
+                    assert floored, (name, key, row)  # an exact zero must be flagged as the floor
+        meta = json.loads((out / f"{name}.json").read_text())
+        assert all(math.isfinite(x) for x in _numbers(meta)), name
+
+
+def test_float32_underflow_case_is_exact(runs):
+    """Small-uniform ReLU: float32 autograd loses the gradient RMS to underflow; the written values are finite
+    and equal a float64 autograd recomputation."""
+    depth, batch = explore.sizes(True)["depth"], explore.sizes(True)["batch"]
+    ws, label = nets.alternating(depth), "small uniform ±0.01"
+
+    def autograd_rms(dtype):
+        w = [wl.to(dtype).requires_grad_() for wl in nets.weights(label, ws, 0)]
+        x, up = (t.to(dtype) for t in nets.inputs(ws, batch, 0))
+        h, zs = x, []
+        for wl in w:
+            z = h @ wl.T
+            z.retain_grad()
+            zs.append(z)
+            h = torch.relu(z)
+        (h * up).sum().backward()
+        return [float(z.grad.pow(2).mean().sqrt()) for z in zs]
+
+    f32, f64 = autograd_rms(torch.float32), autograd_rms(torch.float64)
+    assert sum(v == 0.0 for v in f32) >= 5  # the case is known to underflow in float32
+    assert all(v > 0 and math.isfinite(v) for v in f64)
+    written = [r for r in _csv(runs["out"] / "signal.csv") if r["activation"] == "relu" and r["init"] == label]
+    assert len(written) == depth
+    for r, ref in zip(written, f64, strict=True):
+        assert r["grad_at_floor"] == "0"
+        assert abs(float(r["log10_grad_rms"]) - math.log10(ref)) < 1e-9, (r["layer"], r["log10_grad_rms"], ref)
+    assert min(float(r["grad_rms"]) for r in written) < 1e-30  # far below where float32 squares underflow
+
+
+def test_log_domain_backward_survives_float64_underflow():
+    """A gradient that float64 itself cannot hold (sigmoid, U(-0.001, 0.001), 256 layers: the forward signal stays
+    near 1/2, the gradient shrinks past 1e-324) stays finite in the log domain."""
+    ws = nets.alternating(256, wide=16, narrow=16)
+    st = nets.deep_stats("sigmoid", ("uniform", {"a": -1e-3, "b": 1e-3}), ws, batch=8)
+    assert all(v is not None and math.isfinite(v) for v in st["grad_rms"])
+    assert st["grad_rms"][0] < -330  # log10: below float64's smallest subnormal
+
+
+def test_two_runs_write_identical_data(runs):
+    for name in explore.FIGURES:
+        for ext in ("csv", "json"):
+            a = (runs["out"] / f"{name}.{ext}").read_bytes()
+            assert a == (runs["again"] / f"{name}.{ext}").read_bytes(), f"{name}.{ext}"
+    assert (runs["out"] / "report.md").read_text() == (runs["again"] / "report.md").read_text()
+
+
+def test_report_names_every_figure_and_quotes_the_data(runs):
+    out = runs["out"]
+    report = (out / "report.md").read_text()
+    known = set()
+    for name in explore.FIGURES:
+        assert f"({name}.png)" in report and f"({name}.csv)" in report
+        meta = json.loads((out / f"{name}.json").read_text())
+        assert meta["network"] in report and meta["data"] in report
+        known.update(f"{x:.3g}" for x in _numbers(meta))
+        known.update(f"{x:.3g}" for x in _cell_numbers(_csv(out / f"{name}.csv")))
+    quoted = re.findall(r"(?<![§\w.])(\d+\.\d+(?:e[+-]\d+)?|\d+e[+-]\d+)", report)
+    assert len(quoted) > 40
+    missing = [q for q in quoted if q not in known]
+    assert not missing, missing
+    assert "same network" not in report
+
+
+def test_progress_threads_and_runtime(runs):
+    assert len(runs["messages"]) >= len(explore.FIGURES) and all("explore:" in m for m in runs["messages"])
+    assert runs["restored"]
+    assert runs["seconds"] < 60
+
+
+def test_the_tutorials_claims_hold(runs):
+    r = runs["res"]
     sym = r["symmetry"]
-    w = sym["constant 0.5"]["w1"]
+    w = sym["w1"]["constant 0.5"]
     assert (w - w[0]).abs().max() < 1e-6  # every hidden unit still has the first one's weights
-    assert max(sym["constant 0.5"]["spread"]) < 1e-6 and sym["Glorot"]["spread"][-1] > 0.1
-    assert sym["constant 0.5"]["loss"][-1] > sym["Glorot"]["loss"][-1] + 0.05  # the symmetric run stalls
+    s = sym["summary"]
+    assert s["constant_spread_max"] < 1e-6 and s["glorot_spread_last"] > 0.1
+    assert s["constant_loss_last"] > s["glorot_loss_last"] + 0.05
+    assert r["trials"]["summary"]["same start"]["std"] < 1e-6
+    assert r["trials"]["summary"]["Glorot"]["std"] > 1e-3
+    sig = r["signal"]["summary"]
+    assert sig["relu_he_act_std_max"] / sig["relu_he_act_std_min"] < 10
+    assert sig["relu_small_act_std_last"] < 1e-30 and sig["relu_large_act_std_last"] > 1e15
+    der = r["derivations"]["summary"]
+    assert der["linear_max_ratio"] < 1.5 and der["glorot_pair_factor"] == pytest.approx(0.64)
+    cur = r["curves"]["summary"]
+    assert cur["ranking"][-1] == "small uniform ±0.01"
+    other = r["other_forms"]["summary"]
+    assert other["orthogonal_sv_dev_from_1"] < 1e-9 and other["Glorot_sv_below_resolution"] > 0
 
 
-def test_he_keeps_relu_signal_small_uniform_collapses_it(results):
-    _, r = results
-    he, small = r["signal"][("relu", "He")]["act"], r["signal"][("relu", "small uniform")]["act"]
-    assert max(he) / min(he) < 2.0
-    assert small[-1] / small[0] < 1e-6
-    large = r["signal"][("relu", "large uniform")]["act"]
-    assert large[-1] / large[0] > 1e6  # and a large one makes it explode
+def test_cli_shows_progress_on_stderr(monkeypatch, capsys, tmp_path):
+    from gpuinit import cli
 
+    def fake_run(out, quick=False, progress=None):
+        progress("explore: [1/7] symmetry (0.1 s)")
 
-def test_trials_need_different_starts(results):
-    _, r = results
-    assert np.std(r["trials"]["same start"]) < 1e-6
-    for label in ("Glorot", "LeCun", "He"):
-        assert np.std(r["trials"][label]) > 1e-3, label
+    monkeypatch.setattr(explore, "run", fake_run)
+    assert cli.main(["explore", "--out", str(tmp_path), "--quick"]) == 0
+    cap = capsys.readouterr()
+    assert "explore: [1/7] symmetry" in cap.err and "wrote" in cap.out

@@ -1,0 +1,219 @@
+"""The figures of ``gpuinit explore``, drawn from the same rows that go into each figure's CSV.
+
+Every figure's title states its claim and its network, data and settings; legends sit outside the axes; a value
+at a floor (an all-zero tensor, a singular value below float64's resolution) is drawn with its own marker and
+named in the legend.
+"""
+import numpy as np
+
+COLORS = {"small uniform ±0.01": "tab:blue", "large uniform ±1": "tab:orange", "Glorot": "tab:green",
+          "Xavier logistic": "tab:olive", "LeCun": "tab:red", "He": "tab:purple", "He leaky (a=0.2)": "tab:pink",
+          "orthogonal": "tab:brown", "identity": "tab:cyan", "sparse 90%": "tab:gray", "constant 0.5": "tab:red",
+          "same start": "tab:red", "sigmoid": "tab:blue", "tanh": "tab:orange"}
+STYLES = {"He leaky (a=0.2)": "--", "Xavier logistic": "--", "identity": "--"}
+
+
+def pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise RuntimeError("gpuinit explore draws with matplotlib: pip install 'gpuinit[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def draw(name, r, meta, path):
+    """Draw figure ``name`` from its result ``r`` (rows, summary; no tensors) into ``path``."""
+    globals()[name](pyplot(), r, meta, path)
+
+
+def _figure(plt, meta, nrows, ncols, size):
+    fig, ax = plt.subplots(nrows, ncols, figsize=size, squeeze=False)
+    fig.suptitle(f"{meta['claim']}\n{meta['network']}; {meta['data']}", fontsize=10, y=1 - 0.08 / size[1])
+    return fig, ax
+
+
+def _finish(fig, path, ncol=6):
+    """Fixed margins in inches (no layout engine: it measures every text many times, which costs seconds):
+    the two-line title on top, the legend below the x labels."""
+    handles, labels = {}, []
+    for a in fig.axes:
+        for h, lab in zip(*a.get_legend_handles_labels(), strict=True):
+            if lab not in handles:
+                handles[lab] = h
+                labels.append(lab)
+    w, h = fig.get_size_inches()
+    rows = -(-len(labels) // ncol) if labels else 0
+    title_lines = max(a.get_title().count("\n") + 1 if a.get_title() else 0 for a in fig.axes)
+    nrows = fig.axes[0].get_subplotspec().get_gridspec().nrows
+    fig.subplots_adjust(left=0.8 / w, right=1 - 0.15 / w, top=1 - (0.55 + 0.2 * title_lines) / h,
+                        bottom=(0.6 + 0.22 * rows) / h, wspace=0.28, hspace=0.12 + 0.2 * title_lines * (nrows > 1))
+    if labels:
+        fig.legend([handles[k] for k in labels], labels, loc="lower center", ncol=min(ncol, len(labels)),
+                   fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.02 / h))
+    fig.savefig(path, dpi=90, metadata={"Software": None})
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def _sel(rows, **kw):
+    return [r for r in rows if all(r[k] == v for k, v in kw.items())]
+
+
+def _log_series(ax, xs, logs, floors, color, label, style="-"):
+    """Plot 10 ** log against x; entries at the floor (an all-zero tensor) are drawn as triangles at the bottom."""
+    ys = np.array([10.0 ** v if not f else np.nan for v, f in zip(logs, floors, strict=True)])
+    ax.plot(xs, ys, style, color=color, label=label, lw=1.4)
+    if any(floors):
+        bottom = np.nanmin(ys) / 10 if np.isfinite(ys).any() else 1e-300
+        ax.plot([x for x, f in zip(xs, floors, strict=True) if f], [bottom] * sum(floors), "v", color=color,
+                label="exactly 0 (drawn at the bottom)")
+
+
+def symmetry(plt, r, meta, path):
+    fig, ax = _figure(plt, meta, 1, 3, (13, 4))
+    for label in ("constant 0.5", "Glorot"):
+        rows = _sel(r["rows"], start=label)
+        ax[0, 0].plot([x["step"] for x in rows], [x["spread"] for x in rows], color=COLORS[label], label=label)
+        ax[0, 1].plot([x["step"] for x in rows], [x["loss"] for x in rows], color=COLORS[label])
+        w = np.asarray(r["w1"][label])
+        ax[0, 2].scatter(w[:, 0], w[:, 1], s=60 if label != "Glorot" else 25, color=COLORS[label], alpha=0.7)
+    ax[0, 0].set(xlabel="step", ylabel="spread of the hidden units' weights\n(0 = all units equal)",
+                 title="units that start equal stay equal")
+    ax[0, 1].set(xlabel="step", ylabel="loss (binary cross-entropy)", title="training loss")
+    n = len(r["w1"]["Glorot"])
+    ax[0, 2].set(xlabel="weight from input x1", ylabel="weight from input x2",
+                 title=f"the {n} hidden units' weights after training\n(constant start: all {n} on one point)")
+    _finish(fig, path)
+
+
+def trials(plt, r, meta, path):
+    fig, ax = _figure(plt, meta, 1, 1, (10, 4.8))
+    labels = list(dict.fromkeys(x["start"] for x in r["rows"]))
+    rng = np.random.default_rng(0)
+    for k, label in enumerate(labels):
+        v = [x["final_loss"] for x in _sel(r["rows"], start=label)]
+        ax[0, 0].boxplot([v], positions=[k], widths=0.5, showfliers=False)
+        ax[0, 0].scatter(k + rng.uniform(-0.15, 0.15, len(v)), v, s=14, color=COLORS[label], alpha=0.7, zorder=3)
+    ax[0, 0].set_xticks(range(len(labels)), labels)
+    ax[0, 0].set(ylabel="final loss (one point per trial)",
+                 title="different starts explore; the same start (Glorot, seed 0) ends at one loss in every trial")
+    _finish(fig, path)
+
+
+def scale(plt, r, meta, path):
+    fig, ax = _figure(plt, meta, 1, 3, (14, 4.2))
+    s = r["summary"]
+    for act in ("sigmoid", "tanh"):
+        rows = _sel(r["rows"], activation=act)
+        rs = [x["r"] for x in rows]
+        _log_series(ax[0, 0], rs, [x["log10_grad_gain"] for x in rows], [x["grad_at_floor"] for x in rows],
+                    COLORS[act], act)
+        ax[0, 1].plot(rs, [x["saturated"] for x in rows], color=COLORS[act])
+        _log_series(ax[0, 2], rs, [x["log10_act_std_last"] for x in rows], [x["act_at_floor"] for x in rows],
+                    COLORS[act], act)
+    for a in ax[0]:
+        a.set_xscale("log")
+        a.axvline(s["glorot_r"], color="k", ls=":", lw=1, label=f"Glorot bound r = {s['glorot_r']:.3g}")
+        a.axvline(s["logistic_r"], color="k", ls="--", lw=1, label=f"Xavier logistic r = {s['logistic_r']:.3g}")
+        a.set_xlabel("uniform range r (weights ~ U(-r, r))")
+    ax[0, 0].axhline(1, color="gray", lw=0.8)
+    ax[0, 0].set(yscale="log", ylabel="gradient RMS at layer 1 / at layer 16",
+                 title="gradient growth back through the net\n(1 = neither vanishing nor exploding)")
+    ax[0, 1].set(ylabel="fraction of saturated units (f' < f'(0)/10)", title="saturation", ylim=(-0.02, 1.02))
+    ax[0, 2].set(yscale="log", ylabel="activation std at layer 16", title="forward signal at the last layer")
+    _finish(fig, path)
+
+
+def signal(plt, r, meta, path):
+    from .explore_nets import PER_ACT
+
+    fig, ax = _figure(plt, meta, 2, 4, (17, 7.5))
+    for j, (act, labels) in enumerate(PER_ACT.items()):
+        for label in labels:
+            rows = _sel(r["rows"], activation=act, init=label)
+            layers = [x["layer"] for x in rows]
+            st = STYLES.get(label, "-")
+            _log_series(ax[0, j], layers, [x["log10_act_std"] for x in rows], [x["act_at_floor"] for x in rows],
+                        COLORS[label], label, st)
+            _log_series(ax[1, j], layers, [x["log10_grad_rms"] for x in rows], [x["grad_at_floor"] for x in rows],
+                        COLORS[label], label, st)
+        ax[0, j].set(yscale="log", title=act if act != "leaky_relu" else "leaky_relu (slope 0.2)")
+        ax[1, j].set(yscale="log", xlabel="layer (widths 256→64→256→…)")
+    ax[0, 0].set_ylabel("activation std (forward)")
+    ax[1, 0].set_ylabel("gradient RMS dL/dz (backward)")
+    _finish(fig, path, ncol=8)
+
+
+def derivations(plt, r, meta, path):
+    from .explore_deep import DERIVATION_CASES
+
+    fig, ax = _figure(plt, meta, 2, 4, (17, 7.5))
+    for j, (act, label) in enumerate(DERIVATION_CASES):
+        rows = _sel(r["rows"], activation=act, init=label)
+        layers = [x["layer"] for x in rows]
+        for i, key in enumerate(("z_rms", "grad_rms")):
+            a = ax[i, j]
+            a.fill_between(layers, [10 ** x[f"log10_{key}_min"] for x in rows],
+                           [10 ** x[f"log10_{key}_max"] for x in rows], color="tab:blue", alpha=0.2,
+                           label="measured, min-max over weight draws")
+            a.plot(layers, [10 ** x[f"log10_{key}_all_seeds"] for x in rows], color="tab:blue",
+                   label="measured, RMS over all draws")
+            a.plot(layers, [10 ** x[f"predicted_log10_{key}"] for x in rows], "k--", label="predicted")
+            a.set(yscale="log")
+        ax[0, j].set(title=f"{label}, {act}")
+        ax[1, j].set(xlabel="layer (widths 256→64→256→…)")
+    ax[0, 0].set_ylabel("RMS of pre-activation z")
+    ax[1, 0].set_ylabel("RMS of gradient dL/dz")
+    _finish(fig, path)
+
+
+def other_forms(plt, r, meta, path):
+    from .explore_deep import OTHER_FORMS
+
+    fig, ax = _figure(plt, meta, 1, 3, (15, 4.4))
+    for label in OTHER_FORMS:
+        c, st = COLORS[label], STYLES.get(label, "-")
+        sv = _sel(r["rows"], init=label, quantity="singular_value")
+        ok = [x for x in sv if not x["below_resolution"]]
+        low = [x for x in sv if x["below_resolution"]]
+        ax[0, 0].plot([x["index"] for x in ok], [x["value"] for x in ok], st, color=c, label=label)
+        if low:
+            ax[0, 0].plot([x["index"] for x in low], [x["value"] for x in low], "o", mfc="none", ms=3, color=c,
+                          label="below float64 resolution (noise)")
+        for k, q in enumerate(("act_std", "grad_rms"), 1):
+            rows = _sel(r["rows"], init=label, quantity=q)
+            _log_series(ax[0, k], [x["index"] for x in rows], [x["log10_value"] for x in rows],
+                        [x["at_floor"] for x in rows], c, label, st)
+    res = max(v for k, v in r["summary"].items() if k.endswith("_sv_resolution"))
+    ax[0, 0].axhline(res, color="k", ls=":", lw=1, label="float64 resolution (n eps σ_max)")
+    ax[0, 0].set(yscale="log", xlabel="index", ylabel="singular value",
+                 title="end-to-end map of the linear net:\nsingular values (orthogonal, identity: all 1)")
+    ax[0, 1].set(yscale="log", xlabel="layer", ylabel="activation std", title="tanh net: forward")
+    ax[0, 2].set(yscale="log", xlabel="layer", ylabel="gradient RMS dL/dz", title="tanh net: backward")
+    _finish(fig, path)
+
+
+def curves(plt, r, meta, path):
+    fig, ax = _figure(plt, meta, 1, 2, (14, 4.8))
+    for label in r["summary"]["by_init"]:
+        runs = sorted({x["seed"] for x in r["rows"] if x["init"] == label})
+        h = np.array([[x["loss"] for x in _sel(r["rows"], init=label, seed=sd)] for sd in runs])
+        steps = np.arange(h.shape[1])
+        ax[0, 0].fill_between(steps, h.min(0), h.max(0), color=COLORS[label], alpha=0.18)
+        ax[0, 0].plot(steps, np.median(h, 0), color=COLORS[label], label=label)
+        pr = [x for x in r["per_run"] if x["init"] == label]
+        ax[0, 1].scatter([x["w1_rms_start"] for x in pr], [x["loss_end"] for x in pr], color=COLORS[label], s=22)
+        ax[0, 1].scatter([x["w1_rms_end"] for x in pr], [x["loss_end"] for x in pr], color=COLORS[label], s=22,
+                         marker="x")
+    n = len({x["seed"] for x in r["rows"]})
+    ax[0, 0].set(yscale="log", xlabel="step", ylabel="loss (binary cross-entropy)",
+                 title=f"median (line) and min-max (band) over {n} weight seeds")
+    ax[0, 1].scatter([], [], color="k", s=22, label="first-layer weight RMS at the start (dots)")
+    ax[0, 1].scatter([], [], color="k", s=22, marker="x", label="… and at the end (crosses)")
+    ax[0, 1].set(xscale="log", yscale="log", xlabel="RMS of the first layer's weights (2 → 32)",
+                 ylabel="final loss", title="the first layer's weight scale, start and end, vs final loss")
+    _finish(fig, path, ncol=8)
