@@ -139,7 +139,8 @@ def main():
           f"{'x numpy':>8} {'of fill':>8} {'peak MiB':>9}")
     for r in rows:
         print(f"{r['dtype']:<9} {r['scheme']:<16} {r['melem_s']:>12.0f} {fmt(r.get('torch_melem_s'), '10.0f')} "
-              f"{fmt(r.get('vs_torch'), '8.2f')} {fmt(r.get('numpy_melem_s'), '10.0f')} {fmt(r.get('vs_numpy'), '8.2f')} "
+              f"{fmt(r.get('vs_torch'), '8.2f')} {fmt(r.get('numpy_melem_s'), '10.0f')} "
+              f"{fmt(r.get('vs_numpy'), '8.2f')} "
               f"{fmt(r.get('vs_ceiling'), '8.3f')} {fmt(r.get('peak_extra_mib'), '9.2f')} {r.get('note', '')}")
     meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "threads": args.threads,
             "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,

@@ -110,7 +110,8 @@ def markdown(meta, rows):
     failed, skipped = sum(r["ok"] is False for r in rows), sum(r["ok"] is None for r in rows)
     lines += [f"- {meta['date']}; " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
               f"- nominal HBM bandwidth: {hbm}; SM clock (current, max): {clocks or 'n/a'}",
-              f"- repeat {meta['repeat']}; sizes {[fmt_size(n) for n in meta['sizes']]}; dtypes {meta['dtypes']}; {state}",
+              f"- repeat {meta['repeat']}; sizes {[fmt_size(n) for n in meta['sizes']]}; "
+              f"dtypes {meta['dtypes']}; {state}",
               f"- rows: {len(rows)}; failed: {failed}; skipped: {skipped}", ""]
     header = ("| kind | dtype | size | impl | G elem/s | % store ceiling | % HBM | ms | peak extra | ok | value "
               "| note |")

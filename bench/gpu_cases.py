@@ -561,10 +561,11 @@ def check_grouped(b, kind, dtype, seed, stream):
     shapes = [s for s in b.scale.group if len(s) > 1 or kind != "kaiming_uniform"]  # kaiming needs fans
     tensors = [empty(shape, dtype, b) for shape in shapes]
     streams = [(stream + i) % 2**64 for i in range(len(tensors))]
-    todo = [jobs.prepare(t, scheme, params, seed=seed, stream=s, backend="triton") for t, s in zip(tensors, streams)]
+    todo = [jobs.prepare(t, scheme, params, seed=seed, stream=s, backend="triton")
+            for t, s in zip(tensors, streams, strict=True)]
     jobs.run(todo)
     bad, first, offset = 0, None, 0
-    for t, job, s in zip(tensors, todo, streams):
+    for t, job, s in zip(tensors, todo, streams, strict=True):
         n, f = mismatches(t, job.draw, [0], t.numel(), seed, s)
         if n and first is None:
             first = offset + f

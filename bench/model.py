@@ -33,7 +33,8 @@ import torch
 import gpuinit
 from gpuinit.models import Llama, LlamaConfig
 
-way, n, device, dtype, repeat = sys.argv[1], float(sys.argv[2]), sys.argv[3], getattr(torch, sys.argv[4]), int(sys.argv[5])
+way, n, device = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+dtype, repeat = getattr(torch, sys.argv[4]), int(sys.argv[5])
 cfg = LlamaConfig.with_params(n)
 cuda = device.startswith("cuda")
 
@@ -139,7 +140,8 @@ def main():
             if "ceiling_seconds" in r:
                 row["of_ceiling"] = r["ceiling_seconds"] / r["seconds"]
             rows.append(row)
-    print(f"{'params':>8} {'way':<36} {'seconds':>8} {'gpuinit x':>10} {'peak GiB':>9} {'params GiB':>10} {'of ceiling':>10}")
+    print(f"{'params':>8} {'way':<36} {'seconds':>8} {'gpuinit x':>10} {'peak GiB':>9} "
+          f"{'params GiB':>10} {'of ceiling':>10}")
     for r in rows:
         ceiling = f"{r['of_ceiling']:.1%}" if "of_ceiling" in r else ""
         print(f"{r['params'] / 1e6:>7.0f}M {r['way']:<36} {r['seconds']:>8.3f} {r['speedup_of_gpuinit']:>10.2f} "

@@ -3,6 +3,9 @@
 >>> import numpy as np, gpuinit
 >>> w = gpuinit.init_(np.empty((512, 256), np.float32), "glorot_uniform", seed=0)
 """
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
 from .api import init_
 from .backends import available_backends
 from .distributed import fingerprint
@@ -10,6 +13,9 @@ from .errors import BackendUnavailableError, ConfigError, InitError, UnknownBack
 from .kernels.numpy_stream import philox4x32
 from .schemes import SCHEMES, calculate_gain
 from .seeding import manual_seed
+
+if TYPE_CHECKING:
+    from .own import OwnInitReport
 
 __version__ = "0.1.0"  # the one version number: pyproject.toml reads it (dynamic = ["version"])
 __all__ = [
@@ -33,14 +39,20 @@ __all__ = [
 ]
 
 
-def init_module(module, recipe="torch", *, seed=None, device=None, rules=None, progress=None, backend=None):
+_M = TypeVar("_M")  # the module type: init_module returns the module it filled
+
+
+def init_module(module: _M, recipe: str = "torch", *, seed: Any = None, device: Any = None,
+                rules: Iterable[Sequence[Any]] | None = None, progress: bool | None = None,
+                backend: str | None = None) -> _M:
     """Materialize a torch module and fill every parameter and buffer: see gpuinit.modules.init_module."""
     from .modules import init_module as _init_module
 
     return _init_module(module, recipe, seed=seed, device=device, rules=rules, progress=progress, backend=backend)
 
 
-def own_init(module, *, seed=None, device=None, rules=None):
+def own_init(module: Any, *, seed: Any = None, device: Any = None,
+             rules: Iterable[Sequence[Any]] | None = None) -> "OwnInitReport":
     """Run a torch module's own init code with its fills served by gpuinit: see gpuinit.own_init.own_init."""
     from .own_model import own_init as _own_init
 

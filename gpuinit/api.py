@@ -1,14 +1,23 @@
 """``init_``: fill an array in place with a scheme, on the backend its type calls for."""
 import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import jobs, seeding
+
+if TYPE_CHECKING:
+    from .initializers import Initializer
+
+_A = TypeVar("_A")  # the array type: init_ returns the array it filled
 
 # Draws that use no randomness: they take no seed from any source.
 _NO_RANDOMNESS = ("constant", "eye", "dirac")
 
 
-def init_(array, scheme, *, seed=None, generator=None, stream=0, in_axis=1, out_axis=0, batch_axis=(),
-          full_shape=None, offsets=None, backend=None, bits=None, **params):
+def init_(array: _A, scheme: "str | Initializer", *, seed: Any = None, generator: Any = None, stream: int = 0,
+          in_axis: int | Sequence[int] = 1, out_axis: int | Sequence[int] = 0, batch_axis: int | Sequence[int] = (),
+          full_shape: Sequence[int] | None = None, offsets: Sequence[int] | None = None, backend: str | None = None,
+          bits: str | None = None, **params: Any) -> _A:
     """Fill ``array`` in place with ``scheme`` and return it.
 
     Args:

@@ -2,6 +2,7 @@
 so filling it with ``full_shape``/``offsets`` gives exactly the values of the unsharded tensor."""
 import hashlib
 import sys
+from typing import Any
 
 from .errors import InitError
 from .seeding import as_int64
@@ -86,7 +87,7 @@ def block_checksum(t, full_shape, offsets, chunk_rows=4096):
     return total
 
 
-def fingerprint(module):
+def fingerprint(module: Any) -> dict[str, int]:
     """{parameter name: 64-bit checksum of its values}, the same whatever the sharding of each parameter;
     a tensor stored under several names (tied weights) is listed once, under its first name.
 

@@ -208,7 +208,7 @@ def _local_region(index, full_shape, offsets, local_shape):
     if len(items) > len(full_shape):
         return None
     here, there, empty = [], [], False
-    for i, n, off, size in zip(items, full_shape, offsets, local_shape):
+    for i, n, off, size in zip(items, full_shape, offsets, local_shape, strict=False):
         if isinstance(i, slice):
             start, stop, step = i.indices(n)
             if step != 1:

@@ -24,7 +24,7 @@ def check_region(shape, full_shape, offsets):
         for v in vals:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise InitError(f"{name} must hold non-negative integers, got {vals}")
-    for d, (n, full, off) in enumerate(zip(shape, full_shape, offsets)):
+    for d, (n, full, off) in enumerate(zip(shape, full_shape, offsets, strict=True)):
         if off + n > full:
             raise InitError(f"the array (shape {shape}) at offsets {offsets} does not fit in full_shape "
                             f"{full_shape}: dimension {d} ends at {off + n} > {full}")
@@ -52,7 +52,7 @@ def pieces(shape, full_shape, offsets, chunk):
         yield ..., (), np.array([0], np.uint64), 1  # view[...] of a 0-d array stays an array
         return
     gstride = row_major_strides(full_shape)
-    base = sum(o * s for o, s in zip(offsets, gstride))
+    base = sum(o * s for o, s in zip(offsets, gstride, strict=True))
     # Runs: axes after k all span their full extent, so a run covers axes k.. contiguously.
     k = nd - 1
     while k > 0 and shape[k] == full_shape[k]:
@@ -67,7 +67,7 @@ def pieces(shape, full_shape, offsets, chunk):
         grids = np.ix_(*[np.arange(shape[d], dtype=np.uint64) * np.uint64(gstride[d]) for d in range(m + 1, k)])
         inner = sum(grids, np.zeros((), np.uint64)).reshape(-1) if grids else np.zeros(1, np.uint64)
     for outer in np.ndindex(*shape[:m]):
-        outer_base = base + sum(i * s for i, s in zip(outer, gstride))
+        outer_base = base + sum(i * s for i, s in zip(outer, gstride[:m], strict=True))
         for a in range(0, shape[m], step):
             b = min(a + step, shape[m])
             index = outer + (slice(a, b),)
@@ -92,12 +92,12 @@ def launch_geometry(shape, strides, full_shape, offsets, base_index=0):
     ``contiguous``.
     """
     gstride = row_major_strides(full_shape)
-    base = base_index + sum(o * g for o, g in zip(offsets, gstride))
+    base = base_index + sum(o * g for o, g in zip(offsets, gstride, strict=True))
     dims = _collapse(tuple(shape), tuple(strides), gstride)
     if len(dims) > MAX_DIMS:
         raise InitError(f"kernels fill arrays of up to {MAX_DIMS} non-mergeable dims, got shape {tuple(shape)} "
                         f"with strides {tuple(strides)}")
-    n, s, g = (list(x) for x in zip(*dims))
+    n, s, g = (list(x) for x in zip(*dims, strict=True))
     run_len = n[-1]
     for d in range(len(n) - 2, -1, -1):  # a run spans trailing dims that cover their full extent
         if g[d] != g[d + 1] * n[d + 1]:
@@ -114,7 +114,7 @@ def launch_geometry(shape, strides, full_shape, offsets, base_index=0):
 def _collapse(shape, mem, glob):
     """Drop size-1 dims and merge neighbours that are contiguous both in memory and in the logical tensor.
     The last dim keeps logical stride 1 (a size-1 one is added if needed), so runs start from it."""
-    dims = [(n, s, g) for n, s, g in zip(shape, mem, glob) if n != 1]
+    dims = [(n, s, g) for n, s, g in zip(shape, mem, glob, strict=True) if n != 1]
     if not dims or dims[-1][2] != 1:
         dims.append((1, 1, 1))
     out = [dims[0]]

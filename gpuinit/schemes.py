@@ -58,7 +58,9 @@ class Layout:
             return 1, 1
         if len(shape) == 1:
             return shape[0], shape[0]
-        size = lambda axes: math.prod(shape[a] for a in axes)
+        def size(axes):
+            return math.prod(shape[a] for a in axes)
+
         rest = set(range(len(shape))) - set(self.in_axis) - set(self.out_axis) - set(self.batch_axis)
         receptive = size(rest)
         return size(self.in_axis) * receptive, size(self.out_axis) * receptive

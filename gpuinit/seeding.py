@@ -28,7 +28,7 @@ _rng = None  # gpuinit's own stream: None until manual_seed(s)
 _SEED_FORMS = "an integer in [0, 2**64), a torch.Generator, a numpy.random.Generator or a numpy.random.SeedSequence"
 
 
-def manual_seed(seed):
+def manual_seed(seed: int | np.integer | None) -> None:
     """Make every later call without ``seed=`` (or ``generator=``) reproducible, torch tensors included:
     they draw their seeds from one stream seeded with ``seed``. ``manual_seed(None)`` undoes it (torch
     tensors then follow ``torch.manual_seed`` again, other arrays fresh entropy)."""

@@ -74,7 +74,7 @@ def _orthogonal(t, p):
     full = t.full_shape
     g = t.draw("normal", {"mean": 0.0, "std": 1.0}, full, full, (0,) * len(full), 0)
     q = orthogonalize(t.ns.float64(g) if t.wide else g, p, t.ns.xp)
-    t.put(..., q[tuple(slice(o, o + n) for o, n in zip(t.offsets, t.shape))])
+    t.put(..., q[tuple(slice(o, o + n) for o, n in zip(t.offsets, t.shape, strict=True))])
 
 
 def _sparse(t, p):
@@ -129,6 +129,6 @@ def dirac_points(full_shape, offsets, shape, groups):
     d = np.arange(min(per_group, full_shape[1]))
     rows = (np.arange(groups)[:, None] * per_group + d).reshape(-1)
     idx = [rows, np.tile(d, groups)] + [np.full(rows.size, n // 2) for n in full_shape[2:]]
-    local = [i - o for i, o in zip(idx, offsets)]
-    inside = np.all([(li >= 0) & (li < n) for li, n in zip(local, shape)], axis=0)
+    local = [i - o for i, o in zip(idx, offsets, strict=True)]
+    inside = np.all([(li >= 0) & (li < n) for li, n in zip(local, shape, strict=True)], axis=0)
     return tuple(li[inside] for li in local)

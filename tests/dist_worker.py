@@ -27,8 +27,8 @@ def run(rank, world, port, out_dir):
     results = {}
     for i, (_, mesh_shape, pl) in enumerate(placements(world)):
         mesh = init_device_mesh("cpu", mesh_shape)
-        for scheme, dtype in [("normal", torch.float32), ("trunc_normal", torch.bfloat16), ("orthogonal", torch.float32),
-                              ("kaiming_uniform", torch.float16)]:
+        for scheme, dtype in [("normal", torch.float32), ("trunc_normal", torch.bfloat16),
+                              ("orthogonal", torch.float32), ("kaiming_uniform", torch.float16)]:
             t = dt_empty(SHAPE, dtype=dtype, device_mesh=mesh, placements=pl)
             gpuinit.init_(t, scheme, seed=11, stream=i)
             results[f"tensor/{i}/{scheme}"] = t.full_tensor()
@@ -50,7 +50,8 @@ def run(rank, world, port, out_dir):
     plan = {}
     for k in range(CONFIG.n_layers):
         plan.update({f"layers.{k}.attention.wq": ColwiseParallel(), f"layers.{k}.attention.wo": RowwiseParallel(),
-                     f"layers.{k}.feed_forward.w1": ColwiseParallel(), f"layers.{k}.feed_forward.w2": RowwiseParallel()})
+                     f"layers.{k}.feed_forward.w1": ColwiseParallel(),
+                     f"layers.{k}.feed_forward.w2": RowwiseParallel()})
     parallelize_module(model, mesh, plan)
     gpuinit.init_module(model, seed=3, device="cpu")
     results["tp/fingerprint"] = gpuinit.fingerprint(model)

@@ -105,13 +105,18 @@ def test_header_is_host_cpp(tmp_path):
 # ---- the kernels' thread code on the host --------------------------------------------------------------------
 
 DRAWS = [("uniform", draws.uniform(-0.3, 0.9)), ("normal", draws.normal(0.5, 2.0)),
-         ("trunc_normal", draws.trunc_normal(0.0, 1.0, -2.0, 2.0)), ("trunc_normal", draws.trunc_normal(0.0, 1.0, -3, 3)),
-         ("trunc_normal", draws.trunc_normal(0.0, 1.0, -6.0, 6.0)), ("trunc_normal", draws.trunc_normal(1, 2, 5.5, 9.0))]
+         ("trunc_normal", draws.trunc_normal(0.0, 1.0, -2.0, 2.0)),
+         ("trunc_normal", draws.trunc_normal(0.0, 1.0, -3, 3)),
+         ("trunc_normal", draws.trunc_normal(0.0, 1.0, -6.0, 6.0)),
+         ("trunc_normal", draws.trunc_normal(1, 2, 5.5, 9.0))]
 DTYPES = {"float32": (np.float32, "float"), "float64": (np.float64, "double"), "float16": (np.float16, "gi_f16"),
           "bfloat16": (np.uint16, "gi_bf16")}
 
 
-T = (lambda a: a.T)
+def T(a):
+    return a.T
+
+
 # (buffer shape, a view of the buffer or None, full_shape, offsets, misalignment in elements, 64-bit indices)
 GEOMETRIES = [
     ((1027,), None, None, None, 0, None), ((1024,), None, None, None, 0, None), ((3,), None, None, None, 0, None),
@@ -159,7 +164,7 @@ def _untouched(buf, held):
 def _reference(shape, dtype, kind, params, full_shape, offsets, seed=SEED):
     """The values ``dtype`` stores at an array of ``shape`` at ``offsets`` in ``full_shape``, from the reference."""
     idx = np.zeros(shape, np.uint64)
-    for d, (o, st) in enumerate(zip(offsets, regions.row_major_strides(full_shape))):
+    for d, (o, st) in enumerate(zip(offsets, regions.row_major_strides(full_shape), strict=True)):
         axis = np.arange(shape[d], dtype=np.uint64) + np.uint64(o)
         idx = idx + (axis * np.uint64(st)).reshape([-1 if k == d else 1 for k in range(len(shape))])
     if kind == "words":
@@ -298,7 +303,8 @@ def test_launches_on_the_host(host, fake_cupy, case, monkeypatch):
     monkeypatch.setattr(cb, "plan", lambda *a, **k: plan(*a, **k, wide=wide))
     want = _reference(out.shape, case[1], kind, params, full_shape, offsets)
     bits = {2: np.uint16, 4: np.uint32, 8: np.uint64}[out.itemsize]
-    cb.launch(out, kind, params, full_shape, offsets, SEED, STREAM, storage="gi_bf16" if case[1] == "bfloat16" else None)
+    cb.launch(out, kind, params, full_shape, offsets, SEED, STREAM,
+              storage="gi_bf16" if case[1] == "bfloat16" else None)
     (name, _, args), = fake_cupy
     assert np.array_equal(out.view(bits), want.view(bits)), name
     assert _untouched(buf, held)  # nothing else written
@@ -336,6 +342,6 @@ def test_grouped_launch_on_the_host(fake_cupy):
             want.append(_reference(shape, dtype, kind, draw.params, *regions.check_region(shape, full, off), SEED + i))
     items.append(Job(np.zeros((0, 3), np.float32).view(_Array), DRAWS[0][1], (0, 3), (0, 0), 1, 2, cb))  # nothing
     assert cb.fill_group(items) == 3 == len(fake_cupy)
-    for job, w in zip(items, want):
+    for job, w in zip(items[:-1], want, strict=True):  # the empty job, last, has no reference
         a = job.array
         assert np.array_equal(a, w) and _untouched(a, np.ones(a.shape, bool)), a.shape

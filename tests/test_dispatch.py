@@ -136,7 +136,11 @@ def test_init_module_backend_applies_to_every_fill(monkeypatch):
     from gpuinit import jobs
 
     seen, real = [], jobs.run
-    monkeypatch.setattr(jobs, "run", lambda work, *a, **k: seen.extend(j.backend.NAME for j in work) or real(work, *a, **k))
+    def run(work, *a, **k):
+        seen.extend(j.backend.NAME for j in work)
+        return real(work, *a, **k)
+
+    monkeypatch.setattr(jobs, "run", run)
     with torch.device("meta"):
         m = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.BatchNorm1d(8))
     gpuinit.init_module(m, seed=0, device="cpu", backend="staged")

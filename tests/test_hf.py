@@ -20,7 +20,7 @@ def test_hf_recipe_matches_init_weights():
     ours = gpuinit.init_module(tiny(), "hf", seed=0, device="cpu")
     torch.manual_seed(0)
     ref = transformers.LlamaForCausalLM(ours.config)  # constructed on the CPU: HF's own init
-    for (name, a), (_, b) in zip(ours.named_parameters(), ref.named_parameters()):
+    for (name, a), (_, b) in zip(ours.named_parameters(), ref.named_parameters(), strict=True):
         if "norm" in name:
             assert a.eq(1).all(), name
             continue

@@ -232,7 +232,8 @@ def test_float64_constant_keeps_float64_range():
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
-@pytest.mark.parametrize("scheme,kw", [("uniform", {"a": -0.0997, "b": 0.0997}), ("uniform", {"a": 0.3001, "b": 0.3113}),
+@pytest.mark.parametrize("scheme,kw", [("uniform", {"a": -0.0997, "b": 0.0997}),
+                                       ("uniform", {"a": 0.3001, "b": 0.3113}),
                                        ("trunc_normal", {"std": 0.02, "a": -0.0397, "b": 0.0397}),
                                        ("trunc_normal", {"mean": 1.0, "std": 3.0, "a": 0.9, "b": 1.00013})])
 def test_values_lie_in_the_interval_in_every_dtype(dtype, scheme, kw):

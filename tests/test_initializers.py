@@ -138,7 +138,9 @@ def test_get_and_deserialize():
     assert isinstance(I.get("zero"), I.Zeros) and isinstance(I.get("OrthogonalInitializer"), I.Orthogonal)
     assert I.get(None) is None and I.deserialize(None) is None
     assert isinstance(I.get(I.Ones), I.Ones)
-    fn = lambda shape, dtype=None: np.zeros(shape, dtype)
+    def fn(shape, dtype=None):
+        return np.zeros(shape, dtype)
+
     h = I.HeNormal()
     assert I.get(fn) is fn and I.get(h) is h
     v = I.get({"class_name": "VarianceScaling", "config": {"scale": 2.0, "mode": "fan_out"}})

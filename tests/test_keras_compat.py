@@ -129,7 +129,9 @@ def test_errors_are_keras_exception_types():
 
 def test_get_of_classes_callables_and_arrays_as_keras():
     assert type(I.get(I.HeNormal)) is I.HeNormal and type(K.get(K.HeNormal)) is K.HeNormal
-    fn = lambda shape, dtype=None: np.ones(shape)
+    def fn(shape, dtype=None):
+        return np.ones(shape)
+
     assert I.get(fn) is fn is K.get(fn)
     values = np.arange(6.0).reshape(3, 2)
     ours, theirs = I.get(values), K.get(values)

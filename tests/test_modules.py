@@ -39,7 +39,7 @@ def test_torch_recipe_matches_layer_defaults():
     ours = gpuinit.init_module(meta(Zoo), seed=0, device="cpu")
     torch.manual_seed(0)
     ref = Zoo()
-    for (name, a), (_, b) in zip(ours.named_parameters(), ref.named_parameters()):
+    for (name, a), (_, b) in zip(ours.named_parameters(), ref.named_parameters(), strict=True):
         a, b = a.detach().flatten().double(), b.detach().flatten().double()
         if name == "emb.weight":
             assert ours.emb.weight[3].eq(0).all()
@@ -145,7 +145,7 @@ def test_bad_rule_leaves_module_untouched():
     before = [p.clone() for p in m.parameters()]
     with pytest.raises(gpuinit.InitError):
         gpuinit.init_module(m, seed=0, rules=[("output.weight", "uniform", {"a": 1.0, "b": 0.0})])
-    assert all(torch.equal(a, b) for a, b in zip(before, m.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, m.parameters(), strict=True))
 
 
 def test_triton_grouped_launches_give_the_same_model(monkeypatch):
@@ -161,7 +161,7 @@ def test_triton_grouped_launches_give_the_same_model(monkeypatch):
     b = gpuinit.init_module(meta(Llama, TINY), seed=3, device="cpu")
     norms = sum(1 for n, _ in a.named_parameters() if "norm" in n)
     assert launches == [2 + norms]  # one for the linear weights (uniform), one for the embedding (normal), fill_s
-    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q), name
 
 

@@ -254,7 +254,7 @@ def test_linear_like_torch_and_fan_in_zero(patched, monkeypatch):
         theirs = [reference(nn.Linear, 200, 300), reference(nn.Linear, 0, 4), reference(nn.Linear, 4, 0)]
     same_law(ours[0].weight, theirs[0].weight)
     same_law(ours[0].bias, theirs[0].bias)
-    for a, b in zip(ours[1:], theirs[1:]):
+    for a, b in zip(ours[1:], theirs[1:], strict=True):
         assert a.weight.shape == b.weight.shape and torch.equal(a.bias, b.bias)
     assert torch.equal(ours[1].bias, torch.zeros(4))  # fan_in == 0: uniform_(bias, 0, 0)
     assert ours[0].weight.grad_fn is None and ours[0].weight.requires_grad

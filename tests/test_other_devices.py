@@ -78,8 +78,8 @@ def test_blocks_tile_and_are_contiguous_in_memory(perm, chunk):
     seen = np.zeros(shape, int)
     for starts, lengths in staged_backend.blocks(shape, strides, chunk):
         assert 1 <= math.prod(lengths) <= chunk
-        seen[tuple(slice(a, a + n) for a, n in zip(starts, lengths))] += 1
-        at = sum(np.ix_(*[np.arange(a, a + n) * s for a, n, s in zip(starts, lengths, strides)])).ravel()
+        seen[tuple(slice(a, a + n) for a, n in zip(starts, lengths, strict=True))] += 1
+        at = sum(np.ix_(*[np.arange(a, a + n) * s for a, n, s in zip(starts, lengths, strides, strict=True)])).ravel()
         assert np.array_equal(np.sort(at), np.arange(at.min(), at.min() + at.size))  # one range of memory
         buffer = staged_backend._buffer(staged_backend._narrow(view, starts, lengths))
         assert buffer.permute(np.argsort(perm).tolist()).is_contiguous()  # laid out as the device block
@@ -186,8 +186,9 @@ class DevTensor(torch.Tensor):
 
     @staticmethod
     def __new__(cls, raw):
-        t = torch.Tensor._make_wrapper_subclass(cls, raw.shape, strides=raw.stride(), storage_offset=raw.storage_offset(),
-                                                dtype=raw.dtype, device=torch.device("privateuseone", 0))
+        t = torch.Tensor._make_wrapper_subclass(cls, raw.shape, strides=raw.stride(),
+                                                storage_offset=raw.storage_offset(), dtype=raw.dtype,
+                                                device=torch.device("privateuseone", 0))
         t.raw = raw
         return t
 
@@ -220,7 +221,8 @@ def _device():
 
     lib.impl("_copy_from", copy_from, "PrivateUse1")
     reg("empty.memory_format", lambda size, dtype=None, **k: DevTensor(torch.empty(size, dtype=dtype)))
-    reg("empty_strided", lambda size, stride, dtype=None, **k: DevTensor(torch.empty_strided(size, stride, dtype=dtype)))
+    reg("empty_strided",
+        lambda size, stride, dtype=None, **k: DevTensor(torch.empty_strided(size, stride, dtype=dtype)))
     for name, op in (("detach", aten.detach), ("alias", aten.alias), ("slice.Tensor", aten.slice.Tensor),
                      ("select.int", aten.select.int), ("transpose.int", aten.transpose.int), ("t", aten.t),
                      ("as_strided", aten.as_strided), ("view", aten.view), ("permute", aten.permute)):

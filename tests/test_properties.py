@@ -22,10 +22,10 @@ def test_block_of_any_tensor(shape, dtype, scheme, seed, stream, data):
         lo, hi = (kw["a"], kw["b"])
         assert whole.min() >= lo and whole.max() <= hi
     offsets = tuple(data.draw(st.integers(0, n - 1)) for n in shape)
-    sub = tuple(data.draw(st.integers(1, n - o)) for n, o in zip(shape, offsets))
+    sub = tuple(data.draw(st.integers(1, n - o)) for n, o in zip(shape, offsets, strict=True))
     block = as_f64(gpuinit.init_(empty(sub, dtype), name, seed=seed, stream=stream, full_shape=shape,
                                  offsets=offsets, **kw))
-    assert np.array_equal(block, whole[tuple(slice(o, o + n) for o, n in zip(offsets, sub))])
+    assert np.array_equal(block, whole[tuple(slice(o, o + n) for o, n in zip(offsets, sub, strict=True))])
 
 
 @settings(max_examples=40, deadline=None)

@@ -13,7 +13,7 @@ SCHEMES = [("uniform", {}), ("normal", {}), ("trunc_normal", {"a": -0.5, "b": 1.
 
 def random_block(rng, full):
     offsets = tuple(int(rng.integers(0, n)) for n in full)
-    shape = tuple(int(rng.integers(1, n - o + 1)) for n, o in zip(full, offsets))
+    shape = tuple(int(rng.integers(1, n - o + 1)) for n, o in zip(full, offsets, strict=True))
     return shape, offsets
 
 
@@ -35,7 +35,7 @@ def test_random_blocks(scheme, kw, dtype, rng):
         for _ in range(6):
             shape, offsets = random_block(rng, full)
             block = fill_block(shape, offsets, full, dtype, scheme, seed, **kw)
-            sl = tuple(slice(o, o + n) for o, n in zip(offsets, shape))
+            sl = tuple(slice(o, o + n) for o, n in zip(offsets, shape, strict=True))
             assert np.array_equal(block, whole[sl]), (full, shape, offsets)
 
 
@@ -66,7 +66,7 @@ def test_structured_blocks(scheme, kw, full, rng):
     for _ in range(10):
         shape, offsets = random_block(rng, full)
         block = gpuinit.init_(np.empty(shape, np.float64), scheme, seed=seed, full_shape=full, offsets=offsets, **kw)
-        assert np.array_equal(block, whole[tuple(slice(o, o + n) for o, n in zip(offsets, shape))])
+        assert np.array_equal(block, whole[tuple(slice(o, o + n) for o, n in zip(offsets, shape, strict=True))])
 
 
 def test_offsets_past_two_to_the_32(rng):

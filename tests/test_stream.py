@@ -48,7 +48,7 @@ def test_block_words_layout(rng):
     seed, stream = (int(x) for x in rng.integers(0, 2**64, 2, dtype=np.uint64))
     blocks = np.concatenate([rng.integers(0, 2**62, 20, dtype=np.uint64), [0, 2**32 - 1, 2**32, 2**62 - 1]])
     got = ks.block_words(blocks.astype(np.uint64), seed, stream)
-    for b, w in zip(blocks, got):
+    for b, w in zip(blocks, got, strict=True):
         b = int(b)
         ref = philox_py([b & 0xFFFFFFFF, b >> 32, stream & 0xFFFFFFFF, stream >> 32], (seed & 0xFFFFFFFF, seed >> 32))
         assert [int(x) for x in w] == ref
@@ -60,14 +60,16 @@ def test_element_words_are_lane_of_block(rng):
     words = ks.element_words([start], 37, seed, 5)[0]
     for t, w in enumerate(words):
         i = start + t
-        assert int(w) == philox_py([(i // 4) & 0xFFFFFFFF, (i // 4) >> 32, 5, 0], (seed & 0xFFFFFFFF, seed >> 32))[i % 4]
+        key = (seed & 0xFFFFFFFF, seed >> 32)
+        assert int(w) == philox_py([(i // 4) & 0xFFFFFFFF, (i // 4) >> 32, 5, 0], key)[i % 4]
 
 
 def test_uniform_conversions_exact(rng):
     w = np.concatenate([rng.integers(0, 2**32, 10000, dtype=np.uint64), [0, 1, 255, 256, 2**31, 2**32 - 1]])
     w = w.astype(np.uint32)
     v, u = ks.signed_uniform(w), ks.open_uniform(w)
-    for x, vv, uu in zip(w[:2000].tolist() + w[-6:].tolist(), np.r_[v[:2000], v[-6:]], np.r_[u[:2000], u[-6:]]):
+    for x, vv, uu in zip(w[:2000].tolist() + w[-6:].tolist(), np.r_[v[:2000], v[-6:]], np.r_[u[:2000], u[-6:]],
+                         strict=True):
         k = x >> 9
         assert float(vv) == (2 * k + 1 - 2**23) / 2**23
         assert float(uu) == (2 * k + 1) / 2**24

@@ -37,10 +37,10 @@ def sparse_reference(full_shape, offsets, shape, sparsity, seed, stream):
     rows, cols = full_shape
     zeros = np.zeros(full_shape, bool)
     for j in range(cols):
-        words = ks.element_words(np.uint64(rows * cols) + np.arange(rows, dtype=np.uint64) * np.uint64(cols) + np.uint64(j),
-                                 1, seed, stream)[:, 0]
+        counters = np.uint64(rows * cols) + np.arange(rows, dtype=np.uint64) * np.uint64(cols) + np.uint64(j)
+        words = ks.element_words(counters, 1, seed, stream)[:, 0]
         zeros[sorted(range(rows), key=lambda r: (int(words[r]), r))[:math.ceil(sparsity * rows)], j] = True
-    return zeros[tuple(slice(o, o + n) for o, n in zip(offsets, shape))]
+    return zeros[tuple(slice(o, o + n) for o, n in zip(offsets, shape, strict=True))]
 
 
 @pytest.mark.parametrize("make", [np.zeros, lambda s: torch.zeros(s, dtype=torch.bfloat16)], ids=["numpy", "torch"])

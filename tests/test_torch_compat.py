@@ -129,7 +129,8 @@ def test_global_seed_and_generator_reproduce():
     assert torch.equal(a, gi.kaiming_uniform_(torch.empty(64, 32)))
     assert torch.equal(b, gi.normal_(torch.empty(64, 32)))
     g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
-    assert torch.equal(gi.xavier_normal_(torch.empty(9, 9), generator=g1), gi.xavier_normal_(torch.empty(9, 9), generator=g2))
+    assert torch.equal(gi.xavier_normal_(torch.empty(9, 9), generator=g1),
+                       gi.xavier_normal_(torch.empty(9, 9), generator=g2))
     assert not torch.equal(gi.normal_(torch.empty(9, 9)), gi.normal_(torch.empty(9, 9)))
 
 

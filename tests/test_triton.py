@@ -137,12 +137,14 @@ def test_grouped_launch_equals_single_fills(rng):
 
     specs = [((17, 33), torch.float32, draws.normal(0.0, 0.02)), ((5,), torch.float32, draws.normal(1.0, 0.5)),
              ((64, 7), torch.float32, draws.normal(0.0, 1.0)), ((9, 9), torch.bfloat16, draws.uniform(-0.1, 0.1)),
-             ((301,), torch.bfloat16, draws.uniform(0.0, 1.0)), ((11, 13), torch.float32, draws.trunc_normal(0, 1, -1, 2)),
+             ((301,), torch.bfloat16, draws.uniform(0.0, 1.0)),
+             ((11, 13), torch.float32, draws.trunc_normal(0, 1, -1, 2)),
              ((40, 40), torch.float32, draws.trunc_normal(0.0, 1.0, 3.0, 9.0))]
     def job(t, d, seed, stream, full_shape=None, offsets=None):
         return Job(t, d, *regions.check_region(tuple(t.shape), full_shape, offsets), seed, stream, triton_backend)
 
-    items = [job(torch.empty(shape, dtype=dt, device=DEVICE), d, fresh_seed(rng), fresh_seed(rng)) for shape, dt, d in specs]
+    items = [job(torch.empty(shape, dtype=dt, device=DEVICE), d, fresh_seed(rng), fresh_seed(rng))
+             for shape, dt, d in specs]
     items.append(job(torch.empty(12, 10, device=DEVICE).T, draws.normal(0.0, 1.0), 5, 6))  # strided: its own launch
     items.append(job(torch.empty(3, 10, device=DEVICE), draws.normal(0.0, 1.0), 5, 6, (9, 10), (5, 0)))  # a row shard
     items.append(job(torch.empty(9, 3, device=DEVICE), draws.normal(0.0, 1.0), 5, 6, (9, 10), (0, 5)))  # a column one

@@ -5,7 +5,6 @@ the fills, against the same model as its library initializes it: every parameter
 zero rows, the bounds its init code asked for), ties, buffers exactly, the loss at init; fingerprints the same on
 every build and on 1 and 2 FSDP2 ranks (gloo)."""
 import functools
-import importlib.util
 import inspect
 import math
 import os
@@ -358,12 +357,9 @@ def world_started(request, tmp_path_factory):
     except FileExistsError:  # another worker started it
         yield None
         return
-    hf = importlib.util.find_spec("transformers") is not None
-    for name in ZOO:  # the ranks are forked from this process with every model's code imported (seconds each)
-        if hf or ZOO[name][1] != "hf":
-            zoo_worker.build_meta(name)
+    # spawned, not forked: a fork of a process whose torch already runs threads can deadlock in the child
     ctx = mp.start_processes(zoo_worker.run, args=(2, free_port(), str(out)), nprocs=2, join=False,
-                             start_method="fork")
+                             start_method="spawn")
     try:
         yield ctx
     finally:

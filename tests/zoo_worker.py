@@ -109,7 +109,8 @@ ZOO = {
                      num_attention_heads=4, intermediate_size=128, conv_dim=(32, 32), conv_stride=(5, 2),
                      conv_kernel=(10, 3), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
                      pad_token_id=0), "hf", "speech"),
-    "transformer_encoder": (lambda: nn.TransformerEncoder(_encoder_layer(), 2, enable_nested_tensor=False), "own", "seq"),
+    "transformer_encoder": (lambda: nn.TransformerEncoder(_encoder_layer(), 2, enable_nested_tensor=False),
+                            "own", "seq"),
     "lstm": (lambda: nn.LSTM(32, 64, num_layers=2, batch_first=True), "own", "rnn"),
     "gru": (lambda: nn.GRU(32, 64, num_layers=2, batch_first=True, bidirectional=True), "own", "rnn"),
     "weight_norm_conv": (_weight_norm_conv, "own", "conv"),
@@ -162,7 +163,7 @@ def run(rank, world, port, out_dir):
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    torch.set_num_threads(1)  # first: forked from a process that may have used OpenMP threads
+    torch.set_num_threads(1)  # two ranks on a small machine, beside the other tests
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=120))
     mesh = init_device_mesh("cpu", (world, 1), mesh_dim_names=("shard", "alone"))

@@ -44,7 +44,7 @@ def check_no_overlap(shape, strides, itemsize):
     if 0 in shape:
         return
     extent = itemsize
-    for n, s in sorted(((n, abs(s)) for n, s in zip(shape, strides) if n > 1), key=lambda t: t[1]):
+    for n, s in sorted(((n, abs(s)) for n, s in zip(shape, strides, strict=True) if n > 1), key=lambda t: t[1]):
         if s < extent:
             raise InitError(f"the array's elements overlap (shape {shape}, strides {strides}): "
                             "gpuinit writes each element once, so it needs distinct memory per element")

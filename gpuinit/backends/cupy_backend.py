@@ -12,8 +12,8 @@ from ..kernels import numpy_stream
 from . import checks
 
 NAME = "cupy"
-INSTALL = ("CuPy for your CUDA major on a machine with a CUDA GPU: pip install 'gpuinit[cuda13]' (CUDA 13, as torch 2.13's "
-           "wheels) or 'gpuinit[cuda12]'")
+INSTALL = ("CuPy for your CUDA major on a machine with a CUDA GPU: pip install 'gpuinit[cuda13]' "
+           "(CUDA 13, as torch 2.13's wheels) or 'gpuinit[cuda12]'")
 SOURCE = Path(kernels.__file__).resolve().parent / "cuda" / "gpuinit_fill.cu"
 HEADER = SOURCE.parent / "gpuinit_stream.cuh"
 OPTIONS = ("--fmad=false", "--std=c++17")  # no fused multiply-add (docs/stream.md); C++17: hex float literals
@@ -126,10 +126,13 @@ def plan(shape, strides, itemsize, address, kind, params, full_shape, offsets, b
             path, whole = STRIDED_RUNS, False
         per_run = run_len // 4 if whole else (run_len + 3) // 4 + 1
         threads = numel // run_len * per_run
-    span = sum((size - 1) * abs(v) for size, v in zip(n, s))  # the largest memory offset
+    span = sum((size - 1) * abs(v) for size, v in zip(n, s, strict=True))  # the largest memory offset
     if wide is None:
         wide = max(numel, threads, span) + 16 >= 2**31
-    magic, shift = zip(*(regions.divider(v) for v in (per_run, *n[1:]))) if not wide else ((0,) * 6, (0,) * 6)
+    if wide:
+        magic, shift = (0,) * 6, (0,) * 6
+    else:
+        magic, shift = zip(*(regions.divider(v) for v in (per_run, *n[1:])), strict=True)
     meta = [base, run_len, per_run, threads, *n, *magic, *shift, *s, *g]
     branches = params.get("branches", 3) if kind == "trunc_normal" else 0
     *p, flip = kernel_params(kind, params)
@@ -146,7 +149,9 @@ def _target(a, job):
     full_shape, offsets, seed, stream, bits = job.full_shape, job.offsets, job.seed, job.stream, job.bits
 
     def put(index, values):
-        a[index] = numpy_stream.bfloat16_bits(cupy.asarray(values, cupy.float32), cupy).view(a.dtype) if bits else values
+        if bits:
+            values = numpy_stream.bfloat16_bits(cupy.asarray(values, cupy.float32), cupy).view(a.dtype)
+        a[index] = values
 
     def draw(kind, params, shape, block_full_shape, block_offsets, base_index):
         out = cupy.empty(shape, dtype=cupy.float32)

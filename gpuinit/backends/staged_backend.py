@@ -92,14 +92,14 @@ def blocks(shape, strides, chunk):
     for outer in itertools.product(*(range(shape[d]) for d in order[:m])):
         for a in range(0, shape[axis], step):
             starts, lengths = [0] * nd, list(shape)
-            for d, i in zip(order[:m], outer):
+            for d, i in zip(order[:m], outer, strict=True):
                 starts[d], lengths[d] = i, 1
             starts[axis], lengths[axis] = a, min(step, shape[axis] - a)
             yield tuple(starts), tuple(lengths)
 
 
 def _narrow(t, starts, lengths):
-    for d, (a, n) in enumerate(zip(starts, lengths)):
+    for d, (a, n) in enumerate(zip(starts, lengths, strict=True)):
         if n != t.shape[d]:
             t = t.narrow(d, a, n)
     return t
@@ -137,7 +137,7 @@ def fill(job):
     for starts, lengths in parts:
         block = _narrow(dst, starts, lengths)
         buf = _buffer(block)
-        at = tuple(o + s for o, s in zip(job.offsets, starts))
+        at = tuple(o + s for o, s in zip(job.offsets, starts, strict=True))
         numpy_backend.fill(dataclasses.replace(job, array=buf, offsets=at, backend=numpy_backend))
         block.copy_(buf)
     return job.array

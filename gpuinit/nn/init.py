@@ -198,12 +198,14 @@ def _structured(tensor, scheme, **params):
 
 
 def xavier_uniform_(tensor, gain=1.0, generator=None, *, seed=None):
-    r"""Glorot & Bengio (2010): :math:`\mathcal{U}(-r, r)`, :math:`r = \text{gain}\sqrt{6/(\text{fan\_in}+\text{fan\_out})}`."""
+    r"""Glorot & Bengio (2010): :math:`\mathcal{U}(-r, r)`,
+    :math:`r = \text{gain}\sqrt{6/(\text{fan\_in}+\text{fan\_out})}`."""
     return _xavier(tensor, "xavier_uniform", gain, generator, seed)
 
 
 def xavier_normal_(tensor, gain=1.0, generator=None, *, seed=None):
-    r"""Glorot & Bengio (2010): :math:`\mathcal{N}(0, \sigma^2)`, :math:`\sigma = \text{gain}\sqrt{2/(\text{fan\_in}+\text{fan\_out})}`."""
+    r"""Glorot & Bengio (2010): :math:`\mathcal{N}(0, \sigma^2)`,
+    :math:`\sigma = \text{gain}\sqrt{2/(\text{fan\_in}+\text{fan\_out})}`."""
     return _xavier(tensor, "xavier_normal", gain, generator, seed)
 
 
