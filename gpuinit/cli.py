@@ -92,17 +92,18 @@ def _table(model, recipe, seed, backend, sync, torch):
     for col in ("parameter", "shape", "scheme", "std expected", "std measured", "min", "max", "fill ms", "GB/s"):
         table.add_column(col, justify="left" if col in ("parameter", "scheme") else "right")
     groups = {}
-    for fqn, t, spec, _ in modules.plan_module(model, recipe):
-        groups.setdefault(fqn.split(".", 2)[-1] if fqn.startswith("layers.") else fqn, []).append((fqn, t, spec))
+    for entry in modules.plan_module(model, recipe):
+        fqn = entry.fqn
+        groups.setdefault(fqn.split(".", 2)[-1] if fqn.startswith("layers.") else fqn, []).append(entry)
     for name, members in groups.items():
-        t_fill = _refill([m for _, m, _ in members], [s for *_, s in members], [f for f, *_ in members], seed,
+        t_fill = _refill([e.tensor for e in members], [e.spec for e in members], [e.fqn for e in members], seed,
                          backend, sync)
-        values = torch.cat([m.detach().flatten().float() for _, m, _ in members])
-        scheme, params = members[0][2]
-        draw = schemes.plan(scheme, schemes.Layout.of(tuple(members[0][1].shape)), params)
+        values = torch.cat([e.tensor.detach().flatten().float() for e in members])
+        scheme, params = members[0].spec
+        draw = schemes.plan(scheme, schemes.Layout.of(tuple(members[0].tensor.shape)), params)
         expected, constant = draws.expected_std(draw), draw.kind == "constant"
-        nbytes = sum(m.numel() * m.element_size() for _, m, _ in members)
-        table.add_row(name, "x".join(map(str, members[0][1].shape)), scheme,
+        nbytes = sum(e.tensor.numel() * e.tensor.element_size() for e in members)
+        table.add_row(name, "x".join(map(str, members[0].tensor.shape)), scheme,
                       "-" if expected is None or constant else f"{expected:.5f}",
                       "-" if constant else f"{values.std().item():.5f}", f"{values.min().item():.4f}",
                       f"{values.max().item():.4f}", f"{t_fill * 1e3:.1f}", f"{nbytes / t_fill / 1e9:.2f}")

@@ -8,10 +8,9 @@ DTYPES = {"float32": "*fp32", "bfloat16": "*bf16", "float16": "*fp16", "float64"
 def compile_fill_kernel(kind, dtype, arch, contiguous=True, single_run=True, block=256):
     """The compiled kernel (``.asm["ptx"]``, ``.asm["cubin"]``) for CUDA compute capability ``arch``."""
     import triton
+    from gpuinit.kernels import triton_stream as kt
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-
-    from ..kernels import triton_stream as kt
 
     ints = ("seed_lo", "seed_hi", "stream_lo", "stream_hi")
     floats = ("scale", "shift", "lo", "hi", "p_lo", "p_span", "z_lo", "z_hi")
@@ -29,10 +28,9 @@ def compile_fill_kernel(kind, dtype, arch, contiguous=True, single_run=True, blo
 def compile_group_kernel(kind, dtype, arch, block=256):
     """The grouped-launch kernel, compiled for CUDA compute capability ``arch``."""
     import triton
+    from gpuinit.kernels import triton_stream as kt
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-
-    from ..kernels import triton_stream as kt
 
     signature = {"table_ptr": "*i64", "owner_ptr": "*i64", "OUT_DTYPE": "constexpr", "KIND": "constexpr",
                  "BLOCK": "constexpr", "BRANCHES": "constexpr", "HW_ROUND": "constexpr", "ALIGNED": "constexpr"}
