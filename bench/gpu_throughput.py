@@ -1,7 +1,6 @@
 """The throughput cases of bench/gpu.py: whole buffers, strided views and shards, many small tensors,
 orthogonal, a whole model."""
 import importlib.util
-import os
 from pathlib import Path
 
 import torch
@@ -161,19 +160,13 @@ class triton_on_cpu:
     """Make init_module use the Triton backend (the interpreter) for CPU tensors, as it does for CUDA ones."""
 
     def __init__(self, b):
-        self.on = not b.cuda
+        self.using = gpuinit.backends.using("triton" if not b.cuda else None)
 
     def __enter__(self):
-        if self.on:
-            self.old = os.environ.get("GPUINIT_BACKEND")
-            os.environ["GPUINIT_BACKEND"] = "triton"
+        self.using.__enter__()
 
     def __exit__(self, *exc):
-        if self.on:
-            if self.old is None:
-                os.environ.pop("GPUINIT_BACKEND", None)
-            else:
-                os.environ["GPUINIT_BACKEND"] = self.old
+        return self.using.__exit__(*exc)
 
 
 def small_tensors(b):

@@ -57,9 +57,7 @@ def build():
             m = Llama(cfg).to(dtype)
         return gpuinit.init_module(m, seed=0, device=device)
     if way == "torch default":
-        torch.set_default_dtype(dtype)
-        with torch.device(device):
-            return Llama(cfg)
+        return Llama(cfg, device=device, dtype=dtype)
     with torch.device("meta"):
         m = Llama(cfg).to(dtype)
     m.to_empty(device=device)
