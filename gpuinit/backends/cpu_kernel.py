@@ -275,16 +275,3 @@ def draw_values(lib, kind, p, starts, length, seed, stream, out=None, store="flo
     else:
         lib.gi_cpu_fill_runs_16(*args, int(store == "float16"), out.ctypes.data)
     return out
-
-
-def half_bits(lib, values):
-    values = np.ascontiguousarray(values, dtype=np.float32)
-    out = np.empty(values.shape, np.uint16)
-    lib.gi_cpu_half_bits(values.ctypes.data, values.size, out.ctypes.data)
-    return out
-
-
-def element_words(lib, start, n, seed, stream):
-    out = np.empty(n, np.uint32)
-    lib.gi_cpu_words(start, n, seed, stream, out.ctypes.data)
-    return out
