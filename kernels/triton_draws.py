@@ -141,10 +141,12 @@ def _philox(c0, c1, c2, c3, k0, k1):
 
 
 @triton.jit
-def block_values(c0, c1, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi,
-                 KIND: tl.constexpr, BRANCHES: tl.constexpr):
+def block_values(c0, c1, key, prm, KIND: tl.constexpr, BRANCHES: tl.constexpr):
     """The four values of the Philox blocks whose index words are ``c0`` (low) and ``c1`` (high), one float32
-    tensor per lane."""
+    tensor per lane. ``key``: (seed_lo, seed_hi, stream_lo, stream_hi); ``prm``: the draw's (scale, shift, lo,
+    hi, p_lo, p_span, z_lo, z_hi)."""
+    seed_lo, seed_hi, stream_lo, stream_hi = key
+    scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi = prm
     w0, w1, w2, w3 = _philox(c0, c1, stream_lo.to(tl.uint32), stream_hi.to(tl.uint32), seed_lo.to(tl.uint32),
                              seed_hi.to(tl.uint32))
     if KIND == WORDS:

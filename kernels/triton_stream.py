@@ -40,8 +40,7 @@ def _unravel32(j, meta_ptr, STRIDES: tl.constexpr, NDIM: tl.constexpr):
 
 
 @triton.jit
-def _tile(start, tile, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi,
-          KIND: tl.constexpr, BRANCHES: tl.constexpr, BLOCK: tl.constexpr):
+def _tile(start, tile, key, prm, KIND: tl.constexpr, BRANCHES: tl.constexpr, BLOCK: tl.constexpr):
     """Values of tile ``tile`` of the run that starts at logical index ``start``: BLOCK Philox blocks, 4 * BLOCK
     values in index order (a thread holds the four values of its blocks, stored as one vector), the position
     in the run of the tile's first value (an int64 scalar, negative when the run starts inside a block) and
@@ -50,8 +49,7 @@ def _tile(start, tile, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo,
     lo_word = (first & 0xFFFFFFFF).to(tl.uint32)
     c0 = lo_word + tl.arange(0, BLOCK).to(tl.uint32)  # 32-bit counters, the carry into the high word
     c1 = (first >> 32).to(tl.uint32) + (c0 < lo_word).to(tl.uint32)
-    v0, v1, v2, v3 = block_values(c0, c1, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span,
-                                  z_lo, z_hi, KIND, BRANCHES)
+    v0, v1, v2, v3 = block_values(c0, c1, key, prm, KIND, BRANCHES)
     values = tl.reshape(tl.join(tl.join(v0, v2), tl.join(v1, v3)), [4 * BLOCK])  # each thread: whole blocks
     return values, tile * (4 * BLOCK) - (start & 3), tl.arange(0, 4 * BLOCK)
 
@@ -84,17 +82,16 @@ def fill_kernel(out_ptr, meta_ptr, seed_lo: tl.uint32, seed_hi: tl.uint32, strea
     RUNS > 1 (short runs, e.g. column shards): a program fills RUNS whole runs of BLOCK / RUNS Philox blocks
     each; meta[2] holds the number of runs. ALIGNED then means every run starts on a block at a 16-byte address.
     """
+    key = (seed_lo, seed_hi, stream_lo, stream_hi)
+    prm = (scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi)
     if RUNS > 1:
-        _fill_runs(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span,
-                   z_lo, z_hi, KIND, CONTIGUOUS, BLOCK, BRANCHES, ALIGNED, HW_ROUND, NDIM, RUNS)
+        _fill_runs(out_ptr, meta_ptr, key, prm, KIND, CONTIGUOUS, BLOCK, BRANCHES, ALIGNED, HW_ROUND, NDIM, RUNS)
     else:
-        _fill_tiles(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span,
-                    z_lo, z_hi, KIND, SINGLE_RUN, CONTIGUOUS, BLOCK, BRANCHES, ALIGNED, HW_ROUND, NDIM)
+        _fill_tiles(out_ptr, meta_ptr, key, prm, KIND, SINGLE_RUN, CONTIGUOUS, BLOCK, BRANCHES, ALIGNED, HW_ROUND, NDIM)
 
 
 @triton.jit
-def _fill_tiles(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo,
-                z_hi, KIND: tl.constexpr, SINGLE_RUN: tl.constexpr, CONTIGUOUS: tl.constexpr,
+def _fill_tiles(out_ptr, meta_ptr, key, prm, KIND: tl.constexpr, SINGLE_RUN: tl.constexpr, CONTIGUOUS: tl.constexpr,
                 BLOCK: tl.constexpr, BRANCHES: tl.constexpr, ALIGNED: tl.constexpr, HW_ROUND: tl.constexpr,
                 NDIM: tl.constexpr):
     """fill_kernel for runs of a tile or more: a program per tile of BLOCK Philox blocks of one run."""
@@ -111,8 +108,7 @@ def _fill_tiles(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale
         tile = pid % tiles_per_run
         j0 = run * run_len  # local linear index of the run's first element
         start = base + _unravel(j0, meta_ptr + 3, meta_ptr + 14)
-    values, first, pos = _tile(start, tile, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo,
-                               p_span, z_lo, z_hi, KIND, BRANCHES, BLOCK)
+    values, first, pos = _tile(start, tile, key, prm, KIND, BRANCHES, BLOCK)
     if CONTIGUOUS:  # one 64-bit address per program, 32-bit offsets, no mask inside the run
         ptr = out_ptr + (j0 + first)
         if ALIGNED:  # the four values of a block: one 16-byte store (8 bytes for 16-bit dtypes)
@@ -134,8 +130,7 @@ def _fill_tiles(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale
 
 
 @triton.jit
-def _fill_runs(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo,
-               z_hi, KIND: tl.constexpr, CONTIGUOUS: tl.constexpr, BLOCK: tl.constexpr,
+def _fill_runs(out_ptr, meta_ptr, key, prm, KIND: tl.constexpr, CONTIGUOUS: tl.constexpr, BLOCK: tl.constexpr,
                BRANCHES: tl.constexpr, ALIGNED: tl.constexpr, HW_ROUND: tl.constexpr, NDIM: tl.constexpr,
                RUNS: tl.constexpr):
     """fill_kernel for runs of at most 4 * BLOCK / RUNS values: a [RUNS, BLOCK / RUNS] tile of Philox blocks."""
@@ -152,8 +147,7 @@ def _fill_runs(out_ptr, meta_ptr, seed_lo, seed_hi, stream_lo, stream_hi, scale,
     else:
         start = base + _unravel(j0, meta_ptr + 3, meta_ptr + 14)
     block = (start >> 2)[:, None] + tl.arange(0, SUB)[None, :]
-    v0, v1, v2, v3 = block_values((block & 0xFFFFFFFF).to(tl.uint32), (block >> 32).to(tl.uint32), seed_lo, seed_hi,
-                                  stream_lo, stream_hi, scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi, KIND,
+    v0, v1, v2, v3 = block_values((block & 0xFFFFFFFF).to(tl.uint32), (block >> 32).to(tl.uint32), key, prm, KIND,
                                   BRANCHES)
     values = tl.reshape(tl.join(tl.join(v0, v2), tl.join(v1, v3)), [RUNS, 4 * SUB])
     t = tl.arange(0, 4 * SUB)[None, :] - (start & 3)[:, None]
@@ -198,11 +192,11 @@ def group_kernel(table_ptr, owner_ptr, OUT_DTYPE: tl.constexpr, KIND: tl.constex
     if ALIGNED:
         start = (start >> 2) << 2
     p01, p23, p45, p67 = tl.load(row + 5), tl.load(row + 6), tl.load(row + 7), tl.load(row + 8)
-    values, first, pos = _tile(start, own & 0xFFFFFFFF, (seed & 0xFFFFFFFF).to(tl.uint32),
-                               ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32), (stream & 0xFFFFFFFF).to(tl.uint32),
-                               ((stream >> 32) & 0xFFFFFFFF).to(tl.uint32), _half(p01, False), _half(p01, True),
-                               _half(p23, False), _half(p23, True), _half(p45, False), _half(p45, True),
-                               _half(p67, False), _half(p67, True), KIND, BRANCHES, BLOCK)
+    key = ((seed & 0xFFFFFFFF).to(tl.uint32), ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32),
+           (stream & 0xFFFFFFFF).to(tl.uint32), ((stream >> 32) & 0xFFFFFFFF).to(tl.uint32))
+    prm = (_half(p01, False), _half(p01, True), _half(p23, False), _half(p23, True), _half(p45, False),
+           _half(p45, True), _half(p67, False), _half(p67, True))
+    values, first, pos = _tile(start, own & 0xFFFFFFFF, key, prm, KIND, BRANCHES, BLOCK)
     ptr = out_ptr + first
     if ALIGNED:
         if OUT_DTYPE.primitive_bitwidth == 16:
