@@ -74,7 +74,12 @@ def test_bfloat16_bits_in_integer_arrays(scheme, kw, rng):
     seed = fresh_seed(rng)
     bits = gpuinit.init_(np.zeros((33, 21), np.uint16), scheme, seed=seed, bits="bfloat16", **kw)
     ref = gpuinit.init_(torch.empty(33, 21, dtype=torch.bfloat16), scheme, seed=seed, **kw)
-    assert np.array_equal(bits, ref.view(torch.int16).numpy().view(np.uint16))
+    if scheme == "orthogonal":  # QR by NumPy for NumPy arrays, by torch for torch tensors: equal up to rounding
+        got = torch.from_numpy(bits.view(np.int16)).view(torch.bfloat16).float()
+        assert torch.allclose(got, ref.float(), rtol=2**-7, atol=2**-14)  # one bfloat16 ulp, or float32 QR noise
+        assert (got == ref.float()).float().mean() > 0.9
+    else:
+        assert np.array_equal(bits, ref.view(torch.int16).numpy().view(np.uint16))
     with pytest.raises(gpuinit.InitError, match="uint16 or int16"):
         gpuinit.init_(np.zeros(4, np.float32), "normal", seed=0, bits="bfloat16")
     with pytest.raises(gpuinit.InitError, match="torch tensors have a bfloat16 dtype"):
