@@ -58,12 +58,12 @@ def own_init(module, *, seed=None, device=None, rules=None):
 
 
 def _ruled(names, rules, rule_for):
+    """[(owner name, (scheme, params))] of the tensors a rule names, under any of their names."""
     out = []
-    for fqn, owner in names.items():
-        if owner == fqn:
-            spec = rule_for([n for n, o in names.items() if o == fqn], rules)
-            if spec is not None:
-                out.append((fqn, spec))
+    for fqn, aliases in modules._aliases(names).items():
+        spec = rule_for(aliases, rules)
+        if spec is not None:
+            out.append((fqn, spec))
     return out
 
 
