@@ -3,6 +3,7 @@ libraries, output directories. Each check raises UsageError, which the command r
 import argparse
 import contextlib
 import importlib
+import importlib.util
 import math
 import os
 import re
@@ -31,6 +32,13 @@ def require(module, extra):
         if e.name != module:
             raise
         raise UsageError(f"this needs {module}, which is not installed: pip install 'gpuinit[{extra}]'") from None
+
+
+def installed(module, extra):
+    """Check that ``module`` is installed without importing it (the command imports it when it needs it), or
+    say which extra of gpuinit installs it."""
+    if importlib.util.find_spec(module) is None:
+        raise UsageError(f"this needs {module}, which is not installed: pip install 'gpuinit[{extra}]'")
 
 
 def device(text, torch, hint="use --device cpu"):

@@ -17,14 +17,14 @@ and deterministic algorithms (both restored afterwards). The library never print
 """
 import contextlib
 import csv
+import importlib.util
 import json
 import logging
 import multiprocessing
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-
-from .explore_train import spirals  # noqa: F401 - part of this module's interface
 
 FIGURES = ["symmetry", "trials", "scale", "signal", "derivations", "other_forms", "curves"]
 LOG = logging.getLogger("gpuinit")
@@ -38,21 +38,32 @@ def deterministic(threads=1):
     old = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
            torch.is_deterministic_algorithms_warn_only_enabled())
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
+    _set_deterministic(torch, True, False)
     try:
         yield
     finally:
         torch.set_num_threads(old[0])
-        torch.use_deterministic_algorithms(old[1], warn_only=old[2])
+        _set_deterministic(torch, *old[1:])
+
+
+def _set_deterministic(torch, mode, warn_only):
+    """``torch.use_deterministic_algorithms``, without its import of torch._inductor (about 2.5 s, once half of a
+    quick run) when inductor is not loaded: the experiments compile nothing, so only the eager flag matters."""
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if "torch._inductor.config" in sys.modules or setter is None:
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        setter(mode, warn_only=warn_only)
 
 
 def sizes(quick):
-    """The experiments' sizes: the full run and the ``quick`` one (same networks, fewer steps, seeds and samples)."""
+    """The experiments' sizes: the full run and the ``quick`` one (same networks, fewer steps, seeds and samples).
+    ``batch``: inputs of the signal and other-forms nets; ``wide_batch``: of the scale and derivations nets."""
     if quick:
-        return {"sym_steps": 150, "trials": 12, "trial_steps": 120, "depth": 32, "batch": 32, "n_r": 9,
-                "der_seeds": 3, "curve_steps": 150, "seeds": 3}
-    return {"sym_steps": 300, "trials": 24, "trial_steps": 200, "depth": 32, "batch": 64, "n_r": 13,
-            "der_seeds": 5, "curve_steps": 300, "seeds": 5}
+        return {"sym_steps": 150, "trials": 8, "trial_steps": 100, "depth": 32, "batch": 16, "wide_batch": 32,
+                "n_r": 9, "der_seeds": 3, "curve_steps": 120, "seeds": 3}
+    return {"sym_steps": 300, "trials": 24, "trial_steps": 200, "depth": 32, "batch": 64, "wide_batch": 64,
+            "n_r": 13, "der_seeds": 5, "curve_steps": 300, "seeds": 5}
 
 
 def experiments(quick=False, progress=None, on_done=None):
@@ -65,9 +76,9 @@ def experiments(quick=False, progress=None, on_done=None):
     n = sizes(quick)
     steps = [("symmetry", lambda: train.symmetry(steps=n["sym_steps"])),
              ("trials", lambda: train.trials(n_trials=n["trials"], steps=n["trial_steps"])),
-             ("scale", lambda: deep.scale(depth=16, batch=64, n_r=n["n_r"])),
+             ("scale", lambda: deep.scale(depth=16, batch=n["wide_batch"], n_r=n["n_r"])),
              ("signal", lambda: deep.signal(depth=n["depth"], batch=n["batch"])),
-             ("derivations", lambda: deep.derivations(depth=n["depth"], batch=64, seeds=n["der_seeds"])),
+             ("derivations", lambda: deep.derivations(depth=n["depth"], batch=n["wide_batch"], seeds=n["der_seeds"])),
              ("other_forms", lambda: deep.other_forms(depth=32, width=128, batch=n["batch"])),
              ("curves", lambda: train.curves(steps=n["curve_steps"], seeds=n["seeds"]))]
     res = {}
@@ -89,13 +100,15 @@ def run(out_dir, quick=False, progress=None, draw=True):
     from . import explore_plots as plots
     from . import explore_report as rep
 
-    if draw:
-        plots.pyplot()  # fails early, before the experiments, without matplotlib
+    if draw and importlib.util.find_spec("matplotlib") is None:  # fails early, before the experiments
+        raise RuntimeError(plots.NO_MATPLOTLIB)
     say = progress or LOG.info
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     meta, drawn = {}, {}
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) if draw else None
+    if pool:  # the drawing process loads matplotlib and its fonts while this one loads torch
+        drawn["(start)"] = pool.submit(plots.warm)
 
     def save(name, r):
         r["summary"] = rep.summarize(name, r)
@@ -116,7 +129,7 @@ def run(out_dir, quick=False, progress=None, draw=True):
         for future in drawn.values():
             future.result()
         if pool:
-            say(f"explore: drew {len(drawn)} figures (waited {time.perf_counter() - t0:.1f} s for the last ones)")
+            say(f"explore: drew {len(meta)} figures (waited {time.perf_counter() - t0:.1f} s for the last ones)")
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)

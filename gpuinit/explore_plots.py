@@ -4,6 +4,8 @@ Every figure's title states its claim and its network, data and settings; legend
 at a floor (an all-zero tensor, a singular value below float64's resolution) is drawn with its own marker and
 named in the legend.
 """
+import re
+
 import numpy as np
 
 COLORS = {"small uniform ±0.01": "tab:blue", "large uniform ±1": "tab:orange", "Glorot": "tab:green",
@@ -13,15 +15,28 @@ COLORS = {"small uniform ±0.01": "tab:blue", "large uniform ±1": "tab:orange",
 STYLES = {"He leaky (a=0.2)": "--", "Xavier logistic": "--", "identity": "--"}
 
 
+NO_MATPLOTLIB = "gpuinit explore draws with matplotlib: pip install 'gpuinit[plot]'"
+
+
 def pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise RuntimeError("gpuinit explore draws with matplotlib: pip install 'gpuinit[plot]'") from None
+        raise RuntimeError(NO_MATPLOTLIB) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def warm():
+    """Load pyplot and render some text (fonts, the Agg canvas), so that the first figure does not pay for it."""
+    import io
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.set(title="warm", yscale="log", ylim=(1e-3, 1))
+    _finish(fig, io.BytesIO())
 
 
 def draw(name, r, meta, path):
@@ -35,11 +50,44 @@ def _figure(plt, meta, nrows, ncols, size):
     return fig, ax
 
 
+_SUPER = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+_MATH = re.compile(r"^\$\\mathdefault\{(?:([0-9.]+)\\times)?10\^\{(-?[0-9]+)\}\}\$$")
+
+
+def plain_log_label(label):
+    """matplotlib's log tick label ``$\\mathdefault{2\\times10^{-3}}$`` as plain text ``2×10⁻³``: the same glyphs
+    without a mathtext parse per label (about a third of the drawing time in a fresh process). Others are left
+    as they are."""
+    m = _MATH.match(label)
+    if not m:
+        return label
+    return (f"{m[1]}×" if m[1] else "") + "10" + m[2].translate(_SUPER)
+
+
+def _plain_log_ticks(ax):
+    """Plain-text labels on log axes, and no minor ticks on a log axis of more than three decades: there
+    matplotlib leaves them unlabelled, and each tick is an artist (they were most of the scale figure's ticks)."""
+    import matplotlib.ticker as mt
+
+    for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+        if scale == "log":
+            lo, hi = sorted(axis.get_view_interval())
+            if lo > 0 and hi > 1e3 * lo:
+                axis.set_minor_locator(mt.NullLocator())
+            for minor in (False, True):
+                base = mt.LogFormatterSciNotation(labelOnlyBase=not minor)
+                fmt = mt.FuncFormatter(lambda v, pos, base=base: plain_log_label(base(v, pos)))
+                fmt.set_locs = base.set_locs  # the base formatter decides which minor ticks get a label
+                fmt.axis = base.axis = axis
+                (axis.set_minor_formatter if minor else axis.set_major_formatter)(fmt)
+
+
 def _finish(fig, path, ncol=6):
     """Fixed margins in inches (no layout engine: it measures every text many times, which costs seconds):
     the two-line title on top, the legend below the x labels."""
     handles, labels = {}, []
     for a in fig.axes:
+        _plain_log_ticks(a)
         for h, lab in zip(*a.get_legend_handles_labels(), strict=True):
             if lab not in handles:
                 handles[lab] = h
@@ -61,6 +109,13 @@ def _finish(fig, path, ncol=6):
 
 def _sel(rows, **kw):
     return [r for r in rows if all(r[k] == v for k, v in kw.items())]
+
+
+def _order(rows, *keys):
+    """The distinct values of ``keys`` in the rows, in the order the experiment computed them (one tuple per
+    combination for several keys); the figures take their panels and curves from the data, not from the
+    experiment modules (which would load torch into the drawing process)."""
+    return list(dict.fromkeys(r[keys[0]] if len(keys) == 1 else tuple(r[k] for k in keys) for r in rows))
 
 
 def _log_series(ax, xs, logs, floors, color, label, style="-"):
@@ -129,11 +184,9 @@ def scale(plt, r, meta, path):
 
 
 def signal(plt, r, meta, path):
-    from .explore_nets import PER_ACT
-
     fig, ax = _figure(plt, meta, 2, 4, (17, 7.5))
-    for j, (act, labels) in enumerate(PER_ACT.items()):
-        for label in labels:
+    for j, act in enumerate(_order(r["rows"], "activation")):
+        for label in _order(_sel(r["rows"], activation=act), "init"):
             rows = _sel(r["rows"], activation=act, init=label)
             layers = [x["layer"] for x in rows]
             st = STYLES.get(label, "-")
@@ -149,10 +202,8 @@ def signal(plt, r, meta, path):
 
 
 def derivations(plt, r, meta, path):
-    from .explore_deep import DERIVATION_CASES
-
     fig, ax = _figure(plt, meta, 2, 4, (17, 7.5))
-    for j, (act, label) in enumerate(DERIVATION_CASES):
+    for j, (act, label) in enumerate(_order(r["rows"], "activation", "init")):
         rows = _sel(r["rows"], activation=act, init=label)
         layers = [x["layer"] for x in rows]
         for i, key in enumerate(("z_rms", "grad_rms")):
@@ -172,10 +223,8 @@ def derivations(plt, r, meta, path):
 
 
 def other_forms(plt, r, meta, path):
-    from .explore_deep import OTHER_FORMS
-
     fig, ax = _figure(plt, meta, 1, 3, (15, 4.4))
-    for label in OTHER_FORMS:
+    for label in _order(r["rows"], "init"):
         c, st = COLORS[label], STYLES.get(label, "-")
         sv = _sel(r["rows"], init=label, quantity="singular_value")
         ok = [x for x in sv if not x["below_resolution"]]

@@ -37,6 +37,9 @@ def test_bench_cpu_writes_only_where_asked(tmp_path):
     (["cpu", "--out="], "--out: must name a directory, got an empty string"),
     (["model", "--out", ""], "--out: must name a directory, got an empty string"),
     (["kernels", "--out", ""], "--out: must name a directory, got an empty string"),
+    (["explore", "--repeat", "0"], "--repeat: must be an integer >= 1"),
+    (["explore", "--busy", "65"], "--busy: must be an integer from 0 to 64"),
+    (["explore", "--out", ""], "--out: must name a directory, got an empty string"),
 ])
 def test_bench_options_checked_before_the_script(capsys, tmp_path, argv, match):
     fails(capsys, "bench", *[a.format(tmp=tmp_path) for a in argv], match=match)

@@ -193,3 +193,57 @@ def test_cli_shows_progress_on_stderr(monkeypatch, capsys, tmp_path):
     assert cli.main(["explore", "--out", str(tmp_path), "--quick"]) == 0
     cap = capsys.readouterr()
     assert "explore: [1/7] symmetry" in cap.err and "wrote" in cap.out
+
+
+def test_adam_is_torch_optim_adam():
+    """explore's written-out Adam gives torch.optim.Adam's values bit for bit (odd shapes, several steps)."""
+    from gpuinit.explore_train import adam
+
+    g = torch.Generator().manual_seed(7)
+    ours = [torch.randn(3, 5, generator=g), torch.randn(7, generator=g), torch.randn(2, 1, 3, generator=g)]
+    ref = [p.clone().requires_grad_() for p in ours]
+    ours = [p.requires_grad_() for p in ours]
+    step, opt = adam(ours, lr=0.01), torch.optim.Adam(ref, lr=0.01)
+    for _ in range(25):
+        for params in (ours, ref):
+            sum((p.sin() * (k + 1)).sum() for k, p in enumerate(params)).backward()
+        step()
+        opt.step()
+        opt.zero_grad()
+        assert all(torch.equal(a, b) for a, b in zip(ours, ref, strict=True))
+        assert all(p.grad is None for p in ours)
+
+
+def test_log_tick_labels_are_plain_text():
+    from gpuinit.explore_plots import plain_log_label
+
+    assert plain_log_label(r"$\mathdefault{10^{-32}}$") == "10⁻³²"
+    assert plain_log_label(r"$\mathdefault{10^{0}}$") == "10⁰"
+    assert plain_log_label(r"$\mathdefault{2\times10^{-1}}$") == "2×10⁻¹"
+    assert plain_log_label(r"$\mathdefault{1.5\times10^{12}}$") == "1.5×10¹²"
+    assert plain_log_label("") == "" and plain_log_label(r"$\mathdefault{0.5}$") == r"$\mathdefault{0.5}$"
+
+
+def test_drawing_and_setup_stay_light(tmp_path):
+    """The drawing process never loads torch (it draws from the rows), and neither the deterministic section nor
+    explore's Adam loads torch._dynamo / torch._inductor (seconds of import): checked in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+import gpuinit.explore, gpuinit.explore_plots
+assert "torch" not in sys.modules, "explore or its plots import torch"
+import torch
+from gpuinit.explore_train import adam
+with gpuinit.explore.deterministic():
+    assert torch.are_deterministic_algorithms_enabled() and torch.get_num_threads() == 1
+    p = torch.ones(3, requires_grad=True)
+    p.sum().backward()
+    adam([p], 0.1)()
+heavy = [m for m in ("torch._dynamo", "torch._inductor") if m in sys.modules]
+assert not heavy, heavy
+assert not torch.are_deterministic_algorithms_enabled()
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
