@@ -3,6 +3,7 @@ summary numbers the report quotes: signal by activation and scheme, the derivati
 uniform draw, and the other forms (orthogonal, identity, sparse)."""
 import math
 
+import numpy as np
 import torch
 
 from . import explore_nets as nets
@@ -43,6 +44,7 @@ def signal(depth, batch, seed=0):
                 lg, g, fg = _val(st["grad_rms"][i])
                 rows.append({"activation": act, "init": label, "layer": i + 1, "width_in": ws[i],
                              "width_out": ws[i + 1], "log10_act_std": la, "act_std": a, "act_at_floor": fa,
+                             "act_below_resolution": int(st["h_below_res"][i]),
                              "log10_grad_rms": lg, "grad_rms": g, "grad_at_floor": fg,
                              "saturated": st["saturated"][i]})
 
@@ -64,13 +66,29 @@ def signal(depth, batch, seed=0):
          "leaky_heleaky_act_std_last": get("leaky_relu", "He leaky (a=0.2)", "act_std", depth),
          "float32_lost_layers_relu_small": _float32_losses("relu", "small uniform ±0.01", ws, batch, seed),
          "float32_lost_layers_relu_large": _float32_losses("relu", "large uniform ±1", ws, batch, seed),
-         "floor_rows": sum(r["act_at_floor"] + r["grad_at_floor"] for r in rows)}
+         "floor_rows": sum(r["act_at_floor"] + r["grad_at_floor"] for r in rows),
+         "below_resolution_rows": sum(r["act_below_resolution"] for r in rows),
+         "sigmoid_small_act_std_first": get("sigmoid", "small uniform ±0.01", "act_std", 1),
+         "sigmoid_small_resolution_layer": next((r["layer"] for r in rows if r["activation"] == "sigmoid" and r[
+             "init"] == "small uniform ±0.01" and r["act_below_resolution"]), 0),
+         "sigmoid_logistic_grad_first": get("sigmoid", "Xavier logistic", "grad_rms", 1),
+         "sigmoid_logistic_grad_last": get("sigmoid", "Xavier logistic", "grad_rms", depth),
+         "leaky_he_over_heleaky_last": get("leaky_relu", "He", "act_std", depth)
+         / get("leaky_relu", "He leaky (a=0.2)", "act_std", depth),
+         "leaky_he_over_heleaky_theory": (1 + nets.LEAK ** 2) ** (depth / 2),
+         "relu_hefanavg_act_std_last": get("relu", "He fan-average", "act_std", depth),
+         # the sigmoid's mean of 1/2 gives each unit of a Xavier-logistic layer an input-independent offset
+         # (1/2) sum_j W_ij, of std sqrt(n_in Var(W) / 4): for n_in = 256 and for n_in = 64
+         "logistic_offset_std_wide": math.sqrt(ws[0] * nets.var_w("Xavier logistic", ws[0], ws[1]) / 4),
+         "logistic_offset_std_narrow": math.sqrt(ws[1] * nets.var_w("Xavier logistic", ws[1], ws[0]) / 4)}
     return {"rows": rows, "summary": s, "settings": {"depth": depth, "widths": "256, 64, 256, ... (alternating)",
                                                      "batch": batch, "seed": seed, "leaky_slope": nets.LEAK,
-                                                     "small_uniform_r": 0.01, "large_uniform_r": 1.0}}
+                                                     "small_uniform_r": 0.01, "large_uniform_r": 1.0,
+                                                     "schemes": nets.scheme_names(cache)}}
 
 
-DERIVATION_CASES = [("linear", "Glorot"), ("tanh", "Glorot"), ("relu", "He"), ("leaky_relu", "He leaky (a=0.2)")]
+DERIVATION_CASES = [("linear", "Glorot"), ("tanh", "Glorot"), ("sigmoid", "Xavier logistic"), ("relu", "He"),
+                    ("leaky_relu", "He leaky (a=0.2)")]
 
 
 def _log10_mean(logs):
@@ -109,7 +127,9 @@ def derivations(depth, batch, seeds, seed=0):
     w, n = ws[0], ws[1]
     s["glorot_pair_factor"] = (w * nets.var_w("Glorot", w, n)) * (n * nets.var_w("Glorot", n, w))
     return {"rows": rows, "summary": s, "settings": {"depth": depth, "widths": "256, 64, 256, ... (alternating)",
-                                                     "batch": batch, "seeds": seeds, "leaky_slope": nets.LEAK}}
+                                                     "batch": batch, "seeds": seeds, "leaky_slope": nets.LEAK,
+                                                     "schemes": nets.scheme_names(dict.fromkeys(
+                                                         label for _, label in DERIVATION_CASES))}}
 
 
 def scale(depth, batch, n_r, seed=0):
@@ -128,11 +148,17 @@ def scale(depth, batch, n_r, seed=0):
             rows.append({"activation": act, "r": r, "log10_grad_rms_layer1": lg, "grad_rms_layer1": g,
                          "grad_at_floor": fg, "log10_grad_gain": gain, "grad_gain": 10.0 ** gain,
                          "log10_act_std_last": la, "act_std_last": a, "act_at_floor": fa,
+                         "act_below_resolution": int(st["h_below_res"][-1]),
                          "saturated": sum(st["saturated"]) / depth})
     best = {act: min((x for x in rows if x["activation"] == act), key=lambda x: abs(x["log10_grad_gain"]))
             for act in ("sigmoid", "tanh")}
     s = {"glorot_r": math.sqrt(6.0 / (ws[0] + ws[1])), "logistic_r": 4 * math.sqrt(6.0 / (ws[0] + ws[1])),
          "r_min": rs[0], "r_max": rs[-1]}
+    for act, bound in (("tanh", "glorot_r"), ("sigmoid", "logistic_r")):  # the gain at the bound, log-log interpolated
+        mine = [x for x in rows if x["activation"] == act]
+        logs = [math.log10(x["r"]) for x in mine]
+        s[f"{act}_grad_gain_at_{bound}"] = 10.0 ** float(np.interp(math.log10(s[bound]), logs,
+                                                            [x["log10_grad_gain"] for x in mine]))
     for act in ("sigmoid", "tanh"):
         ends = [x for x in rows if x["activation"] == act]
         s[f"{act}_grad_gain_small_r"] = ends[0]["grad_gain"]
@@ -162,10 +188,11 @@ def other_forms(depth, width, batch, seed=0):
             for i, lg in enumerate(st[key]):
                 lv, v, f = _val(lg)
                 rows.append({"init": label, "quantity": q, "index": i + 1, "value": v, "log10_value": lv,
-                             "at_floor": f, "below_resolution": 0})
+                             "at_floor": f, "below_resolution": int(key == "h_std" and st["h_below_res"][i])})
         s[f"{label}_sv_max"], s[f"{label}_sv_min"] = sv[0], sv[-1]
         s[f"{label}_sv_dev_from_1"] = max(abs(v - 1) for v in sv)
         s[f"{label}_sv_below_resolution"] = sum(v < res for v in sv)
         s[f"{label}_tanh_act_std_last"] = 10.0 ** st["h_std"][-1]
     return {"rows": rows, "summary": s, "settings": {"depth": depth, "width": width, "batch": batch, "seed": seed,
-                                                     "sparsity": nets.INITS["sparse 90%"][1]["sparsity"]}}
+                                                     "sparsity": nets.INITS["sparse 90%"][1]["sparsity"],
+                                                     "schemes": nets.scheme_names(OTHER_FORMS)}}

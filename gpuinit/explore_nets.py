@@ -15,6 +15,7 @@ from .api import init_
 
 LEAK = 0.2  # the negative slope of every leaky ReLU here (LeakyReLU(0.2)), so that He's leaky form differs from He's
 LN10 = math.log(10.0)
+RESOLUTION = math.log10(64 * torch.finfo(torch.float64).eps)  # below 64 eps RMS(h), a std is rounding noise
 
 # label -> (scheme, params): the initializers compared, by the names gpuinit takes.
 INITS = {
@@ -25,6 +26,7 @@ INITS = {
     "LeCun": ("lecun_normal", {}),
     "He": ("kaiming_normal", {"nonlinearity": "relu"}),
     "He leaky (a=0.2)": ("he_leaky_normal", {"negative_slope": LEAK}),
+    "He fan-average": ("he_fan_avg_normal", {}),
     "orthogonal": ("orthogonal", {}),
     "identity": ("eye", {}),
     "sparse 90%": ("sparse", {"sparsity": 0.9}),  # std set per width so that the variance is 1 / fan_in
@@ -33,9 +35,20 @@ INITS = {
 PER_ACT = {
     "sigmoid": ["small uniform ±0.01", "large uniform ±1", "Glorot", "Xavier logistic", "LeCun", "orthogonal"],
     "tanh": ["small uniform ±0.01", "large uniform ±1", "Glorot", "LeCun", "He", "orthogonal"],
-    "relu": ["small uniform ±0.01", "large uniform ±1", "Glorot", "LeCun", "He", "orthogonal"],
+    "relu": ["small uniform ±0.01", "large uniform ±1", "Glorot", "LeCun", "He", "He fan-average", "orthogonal"],
     "leaky_relu": ["small uniform ±0.01", "large uniform ±1", "Glorot", "He", "He leaky (a=0.2)", "orthogonal"],
 }
+
+
+def scheme_names(labels, table=None):
+    """{label: the gpuinit call it stands for}, e.g. "Glorot" -> "xavier_normal", for a figure's settings."""
+    table = INITS if table is None else table
+
+    def call(scheme, params):
+        args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in params.items())
+        return f"{scheme}({args})" if args else scheme
+
+    return {label: call(*table[label]) for label in labels}
 
 
 def _dtanh(z):
@@ -96,20 +109,26 @@ def inputs(ws, batch, seed):
 
 
 def deep_stats(act, label, ws, batch, seed=0, w=None):
-    """Per layer l (1-based): log10 RMS of the pre-activation z_l, log10 std of the activation h_l, log10 RMS of
-    the gradient dL/dz_l for L = sum(h_L * u) with u ~ N(0, 1), and the fraction of saturated units
-    (f'(z) < f'(0) / 10). Values are log10s; None marks an all-zero tensor."""
+    """Per layer l (1-based): log10 RMS of the pre-activation z_l; log10 std of the activation h_l over the inputs
+    (each unit's std over the batch, RMS over units: the signal the layer passes on, not the spread of the
+    units' fixed offsets); log10 RMS of the gradient dL/dz_l for L = sum(h_L * u) with u ~ N(0, 1); and the
+    fraction of saturated units (f'(z) < f'(0) / 10). Values are log10s; None marks an all-zero tensor.
+    ``h_below_res[l]`` is True where the std is below float64's resolution of h_l (RESOLUTION times RMS(h_l):
+    a sigmoid's variation around its mean of 1/2 is lost to rounding there); h_std then holds that bound."""
     f, df = ACTS[act]
     w = weights(label, ws, seed) if w is None else w
     x, up = inputs(ws, batch, seed)
-    h, zs, z_rms, h_std, sat = x, [], [], [], []
+    h, zs, z_rms, h_std, h_res, sat = x, [], [], [], [], []
     d0 = float(df(torch.zeros(1, dtype=torch.float64)))
     for wl in w:
         z = h @ wl.T
         h = f(z)
         zs.append(z)
         z_rms.append(log10_rms(z))
-        h_std.append(log10_rms(h - h.mean()))
+        std, size = log10_rms(h - h.mean(0)), log10_rms(h)
+        below = size is not None and (std is None or std < size + RESOLUTION)
+        h_std.append(size + RESOLUTION if below else std)
+        h_res.append(below)
         sat.append(float((df(z) < d0 / 10).double().mean()))
     grad, scale, gh = [None] * len(w), 0.0, up  # gh * 10**scale is dL/dh; gh is kept at RMS 1
     for i in reversed(range(len(w))):
@@ -124,16 +143,19 @@ def deep_stats(act, label, ws, batch, seed=0, w=None):
             if n is None:
                 break
             gh, scale = gh / 10.0 ** n, scale + n
-    return {"z_rms": z_rms, "h_std": h_std, "grad_rms": grad, "saturated": sat}
+    return {"z_rms": z_rms, "h_std": h_std, "h_below_res": h_res, "grad_rms": grad, "saturated": sat}
 
 
 def var_w(label, fan_in, fan_out):
     """The weight variance each formula prescribes (REFERENCE.md section 1), computed here independently of gpuinit."""
     return {"Glorot": 2.0 / (fan_in + fan_out), "He": 2.0 / fan_in, "LeCun": 1.0 / fan_in,
-            "He leaky (a=0.2)": 2.0 / ((1 + LEAK ** 2) * fan_in)}[label]
+            "He leaky (a=0.2)": 2.0 / ((1 + LEAK ** 2) * fan_in), "He fan-average": 4.0 / (fan_in + fan_out),
+            "Xavier logistic": 32.0 / (fan_in + fan_out)}[label]
 
 
-GAIN = {"linear": 1.0, "tanh": 1.0, "relu": 0.5, "leaky_relu": (1 + LEAK ** 2) / 2}  # E f(z)^2 / E z^2 = E f'(z)^2
+# E f(z)^2 / E z^2 = E f'(z)^2 as each derivation assumes it; for the sigmoid, the logistic derivation's
+# linearization f(z) ~ z / 4 (its mean of 1/2 left out)
+GAIN = {"linear": 1.0, "tanh": 1.0, "relu": 0.5, "leaky_relu": (1 + LEAK ** 2) / 2, "sigmoid": 1 / 16}
 
 
 def predicted(act, label, ws):

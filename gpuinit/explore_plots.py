@@ -10,9 +10,10 @@ import numpy as np
 
 COLORS = {"small uniform ±0.01": "tab:blue", "large uniform ±1": "tab:orange", "Glorot": "tab:green",
           "Xavier logistic": "tab:olive", "LeCun": "tab:red", "He": "tab:purple", "He leaky (a=0.2)": "tab:pink",
-          "orthogonal": "tab:brown", "identity": "tab:cyan", "sparse 90%": "tab:gray", "constant 0.5": "tab:red",
+          "orthogonal": "tab:brown", "identity": "tab:cyan", "sparse 90%": "tab:gray",
+          "He fan-average": "tab:gray", "constant 0.5": "tab:red",
           "same start": "tab:red", "sigmoid": "tab:blue", "tanh": "tab:orange"}
-STYLES = {"He leaky (a=0.2)": "--", "Xavier logistic": "--", "identity": "--"}
+STYLES = {"He leaky (a=0.2)": "--", "Xavier logistic": "--", "identity": "--", "He fan-average": "--"}
 
 
 NO_MATPLOTLIB = "gpuinit explore draws with matplotlib: pip install 'gpuinit[plot]'"
@@ -118,10 +119,24 @@ def _order(rows, *keys):
     return list(dict.fromkeys(r[keys[0]] if len(keys) == 1 else tuple(r[k] for k in keys) for r in rows))
 
 
-def _log_series(ax, xs, logs, floors, color, label, style="-"):
-    """Plot 10 ** log against x; entries at the floor (an all-zero tensor) are drawn as triangles at the bottom."""
+NOISE = "below float64 resolution (open circles)"
+
+
+def _noise_markers(ax, xs, ys, color):
+    """Values that are rounding noise, as open circles in the curve's colour, with one black legend entry."""
+    ax.plot(xs, ys, "o", mfc="none", ms=3, color=color)
+    if NOISE not in ax.get_legend_handles_labels()[1]:
+        ax.plot([], [], "o", mfc="none", ms=3, color="k", label=NOISE)
+
+
+def _log_series(ax, xs, logs, floors, color, label, style="-", noise=None):
+    """Plot 10 ** log against x; entries at the floor (an all-zero tensor) are drawn as triangles at the bottom,
+    entries flagged in ``noise`` (below float64's resolution; the value is the bound) as open circles."""
+    noise = noise or [0] * len(xs)
     ys = np.array([10.0 ** v if not f else np.nan for v, f in zip(logs, floors, strict=True)])
-    ax.plot(xs, ys, style, color=color, label=label, lw=1.4)
+    ax.plot(xs, np.where(np.array(noise, bool), np.nan, ys), style, color=color, label=label, lw=1.4)
+    if any(noise):
+        _noise_markers(ax, [x for x, n in zip(xs, noise, strict=True) if n], ys[np.array(noise, bool)], color)
     if any(floors):
         bottom = np.nanmin(ys) / 10 if np.isfinite(ys).any() else 1e-300
         ax.plot([x for x, f in zip(xs, floors, strict=True) if f], [bottom] * sum(floors), "v", color=color,
@@ -169,7 +184,7 @@ def scale(plt, r, meta, path):
                     COLORS[act], act)
         ax[0, 1].plot(rs, [x["saturated"] for x in rows], color=COLORS[act])
         _log_series(ax[0, 2], rs, [x["log10_act_std_last"] for x in rows], [x["act_at_floor"] for x in rows],
-                    COLORS[act], act)
+                    COLORS[act], act, noise=[x["act_below_resolution"] for x in rows])
     for a in ax[0]:
         a.set_xscale("log")
         a.axvline(s["glorot_r"], color="k", ls=":", lw=1, label=f"Glorot bound r = {s['glorot_r']:.3g}")
@@ -179,7 +194,8 @@ def scale(plt, r, meta, path):
     ax[0, 0].set(yscale="log", ylabel="gradient RMS at layer 1 / at layer 16",
                  title="gradient growth back through the net\n(1 = neither vanishing nor exploding)")
     ax[0, 1].set(ylabel="fraction of saturated units (f' < f'(0)/10)", title="saturation", ylim=(-0.02, 1.02))
-    ax[0, 2].set(yscale="log", ylabel="activation std at layer 16", title="forward signal at the last layer")
+    ax[0, 2].set(yscale="log", ylabel="activation std over the inputs, layer 16",
+                 title="forward signal at the last layer")
     _finish(fig, path)
 
 
@@ -191,18 +207,18 @@ def signal(plt, r, meta, path):
             layers = [x["layer"] for x in rows]
             st = STYLES.get(label, "-")
             _log_series(ax[0, j], layers, [x["log10_act_std"] for x in rows], [x["act_at_floor"] for x in rows],
-                        COLORS[label], label, st)
+                        COLORS[label], label, st, noise=[x["act_below_resolution"] for x in rows])
             _log_series(ax[1, j], layers, [x["log10_grad_rms"] for x in rows], [x["grad_at_floor"] for x in rows],
                         COLORS[label], label, st)
         ax[0, j].set(yscale="log", title=act if act != "leaky_relu" else "leaky_relu (slope 0.2)")
         ax[1, j].set(yscale="log", xlabel="layer (widths 256→64→256→…)")
-    ax[0, 0].set_ylabel("activation std (forward)")
+    ax[0, 0].set_ylabel("activation std over the inputs (forward)")
     ax[1, 0].set_ylabel("gradient RMS dL/dz (backward)")
     _finish(fig, path, ncol=8)
 
 
 def derivations(plt, r, meta, path):
-    fig, ax = _figure(plt, meta, 2, 4, (17, 7.5))
+    fig, ax = _figure(plt, meta, 2, 5, (20, 7.5))
     for j, (act, label) in enumerate(_order(r["rows"], "activation", "init")):
         rows = _sel(r["rows"], activation=act, init=label)
         layers = [x["layer"] for x in rows]
@@ -231,17 +247,16 @@ def other_forms(plt, r, meta, path):
         low = [x for x in sv if x["below_resolution"]]
         ax[0, 0].plot([x["index"] for x in ok], [x["value"] for x in ok], st, color=c, label=label)
         if low:
-            ax[0, 0].plot([x["index"] for x in low], [x["value"] for x in low], "o", mfc="none", ms=3, color=c,
-                          label="below float64 resolution (noise)")
+            _noise_markers(ax[0, 0], [x["index"] for x in low], [x["value"] for x in low], c)
         for k, q in enumerate(("act_std", "grad_rms"), 1):
             rows = _sel(r["rows"], init=label, quantity=q)
             _log_series(ax[0, k], [x["index"] for x in rows], [x["log10_value"] for x in rows],
-                        [x["at_floor"] for x in rows], c, label, st)
+                        [x["at_floor"] for x in rows], c, label, st, noise=[x["below_resolution"] for x in rows])
     res = max(v for k, v in r["summary"].items() if k.endswith("_sv_resolution"))
     ax[0, 0].axhline(res, color="k", ls=":", lw=1, label="float64 resolution (n eps σ_max)")
     ax[0, 0].set(yscale="log", xlabel="index", ylabel="singular value",
                  title="end-to-end map of the linear net:\nsingular values (orthogonal, identity: all 1)")
-    ax[0, 1].set(yscale="log", xlabel="layer", ylabel="activation std", title="tanh net: forward")
+    ax[0, 1].set(yscale="log", xlabel="layer", ylabel="activation std over the inputs", title="tanh net: forward")
     ax[0, 2].set(yscale="log", xlabel="layer", ylabel="gradient RMS dL/dz", title="tanh net: backward")
     _finish(fig, path)
 

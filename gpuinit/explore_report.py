@@ -113,8 +113,11 @@ def report(res, meta):
         sections = ", ".join(f"§{x}" for x in m["section"].split(", "))
         parts.append(f"| [{name}.png]({name}.png) | {sections} | {m['claim']} |")
     for name, m in meta.items():
-        parts.append(f"\n## {m['claim']}\n\n![{name}]({name}.png)\n\n*Network:* {m['network']}. *Data:* {m['data']}. "
-                     f"*Data behind the figure:* [{name}.csv]({name}.csv), settings and summary in "
+        schemes = m["settings"].get("schemes")
+        named = (" *Schemes (gpuinit names):* " + "; ".join(f"{k} = {v}" for k, v in schemes.items()) + "."
+                 if schemes else "")
+        parts.append(f"\n## {m['claim']}\n\n![{name}]({name}.png)\n\n*Network:* {m['network']}. *Data:* {m['data']}."
+                     f"{named} *Data behind the figure:* [{name}.csv]({name}.csv), settings and summary in "
                      f"[{name}.json]({name}.json).\n")
         parts.append(TEXT[name](m["summary"], m["settings"]))
     return "\n".join(parts) + "\n"
@@ -128,7 +131,10 @@ run to run: data and weights are seeded, training is full-batch, and the experim
 thread and deterministic algorithms. Deep-network statistics are exact: forward passes in float64, every
 RMS and std computed as a log10 via logsumexp of 2 log|x|, and the backward pass rescaled at each layer
 with its scale carried as a log10, so nothing under- or overflows (a value that is exactly 0 would be
-drawn as a triangle at the bottom of its panel and flagged `at_floor` in the CSV).
+drawn as a triangle at the bottom of its panel and flagged `at_floor` in the CSV). The activation std is each
+unit's std over the inputs (RMS over units): the signal a layer passes on. Where it is below float64's
+resolution of the activations (64 eps times their RMS: a sigmoid's variation around its mean of 1/2), it is
+drawn as an open circle at that bound and flagged `below_resolution`: the true value is smaller.
 
 Which figure shows which claim:
 """
@@ -147,10 +153,12 @@ steps is {_g(s['constant_spread_max'])} (right panel: all units on one point), a
 def _trials(s, st):
     rows = "\n".join(f"| {k} | {_g(v['median'])} | {_g(v['min'])} | {_g(v['max'])} | {_g(v['std'])} |"
                      for k, v in s.items())
-    return f"""The tutorial's trials: the same 2-{st['net'].split('-')[1]}-1 network trained {st['trials']} times. Each
-initializer filled all trials' weights in one batched call (batch axis 0: independent copies). Started from the
-same weights, every trial follows the same path to the same loss (spread {_g(s['same start']['std'])}): the
-trials explore nothing. Random starts end at different losses:
+    return f"""The tutorial's trials: {st['trials']} copies of one 2-{st['net'].split('-')[1]}-1 architecture, each
+trained on the same data. Each initializer filled all copies' weights in one batched call (batch axis 0:
+independent copies). Started from the same weights, every trial follows the same path to the same loss (spread
+{_g(s['same start']['std'])}): the trials explore nothing. Training here is full batch, so the paths are identical;
+with minibatches in a random order they would be "the same or very similar", as the tutorial says. Random
+starts end at different losses:
 
 | start | median final loss | min | max | std over trials |
 |---|---|---|---|---|
@@ -166,39 +174,65 @@ last layer. With a large r the units saturate (the tutorial's "poor resolution f
 r = {_g(s['r_max'])}, {_g(s['sigmoid_saturated_large_r'])} (sigmoid) and {_g(s['tanh_saturated_large_r'])} (tanh)
 of the units have f' below a tenth of f'(0). In a deep net the gradient then does not vanish but explodes
 (growth {_g(s['tanh_grad_gain_large_r'])} for tanh): the few unsaturated units see weights that are too large.
-The gradient passes through unchanged (growth closest to 1) at r = {_g(s['tanh_balanced_r'])} for tanh, next to
-Glorot's bound r = {_g(s['glorot_r'])} for these widths, and at r = {_g(s['sigmoid_balanced_r'])} for sigmoid, above
-the Xavier-logistic bound r = {_g(s['logistic_r'])} (sigmoid's 1/4 slope needs 4 times larger weights; its mean of
-1/2 shifts the best r further), where {_g(s['sigmoid_balanced_saturated'])} of the units are already saturated."""
+On this grid the gradient passes through most nearly unchanged at r = {_g(s['tanh_balanced_r'])} for tanh and at
+r = {_g(s['sigmoid_balanced_r'])} for sigmoid, where {_g(s['sigmoid_balanced_saturated'])} of the sigmoid units are
+already saturated. The bounds of the derivations are not these points: at Glorot's bound r = {_g(s['glorot_r'])}
+(for widths 256 and 64) the tanh gradient still shrinks to {_g(s['tanh_grad_gain_at_glorot_r'])} of its size over
+the {st['depth']} layers (log-log interpolation between grid points), because the fan average preserves the
+variance in neither direction when fan_in != fan_out (see the derivations figure); at the Xavier-logistic bound
+r = {_g(s['logistic_r'])} the sigmoid gradient shrinks to {_g(s['sigmoid_grad_gain_at_logistic_r'])} (its mean of
+1/2, which the derivation leaves out, offsets and saturates the units: see the signal figure)."""
 
 
 def _signal(s, st):
     return f"""Each activation with the schemes offered for it (Xavier logistic for sigmoid, He's leaky form with
 a = {_g(st['leaky_slope'])} for leaky ReLU). Layers alternate between 256 and 64 units, so fan_in and fan_out differ
-and Glorot (fan average), LeCun (fan_in), He and orthogonal draw different curves. With ReLU, He keeps the
-activation std between {_g(s['relu_he_act_std_min'])} and {_g(s['relu_he_act_std_max'])} over all {st['depth']}
-layers; a small uniform (±0.01) collapses it to {_g(s['relu_small_act_std_last'])} by the last layer and its
+and Glorot (fan average), LeCun (fan_in), He and orthogonal draw different curves. Every curve is one weight
+draw (seed {st['seed']}); the derivations figure shows the spread over draws. With ReLU, He keeps the activation
+std between {_g(s['relu_he_act_std_min'])} and {_g(s['relu_he_act_std_max'])} over all {st['depth']} layers in
+this draw. He's fan-average form (2 / fan_avg, Kwon et al.) loses signal as Glorot does, its fan average shrinking
+the variance over each 256→64→256 pair (std {_g(s['relu_hefanavg_act_std_last'])} at the last layer). A small
+uniform (±0.01) collapses the std to {_g(s['relu_small_act_std_last'])} by the last layer and its
 gradient at layer 1 to {_g(s['relu_small_grad_rms_first'])}; a large uniform (±1) blows it up to
 {_g(s['relu_large_act_std_last'])}. These values are exact: a plain float32 computation (z.grad.pow(2).mean().sqrt())
 loses {s['float32_lost_layers_relu_small']} of {st['depth']} layers' gradient RMS to underflow for the small uniform
 and {s['float32_lost_layers_relu_large']} to overflow for the large one. Sigmoid under Glorot loses its gradient
 (RMS {_g(s['sigmoid_glorot_grad_first'])} at layer 1 against {_g(s['sigmoid_glorot_grad_last'])} at the last) while
 tanh keeps much more of it ({_g(s['tanh_glorot_grad_first'])} against {_g(s['tanh_glorot_grad_last'])}). A large
-uniform saturates tanh ({_g(s['tanh_large_saturated_last'])} of the last layer's units have f' < f'(0)/10). With
-leaky ReLU, He's ReLU form ends at activation std {_g(s['leaky_he_act_std_last'])} and He's leaky form at
-{_g(s['leaky_heleaky_act_std_last'])}. Values that are exactly 0 (none here: {s['floor_rows']} rows at the floor)
-would be drawn as triangles and flagged in the CSV."""
+uniform saturates tanh ({_g(s['tanh_large_saturated_last'])} of the last layer's units have f' < f'(0)/10).
+
+The sigmoid's forward signal decays under every scheme, slowest under the large uniform and Xavier logistic
+(whose larger weights make up for the slope of 1/4 in part): under the small uniform it falls
+from {_g(s['sigmoid_small_act_std_first'])} at layer 1 below float64's resolution from layer
+{s['sigmoid_small_resolution_layer']} on (open circles; {s['below_resolution_rows']} such rows in all). Xavier
+logistic still loses the gradient (RMS {_g(s['sigmoid_logistic_grad_first'])} at layer 1
+against {_g(s['sigmoid_logistic_grad_last'])} at the last): its derivation linearizes the sigmoid around 0 as
+1/2 + z/4 and leaves out the mean of 1/2, which gives every unit an input-independent offset (1/2) sum_j W_ij
+of std {_g(s['logistic_offset_std_wide'])} (256 inputs) or {_g(s['logistic_offset_std_narrow'])} (64 inputs); away
+from 0 the slope is well below 1/4 (the derivations figure shows the prediction failing).
+
+With leaky ReLU, He's ReLU form and He's leaky form scale the same draws, by sqrt(2) and sqrt(2 / (1 + a^2)), so
+their activation stds at the last layer differ by exactly (1 + a^2)^(L/2) = {_g(s['leaky_he_over_heleaky_theory'])}
+(measured {_g(s['leaky_he_over_heleaky_last'])}: {_g(s['leaky_he_act_std_last'])} against
+{_g(s['leaky_heleaky_act_std_last'])}). Which of the two keeps the scale cannot be read from one draw, whose level
+drifts; averaged over draws, the leaky form matches its prediction (derivations figure). Values that are exactly
+0 (none here: {s['floor_rows']} rows at the floor) would be drawn as triangles and flagged in the CSV."""
 
 
 def _derivations(s, st):
     return f"""The derivations predict the RMS of z_l (forward) and of dL/dz_l (backward) per layer from the weight
 variance alone: Var z_l = n_in Var(W) E f(z_(l-1))^2, Var g_l = E f'(z_l)^2 n_out Var(W) Var g_(l+1). They predict
 an expectation over weight draws, so the measured line is the RMS over all {st['seeds']} draws (band: min to max
-of the single draws). Largest ratio of measured to predicted RMS over all layers, both directions:
-linear {_g(s['linear_max_ratio'])}, ReLU {_g(s['relu_max_ratio'])}, leaky ReLU {_g(s['leaky_relu_max_ratio'])}: the
-derivations hold. For tanh the linear assumption fails where z is not small (ratio {_g(s['tanh_max_ratio'])}):
-tanh compresses, so z shrinks faster than predicted ({_g(s['tanh_z_rms_last'])} against
-{_g(s['tanh_pred_z_rms_last'])} at the last layer). Glorot's fan average preserves neither direction when
+of the single draws). The largest factor between measured and predicted RMS over all layers (measured over
+predicted or predicted over measured, whichever is larger): linear {_g(s['linear_max_ratio'])}, ReLU
+{_g(s['relu_max_ratio'])}, leaky ReLU {_g(s['leaky_relu_max_ratio'])}: the derivations hold. For tanh the linear
+assumption fails where z is not small (factor {_g(s['tanh_max_ratio'])}): tanh compresses, so z shrinks faster than
+predicted ({_g(s['tanh_z_rms_last'])} against {_g(s['tanh_pred_z_rms_last'])} at the last layer). For the sigmoid
+under Xavier logistic the derivation fails outright (factor {_g(s['sigmoid_max_ratio'])}): it takes the sigmoid as
+z/4 around 0, but the sigmoid's mean of 1/2 keeps z at RMS {_g(s['sigmoid_z_rms_last'])} (predicted
+{_g(s['sigmoid_pred_z_rms_last'])} at the last layer), where the slope is far below 1/4, and the gradient at
+layer 1 is {_g(s['sigmoid_grad_rms_first'])} against a predicted {_g(s['sigmoid_pred_grad_rms_first'])}.
+Glorot's fan average preserves neither direction when
 fan_in != fan_out: each 256→64→256 pair multiplies the forward variance by {_g(s['glorot_pair_factor'])}, as
 predicted and measured (linear: {_g(s['linear_z_rms_last'])} against {_g(s['linear_pred_z_rms_last'])} at the last
 layer). He (fan_in) keeps the forward RMS at {_g(s['relu_pred_z_rms_last'])} (measured {_g(s['relu_z_rms_last'])}
@@ -218,11 +252,20 @@ sparse start ({_g(st['sparsity'])} of each column zero, variance 1/fan_in) likew
 orthogonal and {_g(s['Glorot_tanh_act_std_last'])} for Glorot) but never mixes units: unit i only ever sees input i."""
 
 
+def _ranking(b, rk):
+    """The ranking, with "=" between neighbours whose final losses over the seeds (min to max) overlap: a tie."""
+    out = rk[0]
+    for prev, cur in zip(rk[:-1], rk[1:], strict=True):
+        tie = b[cur]["final_min"] <= b[prev]["final_max"]
+        out += (" = " if tie else " < ") + cur
+    return out + " (\"=\": their ranges over the seeds overlap)"
+
+
 def _curves(s, st):
     b, rk = s["by_init"], s["ranking"]
     rows = "\n".join(f"| {k} | {_g(v['final_median'])} | {_g(v['final_min'])} | {_g(v['final_max'])} | "
                      f"{_g(v['w1_rms_start'])} | {_g(v['w1_rms_end'])} | {_g(v['loss_start'])} |" for k, v in b.items())
-    return f"""Ranking by median final loss over the {st['seeds']} seeds: {", ".join(rk)}.
+    return f"""Ranking by median final loss over the {st['seeds']} seeds: {_ranking(b, rk)}.
 
 | init | median final loss | min | max | first-layer weight RMS, start | … end | loss at step 0 |
 |---|---|---|---|---|---|---|
@@ -236,8 +279,10 @@ unit disc need steep first-layer features:
 the best runs end with first-layer RMS near {_g(b[rk[0]]['w1_rms_end'])}. Adam moves each weight by about the
 learning rate per step, so a run that starts far below that scale spends its steps growing its weights (Glorot ends
 at {_g(b['Glorot']['w1_rms_end'])}, orthogonal at {_g(b['orthogonal']['w1_rms_end'])}). Over all runs the rank
-correlation of the starting first-layer RMS with the final loss is {_g(s['rank_corr_w1_start_final'])}. That is why
-a large uniform (±1, first-layer RMS {_g(b['large uniform ±1']['w1_rms_start'])}) beats Glorot on this tiny task,
+correlation of the starting first-layer RMS with the final loss is {_g(s['rank_corr_w1_start_final'])}. This is an
+association across schemes, which also scale the 32 x 32 and output layers differently; the first layer's scale
+is the largest of those differences here and matches the mechanism above. That is why a large uniform (±1,
+first-layer RMS {_g(b['large uniform ±1']['w1_rms_start'])}) beats Glorot on this tiny task,
 though its ±1 output weights cost it a higher starting loss ({_g(b['large uniform ±1']['loss_start'])}). The small
 uniform (±0.01) keeps every tanh in its linear range and stays at {_g(b['small uniform ±0.01']['final_median'])},
 the loss of the best linear classifier on these data ({_g(s['linear_model_loss'])}, fitted alongside). The ranking is

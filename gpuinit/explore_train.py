@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .api import init_
+from .explore_nets import scheme_names
 
 # Training-curve initializers: label -> (scheme, params) for a tanh net.
 CURVE_INITS = {
@@ -19,6 +20,7 @@ CURVE_INITS = {
     "He": ("kaiming_normal", {"nonlinearity": "relu"}),
     "orthogonal": ("orthogonal", {}),
 }
+TRIAL_STARTS = [("Glorot", "xavier_uniform"), ("He", "kaiming_normal"), ("same start", "xavier_uniform")]
 BATCHED = {"batch_axis": 0, "in_axis": 2, "out_axis": 1}  # (copies, out, in): fans from the last two axes
 
 
@@ -87,7 +89,8 @@ def symmetry(steps=300, hidden=16, seed=0, n=400, lr=0.05):
             for c, (label, *_) in enumerate(starts) for t in range(steps)]
     return {"rows": rows, "w1": {label: w1[c].detach().clone() for c, (label, *_) in enumerate(starts)},
             "settings": {"net": f"2-{hidden}-1 tanh", "points": n, "steps": steps, "lr": lr, "seed": seed,
-                         "constant": 0.5}}
+                         "constant": 0.5,
+                         "schemes": scheme_names([x[0] for x in starts], {x[0]: x[1:] for x in starts})}}
 
 
 def _two_layer(x, w1, b1, w2, b2):
@@ -99,7 +102,7 @@ def trials(n_trials=24, steps=200, hidden=32, seed=0, n=200, lr=0.05):
     weights in one batched call; "same start" gives every trial the same (Glorot) weights."""
     x, y = spirals(n, seed)
     rows = []
-    for label, scheme in [("Glorot", "xavier_uniform"), ("He", "kaiming_normal"), ("same start", "xavier_uniform")]:
+    for label, scheme in TRIAL_STARTS:
         w1, w2 = torch.empty(n_trials, hidden, 2), torch.empty(n_trials, 1, hidden)
         for i, w in enumerate((w1, w2)):
             if label == "same start":
@@ -112,7 +115,7 @@ def trials(n_trials=24, steps=200, hidden=32, seed=0, n=200, lr=0.05):
         hist = _train(ps, _two_layer(x, *ps), y, steps, lr)
         rows += [{"start": label, "trial": t, "final_loss": float(hist[-1, t])} for t in range(n_trials)]
     return {"rows": rows, "settings": {"net": f"2-{hidden}-1 tanh", "points": n, "steps": steps, "lr": lr,
-                                       "trials": n_trials, "seed": seed}}
+                                       "trials": n_trials, "seed": seed, "schemes": dict(TRIAL_STARTS)}}
 
 
 def curves(steps=300, seeds=5, hidden=32, n=200, lr=0.01, data_seed=0):
@@ -152,4 +155,4 @@ def curves(steps=300, seeds=5, hidden=32, n=200, lr=0.01, data_seed=0):
     return {"rows": rows, "per_run": per_run, "linear_model_loss": float(linear[-1, 0]),
             "settings": {"net": f"2-{hidden}-{hidden}-1 tanh", "points": n, "steps": steps, "lr": lr,
                          "seeds": seeds, "data_seed": data_seed, "small_uniform_r": 0.01, "large_uniform_r": 1.0,
-                         "linear_model_lr": 0.05}}
+                         "linear_model_lr": 0.05, "schemes": scheme_names(CURVE_INITS, CURVE_INITS)}}

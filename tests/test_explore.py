@@ -247,3 +247,41 @@ assert not torch.are_deterministic_algorithms_enabled()
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+
+
+def test_activation_std_is_each_units_std_over_the_inputs():
+    """h_std: each unit's std over the batch, RMS over units (not the spread of the units' fixed offsets),
+    recomputed here directly; where a sigmoid's variation is below float64's resolution it is flagged and holds
+    the bound 64 eps RMS(h)."""
+    ws = nets.alternating(12, wide=48, narrow=24)
+    for act, label, f in (("tanh", "Glorot", torch.tanh), ("sigmoid", "small uniform ±0.01", torch.sigmoid)):
+        st = nets.deep_stats(act, label, ws, batch=40)
+        h, _ = nets.inputs(ws, 40, 0)
+        eps = torch.finfo(torch.float64).eps
+        for i, w in enumerate(nets.weights(label, ws, 0)):
+            h = f(h @ w.T)
+            direct = h.std(0, unbiased=False).pow(2).mean().sqrt().item()
+            bound = 64 * eps * h.pow(2).mean().sqrt().item()
+            assert st["h_below_res"][i] == (direct < bound), (act, i)
+            expect = bound if direct < bound else direct
+            assert 10 ** st["h_std"][i] == pytest.approx(expect, rel=1e-9), (act, i)
+        if act == "sigmoid":
+            assert st["h_below_res"][-1] and not st["h_below_res"][0]  # the signal dies under rounding
+        else:
+            assert not any(st["h_below_res"])
+
+
+def test_signal_and_derivation_claims(runs):
+    sig = runs["res"]["signal"]["summary"]
+    # He's ReLU and leaky forms scale the same draws: the ratio is (1 + a^2)^(L/2), exactly
+    assert sig["leaky_he_over_heleaky_last"] == pytest.approx(sig["leaky_he_over_heleaky_theory"], rel=1e-6)
+    assert sig["sigmoid_small_resolution_layer"] > 1 and sig["below_resolution_rows"] > 0
+    der = runs["res"]["derivations"]["summary"]
+    assert der["sigmoid_max_ratio"] > 10 * der["relu_max_ratio"]  # the logistic derivation leaves out the mean
+    report = (runs["out"] / "report.md").read_text()
+    assert "Schemes (gpuinit names):* Glorot = xavier_normal" in report
+    from gpuinit.explore_report import _ranking
+
+    b = {"a": {"final_min": 1, "final_max": 2}, "b": {"final_min": 1.5, "final_max": 3},
+         "c": {"final_min": 4, "final_max": 5}}
+    assert _ranking(b, ["a", "b", "c"]).startswith("a = b < c")
