@@ -93,6 +93,7 @@ def _finish(fig, path, ncol=6):
             if lab not in handles:
                 handles[lab] = h
                 labels.append(lab)
+    labels.sort(key=lambda lab: lab in (NOISE, FLOOR))  # the markers' entries after the curves'
     w, h = fig.get_size_inches()
     rows = -(-len(labels) // ncol) if labels else 0
     title_lines = max(a.get_title().count("\n") + 1 if a.get_title() else 0 for a in fig.axes)
@@ -120,6 +121,7 @@ def _order(rows, *keys):
 
 
 NOISE = "below float64 resolution (open circles)"
+FLOOR = "exactly 0 (drawn at the bottom)"
 
 
 def _noise_markers(ax, xs, ys, color):
@@ -140,7 +142,7 @@ def _log_series(ax, xs, logs, floors, color, label, style="-", noise=None):
     if any(floors):
         bottom = np.nanmin(ys) / 10 if np.isfinite(ys).any() else 1e-300
         ax.plot([x for x, f in zip(xs, floors, strict=True) if f], [bottom] * sum(floors), "v", color=color,
-                label="exactly 0 (drawn at the bottom)")
+                label=FLOOR)
 
 
 def symmetry(plt, r, meta, path):
@@ -214,7 +216,7 @@ def signal(plt, r, meta, path):
         ax[1, j].set(yscale="log", xlabel="layer (widths 256→64→256→…)")
     ax[0, 0].set_ylabel("activation std over the inputs (forward)")
     ax[1, 0].set_ylabel("gradient RMS dL/dz (backward)")
-    _finish(fig, path, ncol=8)
+    _finish(fig, path, ncol=10)
 
 
 def derivations(plt, r, meta, path):
