@@ -203,8 +203,7 @@ uniform saturates tanh ({_g(s['tanh_large_saturated_last'])} of the last layer's
 
 The sigmoid's forward signal decays under every scheme, slowest under the large uniform and Xavier logistic
 (whose larger weights make up for the slope of 1/4 in part): under the small uniform it falls
-from {_g(s['sigmoid_small_act_std_first'])} at layer 1 below float64's resolution from layer
-{s['sigmoid_small_resolution_layer']} on (open circles; {s['below_resolution_rows']} such rows in all). Xavier
+from {_g(s['sigmoid_small_act_std_first'])} at layer 1 {_below(s)} Xavier
 logistic still loses the gradient (RMS {_g(s['sigmoid_logistic_grad_first'])} at layer 1
 against {_g(s['sigmoid_logistic_grad_last'])} at the last): its derivation linearizes the sigmoid around 0 as
 1/2 + z/4 and leaves out the mean of 1/2, which gives every unit an input-independent offset (1/2) sum_j W_ij
@@ -217,6 +216,14 @@ their activation stds at the last layer differ by exactly (1 + a^2)^(L/2) = {_g(
 {_g(s['leaky_heleaky_act_std_last'])}). Which of the two keeps the scale cannot be read from one draw, whose level
 drifts; averaged over draws, the leaky form matches its prediction (derivations figure). Values that are exactly
 0 (none here: {s['floor_rows']} rows at the floor) would be drawn as triangles and flagged in the CSV."""
+
+
+def _below(s):
+    k = s["sigmoid_small_resolution_layer"]
+    if not k:
+        return "and stays above float64's resolution in every layer."
+    return (f"below float64's resolution from layer {k} on (open circles; {s['below_resolution_rows']} such rows "
+            "in all).")
 
 
 def _derivations(s, st):
