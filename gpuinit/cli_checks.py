@@ -31,14 +31,18 @@ def require(module, extra):
     except ModuleNotFoundError as e:
         if e.name != module:
             raise
-        raise UsageError(f"this needs {module}, which is not installed: pip install 'gpuinit[{extra}]'") from None
+        raise _not_installed(module, extra) from None
 
 
 def installed(module, extra):
     """Check that ``module`` is installed without importing it (the command imports it when it needs it), or
     say which extra of gpuinit installs it."""
     if importlib.util.find_spec(module) is None:
-        raise UsageError(f"this needs {module}, which is not installed: pip install 'gpuinit[{extra}]'")
+        raise _not_installed(module, extra)
+
+
+def _not_installed(module, extra):
+    return UsageError(f"this needs {module}, which is not installed: pip install 'gpuinit[{extra}]'")
 
 
 def device(text, torch, hint="use --device cpu"):

@@ -47,8 +47,8 @@ def deterministic(threads=1):
 
 
 def _set_deterministic(torch, mode, warn_only):
-    """``torch.use_deterministic_algorithms``, without its import of torch._inductor (about 2.5 s, once half of a
-    quick run) when inductor is not loaded: the experiments compile nothing, so only the eager flag matters."""
+    """``torch.use_deterministic_algorithms``, without its import of torch._inductor (about 2.5 s of start-up)
+    when inductor is not loaded: the experiments compile nothing, so only the eager flag matters."""
     setter = getattr(torch._C, "_set_deterministic_algorithms", None)
     if "torch._inductor.config" in sys.modules or setter is None:
         torch.use_deterministic_algorithms(mode, warn_only=warn_only)
