@@ -1,5 +1,5 @@
 import sys
 
-from .cli import console
+from .cli import main
 
-sys.exit(console())
+sys.exit(main())

@@ -5,7 +5,6 @@ A mistake in the command line or the environment (a bad option, a device or libr
 a model that does not fit in memory, a directory that cannot be written) is one line on stderr and
 exit status 2."""
 import argparse
-import gc
 import os
 import platform
 import re
@@ -197,7 +196,8 @@ OUT = ("--out", checks.out_path, False)  # every script's
 def bench(args):
     script = BENCH / f"{args.which}.py"
     if not script.exists():
-        raise UsageError(f"{script} is not here (the benchmarks ship with the source tree)")
+        raise UsageError(f"{script} is not here (the benchmarks ship with the source tree: run from a checkout "
+                         "installed with pip install -e)")
     torch = None if args.which == "kernels" else checks.require("torch", "torch")
     if "-h" in args.rest or "--help" in args.rest:
         return _run_script(script, args.rest)
@@ -298,14 +298,5 @@ def main(argv=None):
     return 130 if message == "interrupted" else 2
 
 
-def console(argv=None):
-    """The ``gpuinit`` command: ``main``, then freeze the heap, since the process ends here. The interpreter's
-    last garbage collection then skips the objects frozen (torch's modules above all), which saves about half
-    a second at the exit of every command that loaded torch; everything is still released when the process ends."""
-    code = main(argv)
-    gc.freeze()
-    return code
-
-
 if __name__ == "__main__":
-    sys.exit(console())
+    sys.exit(main())
