@@ -1,4 +1,4 @@
-"""The CUDA C variants of bench/kernels.py: the CuPy backend's kernel and the curand references, compiled with
+"""The CUDA C variants of bench/kernel_cost.py: the CuPy backend's kernel and the curand references, compiled with
 NVRTC (or nvcc), disassembled and walked (bench/sass_cost.py)."""
 import math
 import os

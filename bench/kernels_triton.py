@@ -1,4 +1,4 @@
-"""The Triton variants of bench/kernels.py: the launch the backend makes, compiled through Triton's own
+"""The Triton variants of bench/kernel_cost.py: the launch the backend makes, compiled through Triton's own
 argument specialization, disassembled and walked (bench/sass_cost.py)."""
 import math
 

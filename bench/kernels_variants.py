@@ -1,4 +1,4 @@
-"""The variants bench/kernels.py counts: backends, draws, dtypes, paths and architectures, and their names."""
+"""The variants bench/kernel_cost.py counts: backends, draws, dtypes, paths and architectures, and their names."""
 
 
 

@@ -6,6 +6,7 @@
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import source_tree  # noqa: F401  (first: a checkout's gpuinit.kernels is its top-level kernels/ folder)
 from .api import init_
 from .backends import available_backends
 from .distributed import fingerprint

@@ -191,10 +191,11 @@ BENCH_OPTIONS = {  # the options of each script that are checked before it start
     "explore": (("--repeat", checks.positive_int, False), ("--busy", checks.int_range(0, 64), False)),
 }
 OUT = ("--out", checks.out_path, False)  # every script's
+SCRIPTS = {"kernels": "kernel_cost.py"}  # a command whose script has another name (bench/kernels.py would be `kernels`)
 
 
 def bench(args):
-    script = BENCH / f"{args.which}.py"
+    script = BENCH / SCRIPTS.get(args.which, f"{args.which}.py")
     if not script.exists():
         raise UsageError(f"{script} is not here (the benchmarks ship with the source tree: run from a checkout "
                          "installed with pip install -e)")
@@ -276,7 +277,7 @@ def main(argv=None):
     e.add_argument("--out", type=checks.out_path, required=True)
     e.add_argument("--quick", action="store_true", help="shorter runs (fewer steps, seeds and samples)")
     e.set_defaults(run=explore)
-    b = sub.add_parser("bench", help="run bench/cpu.py, gpu.py, model.py, kernels.py or explore.py "
+    b = sub.add_parser("bench", help="run bench/cpu.py, gpu.py, model.py, kernel_cost.py or explore.py "
                                      "(--out DIR saves results)")
     b.add_argument("which", choices=list(BENCH_OPTIONS))
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options for the script")

@@ -57,15 +57,13 @@ def test_bench_script_usage_errors_are_one_line(argv, match):
 
 
 def test_bench_kernels_is_a_choice(capsys):
-    if (ROOT / "bench" / "kernels.py").exists():
-        fails(capsys, "bench", "kernels", match="the following arguments are required: --out")
-    else:
-        fails(capsys, "bench", "kernels", match="kernels.py is not here")
+    assert (ROOT / "bench" / "kernel_cost.py").exists()
+    fails(capsys, "bench", "kernels", match="the following arguments are required: --out")
 
 
 def test_bench_kernels_missing_script(capsys, monkeypatch, tmp_path):
     monkeypatch.setattr(cli, "BENCH", tmp_path)
-    fails(capsys, "bench", "kernels", "--out", str(tmp_path / "k"), match="kernels.py is not here")
+    fails(capsys, "bench", "kernels", "--out", str(tmp_path / "k"), match="kernel_cost.py is not here")
 
 
 def test_bench_model_takes_the_demo_sizes(capsys, monkeypatch):

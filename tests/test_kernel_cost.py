@@ -1,4 +1,4 @@
-"""bench/kernels.py, the static cost harness: it compiles the GPU kernels for sm_90 without a GPU, counts the
+"""bench/kernel_cost.py, the static cost harness: it compiles the GPU kernels for sm_90 without a GPU, counts the
 instructions on the path a thread takes, and checks them against the targets."""
 import importlib.util
 import json
@@ -104,7 +104,7 @@ def harness(tmp_path_factory):
     float32 and bfloat16; every path; the store-only reference. Run once for all pytest-xdist workers."""
     from filelock import FileLock
 
-    kernels = load("kernels")
+    kernels = load("kernel_cost")
     gone = kernels.missing()
     if "triton" in gone and "cuda" in gone:
         pytest.skip(f"no kernel can be compiled here: {gone}")
@@ -117,7 +117,7 @@ def harness(tmp_path_factory):
             args = ["--archs", "sm_90", "--kinds", "uniform,normal,trunc_normal", "--branches", "1",
                     "--dtypes", "float32,bfloat16", "--backends", "triton,cuda,reference", "--references", "store"]
             env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-            r = subprocess.run([sys.executable, "bench/kernels.py", "--out", str(out), *args], cwd=ROOT,
+            r = subprocess.run([sys.executable, "bench/kernel_cost.py", "--out", str(out), *args], cwd=ROOT,
                                capture_output=True, text=True, timeout=900, check=False, env=env)
             assert r.returncode == 0, r.stderr[-3000:]
     table = json.loads((out / "kernel-cost.json").read_text())

@@ -44,11 +44,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import config, kernels
+from .. import config
 from ..draws import kernel_params
 from ..kernels import numpy_stream
 
-KERNELS = Path(kernels.__file__).resolve().parent
+KERNELS = Path(numpy_stream.__file__).resolve().parent
 SOURCES = (KERNELS / "cuda" / "gpuinit_stream.cuh", KERNELS / "cpu" / "gpuinit_cpu.c")
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared",
          "-std=c11")

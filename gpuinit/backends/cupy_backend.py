@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import kernels, regions, structured
+from .. import regions, structured
 from ..draws import ELEMENTWISE, kernel_params
 from ..kernels import numpy_stream
 from . import checks
@@ -14,7 +14,7 @@ from . import checks
 NAME = "cupy"
 INSTALL = ("CuPy for your CUDA major on a machine with a CUDA GPU: pip install 'gpuinit[cuda13]' "
            "(CUDA 13, as torch 2.13's wheels) or 'gpuinit[cuda12]'")
-SOURCE = Path(kernels.__file__).resolve().parent / "cuda" / "gpuinit_fill.cu"
+SOURCE = Path(numpy_stream.__file__).resolve().parent / "cuda" / "gpuinit_fill.cu"
 HEADER = SOURCE.parent / "gpuinit_stream.cuh"
 OPTIONS = ("--fmad=false", "--std=c++17")  # no fused multiply-add (docs/stream.md); C++17: hex float literals
 STORAGE = {"float32": "float", "float64": "double", "float16": "gi_f16"}

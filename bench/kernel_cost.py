@@ -7,8 +7,8 @@ the same options where NVRTC is absent). Disassembles them, walks the path one t
 (bench/sass_cost.py) and writes DIR/kernel-cost.json, DIR/kernel-cost.md and DIR/sass/<variant>.sass.
 docs/performance.md explains the counts, the model and its limits.
 
-    python bench/kernels.py --out bench/results/kernels
-    python bench/kernels.py --out /tmp/k --archs sm_90 --kinds normal --dtypes float32 --paths contiguous
+    python bench/kernel_cost.py --out bench/results/kernels
+    python bench/kernel_cost.py --out /tmp/k --archs sm_90 --kinds normal --dtypes float32 --paths contiguous
 """
 import argparse
 import json

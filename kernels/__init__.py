@@ -1,1 +1,0 @@
-"""Kernels per backend; each computes the stream that docs/stream.md specifies."""
