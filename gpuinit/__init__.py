@@ -16,7 +16,7 @@ from .schemes import SCHEMES, calculate_gain
 from .seeding import manual_seed
 
 if TYPE_CHECKING:
-    from .own import OwnInitReport
+    from .model_init import OwnInitReport
 
 __version__ = "0.1.0"  # the one version number: pyproject.toml reads it (dynamic = ["version"])
 __all__ = [
@@ -46,23 +46,24 @@ _M = TypeVar("_M")  # the module type: init_module returns the module it filled
 def init_module(module: _M, recipe: str = "torch", *, seed: Any = None, device: Any = None,
                 rules: Iterable[Sequence[Any]] | None = None, progress: bool | None = None,
                 backend: str | None = None) -> _M:
-    """Materialize a torch module and fill every parameter and buffer: see gpuinit.modules.init_module."""
-    from .modules import init_module as _init_module
+    """Materialize a torch module and fill every parameter and buffer: see gpuinit.model_init.init_module."""
+    from .model_init import init_module as _init_module
 
     return _init_module(module, recipe, seed=seed, device=device, rules=rules, progress=progress, backend=backend)
 
 
 def own_init(module: Any, *, seed: Any = None, device: Any = None,
              rules: Iterable[Sequence[Any]] | None = None) -> "OwnInitReport":
-    """Run a torch module's own init code with its fills served by gpuinit: see gpuinit.own_init.own_init."""
-    from .own_model import own_init as _own_init
+    """Run a torch module's own init code with its fills served by gpuinit: see gpuinit.model_init.own_init."""
+    from .model_init import own_init as _own_init
 
     return _own_init(module, seed=seed, device=device, rules=rules)
 
 
 def __getattr__(name):
-    if name in ("initializers", "nn", "models", "modules"):
+    if name in ("initializers", "nn", "models", "model_init", "modules"):
         import importlib
 
-        return importlib.import_module(f"{__name__}.{name}")
+        # gpuinit.modules: the earlier name of gpuinit.model_init (gpuinit.modules.plan_module, init_module)
+        return importlib.import_module(f"{__name__}.{'model_init' if name == 'modules' else name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

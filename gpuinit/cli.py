@@ -33,7 +33,7 @@ NOT_FOR_DEMO = {"hf": "recipe 'hf' needs a Hugging Face model; the built-in mode
 
 def _demo_recipes():
     """The recipes of gpuinit.recipes that the demo takes: all but NOT_FOR_DEMO's."""
-    from .recipes import OWN_RECIPES, RECIPES
+    from .model_init import OWN_RECIPES, RECIPES
 
     return [r for r in (*RECIPES, *OWN_RECIPES) if r not in NOT_FOR_DEMO]
 
@@ -86,13 +86,14 @@ def _table(model, recipe, seed, backend, sync, torch):
     """Per parameter group: scheme, expected and measured std, min, max, and the time of a second fill."""
     from rich.table import Table
 
-    from . import draws, modules, schemes
+    from . import draws, schemes
+    from .model_init import plan_module
 
     table = Table(title="parameters (per layer where repeated)")
     for col in ("parameter", "shape", "scheme", "std expected", "std measured", "min", "max", "fill ms", "GB/s"):
         table.add_column(col, justify="left" if col in ("parameter", "scheme") else "right")
     groups = {}
-    for entry in modules.plan_module(model, recipe):
+    for entry in plan_module(model, recipe):
         fqn = entry.fqn
         groups.setdefault(fqn.split(".", 2)[-1] if fqn.startswith("layers.") else fqn, []).append(entry)
     for name, members in groups.items():

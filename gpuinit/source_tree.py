@@ -18,7 +18,7 @@ def _point_at_checkout() -> None:
     spec = ModuleSpec(name, None, is_package=True)
     spec.submodule_search_locations = [str(KERNELS)]
     sys.modules[name] = module = module_from_spec(spec)
-    setattr(sys.modules[__package__], "kernels", module)  # as the import system binds a subpackage it loads
+    vars(sys.modules[__package__])["kernels"] = module  # as the import system binds a subpackage it loads
 
 
 _point_at_checkout()

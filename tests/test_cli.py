@@ -76,7 +76,7 @@ def test_version():
 
 
 def test_demo_recipes_come_from_the_registry():
-    from gpuinit.recipes import OWN_RECIPES, RECIPES
+    from gpuinit.model_init import OWN_RECIPES, RECIPES
 
     assert set(cli._demo_recipes()) == (set(RECIPES) | set(OWN_RECIPES)) - set(cli.NOT_FOR_DEMO)
     assert set(cli.NOT_FOR_DEMO) <= set(RECIPES) | set(OWN_RECIPES)

@@ -1,4 +1,4 @@
-"""Own-init mode: a model's own initialization code runs, and gpuinit serves its fills.
+"""The interception layer: a model's own initialization code runs, and gpuinit serves its fills.
 
 Every whole-tensor fill that the code makes on a parameter or buffer, through ``torch.nn.init`` (also as
 ``transformers.initialization`` calls it) or the in-place tensor methods ``normal_``, ``uniform_``,
@@ -11,10 +11,11 @@ written and is counted. A fill replaced before it ran is never written.
 import inspect
 import sys
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from . import distributed, jobs
-from .errors import BackendUnavailableError, InitError
+from .. import distributed, jobs
+from ..errors import BackendUnavailableError, InitError
 
 INIT_NAMES = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
               "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_")
@@ -224,6 +225,15 @@ def _local_region(index, full_shape, offsets, local_shape):
         else:
             return None
     return (None if empty else tuple(here), tuple(there))
+
+
+@contextmanager
+def serving(router):
+    """Within: torch's grad mode off, torch.nn.init's functions and the in-place fill methods routed to ``router``."""
+    import torch
+
+    with torch.no_grad(), _Patched(router), _mode(router):
+        yield router
 
 
 def _mode(router):

@@ -1,96 +1,53 @@
-"""``own_init``: run a model's own initialization code with every fill it makes served by gpuinit (gpuinit/own.py).
+"""The model's own init code, run with its fills served by gpuinit (intercept.py): which code runs and how.
 
-The code that runs, in this order: each module's ``reset_parameters()`` (or ``_reset_parameters()``), children
-before their parent as construction runs them, then the model's own ``init_weights()`` (a Hugging Face model's
-``_init_weights`` on every module, a torchtitan-style model's ``init_weights()``). A meta model is first run
-dry on the meta device, which checks every fill and finds the tensors no code writes, before anything is
-materialized.
+In this order: each module's ``reset_parameters()`` (or ``_reset_parameters()``), children before their parent
+as construction runs them, then the model's own ``init_weights()`` (a Hugging Face model's ``_init_weights`` on
+every module, a torchtitan-style model's ``init_weights()``); a recipe's fallback (by_recipe.py) runs the reset
+code of some modules only.
 """
 import inspect
 import sys
 
-from . import distributed, jobs, modules, seeding
-from .errors import InitError
-from .own import OwnInitReport, Router, _mode, _Patched
+from .. import distributed
+from .intercept import Router, serving
+from .names import tensor_at, tensors
 
-__all__ = ["OwnInitReport", "own_init"]
-
-
-def own_init(module, *, seed=None, device=None, rules=None):
-    """Initialize ``module`` in place by its own code on gpuinit's stream; return an ``OwnInitReport``.
-
-    ``device``: where a meta module is materialized (default: CUDA when available, else CPU), or where a
-    materialized one is moved. ``rules``: ``(name pattern, scheme, params)`` as in ``init_module``; a tensor a
-    rule names is filled by the rule after the code ran (the code's fills of it are dropped). On a meta
-    module every parameter and buffer must be written by the code or named by a rule.
-    """
-    import torch
-
-    seed = seeding.resolve_seed(seed, module)
-    rules = modules._check_rules(rules)
-    param_names, buffer_names = modules.tied(module), modules.tied(module, "buffers")
-    modules._check_patterns(rules, param_names, buffer_names)
-    ruled_params, ruled_buffers = _ruled(param_names, rules, modules._rule_for), _ruled(
-        buffer_names, rules, lambda names, r: modules._rule_for(names, modules._buffer_rules(r, names[0])))
-    skip = {fqn for fqn, _ in ruled_params + ruled_buffers}
-    was_meta = any(t.is_meta for t in modules._tensors(module))
-    if was_meta:
-        dry = _run(module, param_names, buffer_names, seed, skip, dry=True)
-        missing = [n for n in dry.untouched if n not in skip]
-        if missing:
-            raise InitError(f"own init: no init code writes {', '.join(missing)} (set in the constructor, which "
-                            "does not run on a meta model); add a rule naming them")
-        modules._jobs(module, ruled_params, ruled_buffers, seed=seed)  # the rules' checks, on meta
-    if was_meta or device is not None:
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        modules._probe(device, {t.dtype for t in modules._tensors(module) if t.is_floating_point()})
-        if was_meta:
-            module.to_empty(device=device)
-        else:
-            module.to(device)
-        modules._retie(module, param_names, "parameters")
-        modules._retie(module, buffer_names, "buffers")
-    param_jobs, buffer_jobs = modules._jobs(module, ruled_params, ruled_buffers, seed=seed)
-    report = _run(module, param_names, buffer_names, seed, skip, dry=False)
-    with torch.no_grad():
-        jobs.run(param_jobs + buffer_jobs)
-    return report
+RESET_METHODS = ("reset_parameters", "_reset_parameters")
 
 
-def _ruled(names, rules, rule_for):
-    """[(owner name, (scheme, params))] of the tensors a rule names, under any of their names."""
-    out = []
-    for fqn, aliases in modules._aliases(names).items():
-        spec = rule_for(aliases, rules)
-        if spec is not None:
-            out.append((fqn, spec))
-    return out
-
-
-def _run(module, param_names, buffer_names, seed, skip, *, dry):
-    import torch
-
-    targets = [(fqn, modules._param(module, fqn)) for names in (param_names, buffer_names)
-               for fqn, owner in names.items() if owner == fqn]
-    router = Router(targets, seed=seed, skip=skip, dry=dry)
-    _clear_hf_flags(module)
-    untied = _untie_hf_targets(module, param_names)
+def run(module, plan, seed, *, dry):
+    """Run ``plan.code`` on ``module``, its fills served on gpuinit's stream (``dry``: checked, nothing written);
+    return an OwnInitReport whose ``untouched`` lists the targets no code wrote."""
+    code = plan.code
+    targets = [(fqn, tensor_at(module, fqn)) for fqn in code.targets]
+    router = Router(targets, seed=seed, skip=code.skip, dry=dry)
+    untied = {}
+    if code.modules is None:
+        _clear_hf_flags(module)
+        untied = _untie_hf_targets(module, plan.params)
     try:
-        with torch.no_grad(), _Patched(router), _mode(router):
+        with serving(router):
             for prefix, m in _post_order(module):
-                _reset(m, prefix, router)
-            _model_init(module)
+                if code.modules is None or prefix[:-1] in code.modules:
+                    _reset(m, prefix, router)
+            if code.modules is None:
+                _model_init(module)
     finally:
         for (owner, name), t in untied.items():
             owner._parameters[name] = t
     router.flush()
     router.derived.clear()  # it holds model tensors: to_empty swaps them out only when nothing else does
     for fqn, t in targets:  # a tensor the code replaced (``self.freqs_cis = ...``, as torchtitan does) is written
-        if fqn not in router.touched and modules._param(module, fqn) is not t:
+        if fqn not in router.touched and tensor_at(module, fqn) is not t:
             router.touched.add(fqn)
             router.report.as_written["replaced"] += 1
     router.report.untouched = [fqn for fqn, _ in targets if fqn not in router.touched]
     return router.report
+
+
+def has_reset(m):
+    """Whether module ``m`` has reset code (which a recipe's fallback runs)."""
+    return any(callable(getattr(m, n, None)) for n in RESET_METHODS)
 
 
 def _untie_hf_targets(module, param_names):
@@ -125,10 +82,8 @@ def _post_order(m, prefix="", seen=None):
 
 
 def _reset(m, prefix, router):
-    fn = getattr(m, "reset_parameters", None)
-    if not callable(fn):
-        fn = getattr(m, "_reset_parameters", None)
-    if not callable(fn) or not _no_args(fn):
+    fn = next((f for f in (getattr(m, n, None) for n in RESET_METHODS) if callable(f)), None)
+    if fn is None or not _no_args(fn):
         return
     if getattr(m, "parametrizations", None) is None:
         fn()
@@ -226,6 +181,6 @@ def _clear_hf_flags(module):
     """Hugging Face marks initialized modules and tensors and skips them later: start from a fresh model."""
     for m in module.modules():
         m.__dict__.pop("_is_hf_initialized", None)
-    for t in modules._tensors(module):
+    for t in tensors(module):
         if "_is_hf_initialized" in getattr(t, "__dict__", {}):
             del t._is_hf_initialized

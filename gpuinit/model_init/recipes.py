@@ -1,9 +1,10 @@
 """Recipes: what each layer type draws when ``init_module`` fills a model by layer type (``recipe="torch"``,
 ``"gpt2"``, ``"xavier"``, ``"he"``, ``"lecun"``); ``"own"`` and ``"hf"`` run the model's own code instead
-(gpuinit/own_model.py)."""
+(gpuinit/model_init/by_own_code.py)."""
 import math
 
-from .schemes import Layout
+from .. import distributed
+from ..schemes import Layout
 
 SQRT5 = math.sqrt(5.0)  # nn.Linear / nn.Conv*: kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in))
 GPT2_STD = 0.02
@@ -14,7 +15,7 @@ ZEROS: tuple[str, dict] = ("zeros", {})
 
 # ---- what each layer draws ------------------------------------------------------------------------
 
-def _kinds(m):
+def layer_kind(m):
     from torch import nn
 
     if isinstance(m, nn.MultiheadAttention):
@@ -84,10 +85,11 @@ RECIPES = {
 }
 
 
-OWN_RECIPES = ("own", "hf")  # the model's own init code, its fills served by gpuinit (gpuinit/own_model.py)
+OWN_RECIPES = ("own", "hf")  # the model's own init code, its fills served by gpuinit (by_own_code.py)
 
 
-def _spec(recipe, kind, m, name, ctx):
+def layer_spec(recipe, kind, m, name, ctx):
+    """What ``recipe`` draws for parameter ``name`` of layer ``m`` of ``kind``: (scheme, params), or None."""
     if kind == "norm":
         return {"weight": ONES, "bias": ZEROS}.get(name)
     return None if kind is None else recipe(kind, m, name, ctx)
@@ -110,7 +112,7 @@ def n_layers(module):
     return max([len(m) for m in module.modules() if isinstance(m, nn.ModuleList)] or [1])
 
 
-def _residual_outputs(module):
+def residual_outputs(module):
     """Names of the modules whose output joins a residual stream: attention output and MLP output projections
     (``RESIDUAL_NAMES``, and ``linear2`` of torch's Transformer layers)."""
     from torch import nn
@@ -118,3 +120,14 @@ def _residual_outputs(module):
     names = {n for n, _ in module.named_modules() if n.rsplit(".", 1)[-1] in RESIDUAL_NAMES}
     layers = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
     return names | {f"{n}.linear2" if n else "linear2" for n, m in module.named_modules() if isinstance(m, layers)}
+
+
+def zero_padding_row(m, fqn, t):
+    """Embeddings keep their padding row at zero (the same on every recipe, as torch and HF do)."""
+    pad = getattr(m, "padding_idx", None)
+    if pad is None or not fqn.endswith("weight") or layer_kind(m) != "embedding":
+        return
+    local, _, offsets = distributed.local_block(t) if distributed.is_dtensor(t) else (t, None, (0, 0))
+    row = pad - offsets[0]
+    if 0 <= row < local.shape[0]:
+        local[row].zero_()

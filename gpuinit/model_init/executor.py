@@ -1,0 +1,98 @@
+"""The one executor of whole-model init: ``fill_model(module, plan, ...)`` runs a plan (plan.py) in one sequence,
+whoever planned it (by_recipe.py for ``init_module``, by_own_code.py for ``own_init``):
+
+1. on a meta module, the model's own code (if the plan has any) runs dry: every fill it makes is checked, and a
+   tensor that nothing writes is an error;
+2. every fill job is prepared (checked) on the tensors as they are;
+3. the module is materialized (or moved to ``device``), ties restored, and the jobs prepared again on the
+   materialized tensors;
+4. gpuinit's fills of parameters and the fixes after them (padding rows), with the model's own code, its fills
+   served, run before them (own_init) or after them (a recipe's fallback); then the buffers' restores and the
+   buffers' fills.
+"""
+import sys
+
+from .. import distributed, jobs
+from ..errors import InitError
+from . import own_code
+from .names import on_meta, tensor_at
+
+
+def fill_model(module, plan, *, seed, device=None, progress=None):
+    """Materialize ``module`` if it is on the meta device (or move it to ``device``) and fill it as ``plan`` says;
+    return the OwnInitReport of its own code's run, or None when the plan runs no code. ``seed``: resolved."""
+    import torch
+
+    from .materialize import materialize
+
+    was_meta = on_meta(module)
+    if was_meta and plan.code is not None:
+        _check_written(own_code.run(module, plan, seed, dry=True), plan.code, dry=True)
+    param_jobs, buffer_jobs = _jobs(module, plan, seed)  # every check, on the tensors as they are
+    if was_meta or device is not None:
+        materialize(module, device, plan.params, plan.buffers, meta=was_meta)
+        param_jobs, buffer_jobs = _jobs(module, plan, seed)  # the materialized tensors
+    report, code_first = None, plan.code is not None and plan.code.first
+    bar = _progress_bar(sum(j.numel for j in param_jobs if j.backend.NAME in jobs.HOST_BACKENDS), progress)
+    with torch.no_grad():
+        if code_first:
+            report = _run_code(module, plan, seed)
+        jobs.run(param_jobs, bar)
+        for after in plan.after_fills:
+            after(module)
+        if plan.code is not None and not code_first:
+            report = _run_code(module, plan, seed)
+        for restore in plan.restores:
+            restore(module)
+        jobs.run(buffer_jobs)
+    if bar:
+        bar(0, None)
+    return report
+
+
+def _run_code(module, plan, seed):
+    report = own_code.run(module, plan, seed, dry=False)
+    _check_written(report, plan.code, dry=False)
+    return report
+
+
+def _check_written(report, code, *, dry):
+    missing = [fqn for fqn in report.untouched if fqn not in code.skip]
+    if missing and (message := code.unwritten(missing, dry)):
+        raise InitError(message)
+
+
+def _jobs(module, plan, seed):
+    """The checked fill jobs of ``plan.fills`` and of ``plan.buffer_fills``; a tensor stored twice under distinct
+    objects (a view registered twice) is filled once, for its first name."""
+    out, seen = [], set()
+    for targets in (plan.fills, plan.buffer_fills):
+        out.append([])
+        for fqn, (scheme, params) in targets:
+            t = tensor_at(module, fqn)
+            key = distributed.storage_key(t)
+            if key is not None and key in seen:
+                continue
+            seen.add(key)
+            out[-1].append(jobs.prepare(t, scheme, params, seed=seed, stream=distributed.stream_of(fqn), name=fqn))
+    return out
+
+
+def _progress_bar(total, progress):
+    """A rich progress bar, or None when not shown: call it with (elements done, name), then (0, None)."""
+    if not (progress if progress is not None else (total > 50_000_000 and sys.stderr.isatty())):
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("gpuinit"), BarColumn(), TextColumn("{task.completed:,.0f} elements"),
+                   TimeRemainingColumn(), transient=False, console=Console(stderr=True))
+    task = bar.add_task("fill", total=total)
+    bar.start()
+
+    def advance(n, name):
+        bar.update(task, advance=n, description=name or "")
+        if name is None:
+            bar.stop()
+
+    return advance

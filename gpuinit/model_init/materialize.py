@@ -1,0 +1,43 @@
+"""Materialization: a meta module given memory on a device (or a built one moved), checked first, ties kept."""
+from .. import jobs
+from ..errors import BackendUnavailableError, InitError
+from .names import tensor_at, tensors
+
+
+def materialize(module, device, params, buffers, *, meta):
+    """``to_empty`` (``meta``: a meta module) or ``to`` on ``device`` (default: CUDA when available, else CPU), after
+    checking that a backend fills every floating-point dtype there; each tied tensor registered again under all
+    its names (tied()'s maps ``params``, ``buffers``)."""
+    import torch
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    probe(device, {t.dtype for t in tensors(module) if t.is_floating_point()})
+    if meta:
+        module.to_empty(device=device)
+    else:
+        module.to(device)
+    _retie(module, params, "_parameters")
+    _retie(module, buffers, "_buffers")
+
+
+def probe(device, dtypes):
+    """Raise, before materializing, when no backend fills tensors of these dtypes on ``device``."""
+    import torch
+
+    for dtype in dtypes:
+        try:
+            t = torch.empty(0, dtype=dtype, device=device)
+        except (RuntimeError, AssertionError) as e:  # torch without CUDA asserts
+            raise BackendUnavailableError(f"cannot materialize on {device}: {e}") from e
+        try:
+            jobs.prepare(t, "zeros", {}, seed=0)
+        except (InitError, BackendUnavailableError) as e:
+            raise type(e)(f"cannot fill {dtype} tensors on {device}: {e}") from e
+
+
+def _retie(module, names, slot):
+    """Register each tied tensor again under all its names (``to_empty`` and ``to`` make a copy per name)."""
+    for fqn, owner in names.items():
+        if fqn != owner:
+            mod, _, name = fqn.rpartition(".")
+            getattr(module.get_submodule(mod) if mod else module, slot)[name] = tensor_at(module, owner)
