@@ -37,16 +37,20 @@ class Initializer:
     def _axes(self, shape):
         return -2, -1, ()
 
-    def __call__(self, shape, dtype=None, *, backend="numpy"):
-        """A new array of ``shape`` and ``dtype`` (float32 when None, as Keras's floatx) on ``backend``
-        ("numpy", "torch" or "cupy"), filled."""
+    def __call__(self, shape, dtype=None, *, array=None, backend=None):
+        """A new array of ``shape`` and ``dtype`` (float32 when None, as Keras's floatx), filled.
+
+        ``array``: the library of the new array, "numpy" (default), "torch" or "cupy"; ``backend``: the backend
+        that fills it, as everywhere in gpuinit (default: by the array's type)."""
         if self.scheme is None:
             raise NotImplementedError("Initializer subclasses must implement the `__call__()` method.")
+        array, backend = _cfg.array_and_backend(array, backend)
         shape = _cfg.as_shape(shape)
         in_axis, out_axis, batch_axis = self._axes(shape)
         name, params, seed = self._spec()
-        array = _cfg.empty(shape, _cfg.dtype_name(dtype), backend)
-        return init_(array, name, seed=seed, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis, **params)
+        out = _cfg.empty(shape, _cfg.dtype_name(dtype), array)
+        return init_(out, name, seed=seed, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis,
+                     backend=backend, **params)
 
     def get_config(self):
         return {}
@@ -110,16 +114,17 @@ class Constant(Initializer):
         values = _cfg.to_numpy(self.value)
         return {"value": float(values)} if values.ndim == 0 else {"value": values}
 
-    def __call__(self, shape, dtype=None, *, backend="numpy"):
+    def __call__(self, shape, dtype=None, *, array=None, backend=None):
         values = self.params["value"]
         if not isinstance(values, np.ndarray):
-            return super().__call__(shape, dtype, backend=backend)
+            return super().__call__(shape, dtype, array=array, backend=backend)
+        array, _ = _cfg.array_and_backend(array, backend)  # an array's values are copied, not drawn
         shape = _cfg.as_shape(shape)
         try:
             values = np.broadcast_to(values, shape)
         except ValueError:
             raise InitError(f"Constant's value of shape {values.shape} does not broadcast to {shape}") from None
-        return _cfg.fill_from(_cfg.empty(shape, _cfg.dtype_name(dtype), backend), values)
+        return _cfg.fill_from(_cfg.empty(shape, _cfg.dtype_name(dtype), array), values)
 
     def get_config(self):
         return {"value": _cfg.serialize_value(self.value)}

@@ -2,6 +2,7 @@
 values, arrays, and names. Reference: Keras 3.15, keras/src/initializers/ and keras/src/saving/."""
 import difflib
 import math
+import warnings
 
 import numpy as np
 
@@ -64,20 +65,35 @@ def dtype_name(dtype):
         raise InitError(f"cannot interpret {dtype!r} as a dtype") from None
 
 
-def empty(shape, dtype, backend):
-    if backend == "numpy":
+ARRAYS = ("numpy", "torch", "cupy")  # the libraries an initializer's new array comes from
+
+
+def array_and_backend(array, backend):
+    """(array library, fill backend) of an initializer call. ``backend=`` names the fill backend, as everywhere
+    in gpuinit; ``backend="torch"`` (or "cupy") without ``array=``, which once named the array's library, still
+    does so, with a DeprecationWarning."""
+    if array is None and backend in ("torch", "cupy"):
+        warnings.warn(f"backend={backend!r} names the backend that fills (numpy, triton, cupy, ...); for a "
+                      f"{backend} array pass array={backend!r}", DeprecationWarning, stacklevel=3)
+        return backend, None
+    array = "numpy" if array is None else array
+    if array not in ARRAYS:
+        raise InitError(f"array must be 'numpy', 'torch' or 'cupy', got {array!r}")
+    return array, backend
+
+
+def empty(shape, dtype, array):
+    if array == "numpy":
         if dtype == "bfloat16":
-            raise InitError("numpy has no bfloat16; use backend='torch'")
+            raise InitError("numpy has no bfloat16; use array='torch'")
         return np.empty(shape, dtype)
-    if backend == "torch":
+    if array == "torch":
         import torch
 
         return torch.empty(shape, dtype=getattr(torch, dtype))
-    if backend == "cupy":
-        import cupy
+    import cupy
 
-        return cupy.empty(shape, dtype)
-    raise InitError(f"backend must be 'numpy', 'torch' or 'cupy', got {backend!r}")
+    return cupy.empty(shape, dtype)
 
 
 def fan_axes(shape, input_axes, output_axes):

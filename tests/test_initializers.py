@@ -169,7 +169,7 @@ def test_get_of_an_array_returns_its_values():
 def test_constant_of_an_array_broadcasts():
     x = I.Constant([1.0, 2.0, 3.0])((4, 3))
     assert np.array_equal(x, np.tile([1.0, 2.0, 3.0], (4, 1))) and x.dtype == np.float32
-    t = I.Constant(np.array([[1.0], [2.0]]))((2, 5), "bfloat16", backend="torch")
+    t = I.Constant(np.array([[1.0], [2.0]]))((2, 5), "bfloat16", array="torch")
     assert t.dtype == torch.bfloat16 and t[1].tolist() == [2.0] * 5
     c = I.Constant(np.array([0.5, 1.5], np.float32))
     assert c.get_config() == {"value": {"class_name": "__numpy__", "config": {"value": [0.5, 1.5],
@@ -212,13 +212,33 @@ def test_dtypes_and_backends():
     assert I.Ones()((2, 3)).dtype == np.float32  # dtype=None: Keras's floatx
     assert I.Ones()((2, 3), "float16").dtype == np.float16
     assert I.Ones()((2, 3), np.float64).dtype == np.float64
-    t = I.HeNormal(seed=0)((16, 8), "bfloat16", backend="torch")
+    t = I.HeNormal(seed=0)((16, 8), "bfloat16", array="torch")
     assert t.dtype == torch.bfloat16
-    assert I.Zeros()((2,), torch.float16, backend="torch").dtype == torch.float16
+    assert I.Zeros()((2,), torch.float16, array="torch").dtype == torch.float16
     with pytest.raises(gpuinit.InitError, match="bfloat16"):
         I.Ones()((2, 2), "bfloat16")
     with pytest.raises(gpuinit.InitError, match="floating"):
         I.Ones()((2, 2), "int32")
+
+
+def test_array_is_the_library_and_backend_the_filler():
+    """``array=`` picks the new array's library, ``backend=`` the backend that fills it (as in init_): the Triton
+    kernels (on Triton's interpreter here) write the same bits into a torch tensor as NumPy into an array."""
+    want = I.HeNormal(seed=3)((40, 24))
+    got = I.HeNormal(seed=3)((40, 24), array="torch", backend="triton")
+    assert isinstance(got, torch.Tensor) and np.array_equal(got.numpy(), want)
+    assert np.array_equal(I.HeNormal(seed=3)((40, 24), backend="numpy"), want)
+    with pytest.raises(gpuinit.InitError, match="array must be 'numpy', 'torch' or 'cupy', got 'jax'"):
+        I.Ones()((2, 2), array="jax")
+    with pytest.raises(gpuinit.UnknownBackendError):
+        I.Ones()((2, 2), backend="bogus")
+    with pytest.warns(DeprecationWarning, match="array='torch'"):  # the keyword's earlier meaning
+        old = I.HeNormal(seed=3)((40, 24), backend="torch")
+    assert isinstance(old, torch.Tensor) and np.array_equal(old.numpy(), want)
+    with pytest.raises(gpuinit.InitError, match="numpy has no bfloat16; use array='torch'"):
+        I.Ones()((2, 2), "bfloat16", backend="numpy")
+    values = I.Constant(np.array([[1.0], [2.0]]))((2, 3), array="torch")  # copied, whatever fills draws
+    assert torch.equal(values, torch.tensor([[1.0] * 3, [2.0] * 3]))
 
 
 def test_orthogonal_and_identity():
