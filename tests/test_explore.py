@@ -12,7 +12,7 @@ pytest.importorskip("matplotlib")
 torch = pytest.importorskip("torch")
 
 from gpuinit import explore  # noqa: E402
-from gpuinit import explore_nets as nets  # noqa: E402
+from gpuinit.explore import nets  # noqa: E402
 
 FLOOR_FLAGS = ("at_floor", "act_at_floor", "grad_at_floor")
 OLD_CLIPS = (1e-30, 1e-12)  # the silent clipping values of earlier versions
@@ -197,7 +197,7 @@ def test_cli_shows_progress_on_stderr(monkeypatch, capsys, tmp_path):
 
 def test_adam_is_torch_optim_adam():
     """explore's written-out Adam gives torch.optim.Adam's values bit for bit (odd shapes, several steps)."""
-    from gpuinit.explore_train import adam
+    from gpuinit.explore.train import adam
 
     g = torch.Generator().manual_seed(7)
     ours = [torch.randn(3, 5, generator=g), torch.randn(7, generator=g), torch.randn(2, 1, 3, generator=g)]
@@ -215,7 +215,7 @@ def test_adam_is_torch_optim_adam():
 
 
 def test_log_tick_labels_are_plain_text():
-    from gpuinit.explore_plots import plain_log_label
+    from gpuinit.explore.plots import plain_log_label
 
     assert plain_log_label(r"$\mathdefault{10^{-32}}$") == "10⁻³²"
     assert plain_log_label(r"$\mathdefault{10^{0}}$") == "10⁰"
@@ -232,10 +232,10 @@ def test_drawing_and_setup_stay_light(tmp_path):
 
     code = """
 import sys
-import gpuinit.explore, gpuinit.explore_plots
+import gpuinit.explore, gpuinit.explore.plots
 assert "torch" not in sys.modules, "explore or its plots import torch"
 import torch
-from gpuinit.explore_train import adam
+from gpuinit.explore.train import adam
 with gpuinit.explore.deterministic():
     assert torch.are_deterministic_algorithms_enabled() and torch.get_num_threads() == 1
     p = torch.ones(3, requires_grad=True)
@@ -280,8 +280,8 @@ def test_signal_and_derivation_claims(runs):
     assert der["sigmoid_max_ratio"] > 10 * der["relu_max_ratio"]  # the logistic derivation leaves out the mean
     report = (runs["out"] / "report.md").read_text()
     assert "Schemes (gpuinit names):* Glorot = xavier_normal" in report
-    from gpuinit.explore_report import _ranking
+    from gpuinit.explore.report import ranking_text
 
     b = {"a": {"final_min": 1, "final_max": 2}, "b": {"final_min": 1.5, "final_max": 3},
          "c": {"final_min": 4, "final_max": 5}}
-    assert _ranking(b, ["a", "b", "c"]).startswith("a = b < c")
+    assert ranking_text(b, ["a", "b", "c"]).startswith("a = b < c")

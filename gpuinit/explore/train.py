@@ -8,8 +8,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .api import init_
-from .explore_nets import scheme_names
+from ..api import init_
+from .nets import scheme_names
 
 # Training-curve initializers: label -> (scheme, params) for a tanh net.
 CURVE_INITS = {

@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .api import init_
+from ..api import init_
 
 LEAK = 0.2  # the negative slope of every leaky ReLU here (LeakyReLU(0.2)), so that He's leaky form differs from He's
 LN10 = math.log(10.0)

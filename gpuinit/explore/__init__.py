@@ -11,6 +11,10 @@ claim, network, data, settings and the summary numbers report.md quotes), so tha
 - other_forms: orthogonal, identity and sparse starts (section 6).
 - curves: training speed and final loss by initializer, over several seeds (sections 1 and 7).
 
+This module runs them and writes the files. ``deep`` (signal, derivations, scale, other forms) and ``train``
+(symmetry, trials, curves) hold the experiments, on ``nets`` (the deep nets' exact statistics); ``report`` makes
+the captions, summaries and report.md and ``plots`` the figures, without torch (they are drawn in a second process).
+
 Results are identical run to run: data and weights are seeded, and the experiments run with one torch thread
 and deterministic algorithms (both restored afterwards). The library never prints: progress goes to
 ``progress`` (a callable taking a message) or else to the "gpuinit" logger at INFO.
@@ -69,8 +73,7 @@ def sizes(quick):
 def experiments(quick=False, progress=None, on_done=None):
     """Run every experiment; return {name: {"rows", "settings", ...}}. ``on_done(name, result)`` is called as
     each one finishes (outside the deterministic section)."""
-    from . import explore_deep as deep
-    from . import explore_train as train
+    from . import deep, train
 
     say = progress or LOG.info
     n = sizes(quick)
@@ -97,8 +100,8 @@ def run(out_dir, quick=False, progress=None, draw=True):
     ``out_dir``; return the results (see ``experiments``), each with its "meta" (what NAME.json holds).
     Figures are drawn in a second process while the experiments go on; ``draw=False`` writes the data and the
     report but no PNG (the data are the same)."""
-    from . import explore_plots as plots
-    from . import explore_report as rep
+    from . import plots
+    from . import report as rep
 
     if draw and importlib.util.find_spec("matplotlib") is None:  # fails early, before the experiments
         raise RuntimeError(plots.NO_MATPLOTLIB)

@@ -259,7 +259,7 @@ sparse start ({_g(st['sparsity'])} of each column zero, variance 1/fan_in) likew
 orthogonal and {_g(s['Glorot_tanh_act_std_last'])} for Glorot) but never mixes units: unit i only ever sees input i."""
 
 
-def _ranking(b, rk):
+def ranking_text(b, rk):
     """The ranking, with "=" between neighbours whose final losses over the seeds (min to max) overlap: a tie."""
     out = rk[0]
     for prev, cur in zip(rk[:-1], rk[1:], strict=True):
@@ -272,7 +272,7 @@ def _curves(s, st):
     b, rk = s["by_init"], s["ranking"]
     rows = "\n".join(f"| {k} | {_g(v['final_median'])} | {_g(v['final_min'])} | {_g(v['final_max'])} | "
                      f"{_g(v['w1_rms_start'])} | {_g(v['w1_rms_end'])} | {_g(v['loss_start'])} |" for k, v in b.items())
-    return f"""Ranking by median final loss over the {st['seeds']} seeds: {_ranking(b, rk)}.
+    return f"""Ranking by median final loss over the {st['seeds']} seeds: {ranking_text(b, rk)}.
 
 | init | median final loss | min | max | first-layer weight RMS, start | … end | loss at step 0 |
 |---|---|---|---|---|---|---|

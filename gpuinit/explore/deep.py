@@ -6,7 +6,7 @@ import math
 import numpy as np
 import torch
 
-from . import explore_nets as nets
+from . import nets
 
 
 def _val(lg):
