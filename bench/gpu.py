@@ -1,4 +1,4 @@
-"""GPU benchmark: everything about gpuinit on one GPU, in one run (bench/gpu_cases.py holds the cases).
+"""GPU benchmark: everything about gpuinit on one GPU, in one run (bench/gpuinit_bench/gpu/ holds the cases).
 
 - cold_start: the first call of each Triton kernel variant (compile included: the run starts on an empty
   Triton cache) against a warm call; compiled variants after 50 fresh seeds; a new process's first init_
@@ -22,12 +22,9 @@ markdown report; ``--out DIR`` also writes DIR/gpu-<device>.json and .md, after 
     TRITON_INTERPRET=1 python bench/gpu.py --device cpu --sizes 65536 --repeat 2   # the code paths on the CPU
 """
 import argparse
-import json
 import math
 import os
-import platform
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,105 +32,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from gpuinit_bench.gpu.device import device_meta, device_name, nominal_hbm, versions
+from gpuinit_bench.gpu.report import markdown, save
 
-import gpuinit
 from gpuinit.cli_checks import UsageError, writable_dir
 
-HBM_BYTES_S = (("H200", 4.8e12), ("H100 PCIe", 2.0e12), ("H100 NVL", 3.9e12), ("H100", 3.35e12))  # nominal
-
-
-def nominal_hbm(name):
-    """Nominal memory bandwidth (bytes/s) of a known device name, else None."""
-    return next((bw for key, bw in HBM_BYTES_S if key in name), None)
-
-
-def device_name(device):
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or 'cpu'} (interpreter)"
-
-
-def versions():
-    out = {"python": platform.python_version(), "torch": torch.__version__, "gpuinit": gpuinit.__version__,
-           "cuda": torch.version.cuda}
-    for name in ("triton", "cupy"):
-        try:
-            out[name] = __import__(name).__version__
-        except Exception as e:  # noqa: BLE001 - cupy may fail to import without a GPU
-            out[name] = f"unavailable: {type(e).__name__}"
-    return out
-
-
-def device_meta(device):
-    if device.type != "cuda":
-        return {}
-    props = torch.cuda.get_device_properties(device)
-    meta = {"memory_bytes": props.total_memory, "sm_count": props.multi_processor_count,
-            "capability": f"{props.major}.{props.minor}"}
-    try:
-        r = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
-                           text=True, timeout=20, check=True)
-        meta["driver"] = r.stdout.strip().splitlines()[0]
-    except (OSError, subprocess.SubprocessError, IndexError):
-        meta["driver"] = None
-    return meta
-
-
-# ---- report ------------------------------------------------------------------------------------------
-
-def fmt(x, spec):
-    return "" if x is None else format(x, spec)
-
-
-def fmt_size(n):
-    if not n:
-        return ""
-    k = n.bit_length() - 1
-    return f"2^{k}" if n == 1 << k else f"{n:,}"
-
-
-def fmt_bytes(n):
-    return "" if n is None else f"{n / 2**20:.1f} MiB"
-
-
-def fmt_ok(ok):
-    return {True: "ok", False: "**FAIL**", None: "-"}[ok]
-
-
-def markdown(meta, rows):
-    lines = [f"# gpuinit on {meta['device']}", ""]
-    clocks = "; ".join(f"{c['when']}: {c.get('nvidia_smi')} (torch.cuda.clock_rate {c.get('torch_clock_rate_mhz')})"
-                       for c in meta.get("clocks", []))
-    hbm = meta.get("nominal_hbm_bytes_s")
-    hbm = f"{hbm / 1e12:.2f} TB/s" if hbm else "unknown"
-    state = "complete" if meta["complete"] else "incomplete: cases still to run"
-    failed, skipped = sum(r["ok"] is False for r in rows), sum(r["ok"] is None for r in rows)
-    lines += [f"- {meta['date']}; " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
-              f"- nominal HBM bandwidth: {hbm}; SM clock (current, max): {clocks or 'n/a'}",
-              f"- repeat {meta['repeat']}; sizes {[fmt_size(n) for n in meta['sizes']]}; "
-              f"dtypes {meta['dtypes']}; {state}",
-              f"- rows: {len(rows)}; failed: {failed}; skipped: {skipped}", ""]
-    header = ("| kind | dtype | size | impl | G elem/s | % store ceiling | % HBM | ms | peak extra | ok | value "
-              "| note |")
-    for case in dict.fromkeys(r["case"] for r in rows):
-        lines += [f"## {case}", "", header, "|---" * 12 + "|"]
-        for r in (r for r in rows if r["case"] == case):
-            rate = None if r["elements_per_s"] is None else r["elements_per_s"] / 1e9
-            cells = [r["kind"] or "", r["dtype"] or "", fmt_size(r["size"]), r["impl"], fmt(rate, ".4g"),
-                     fmt(r["pct_store_ceiling"], ".1f"), fmt(r["pct_hbm"], ".1f"), fmt(r["ms"], ".3f"),
-                     fmt_bytes(r["peak_extra_bytes"]), fmt_ok(r["ok"]), fmt(r["value"], ""),
-                     r["note"].replace("|", "/")]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def save(out, slug, meta, rows):
-    (out / f"gpu-{slug}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    (out / f"gpu-{slug}.md").write_text(markdown(meta, rows))
-
-
-# ---- run ---------------------------------------------------------------------------------------------
 
 def parse_args(cases):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -184,7 +87,7 @@ def parse_args(cases):
 
 
 def main():
-    import gpu_cases
+    from gpuinit_bench.gpu import cases as gpu_cases
 
     args = parse_args(list(gpu_cases.CASES))
     device = torch.device(args.device)

@@ -1,3 +1,7 @@
+import importlib
+import sys
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -49,3 +53,14 @@ def ks_rounded(x, cdf, dtype):
     lower = np.concatenate([[0.0], upper[:-1]])
     prev = np.concatenate([[0.0], ecdf[:-1]])
     return max(np.abs(ecdf - upper).max(), np.abs(prev - lower).max())
+
+
+def bench_package(name):
+    """``gpuinit_bench.<name>`` (bench/gpuinit_bench/), imported as the bench scripts import it: with bench/ first
+    on sys.path."""
+    bench = str(Path(__file__).resolve().parent.parent / "bench")
+    sys.path.insert(0, bench)
+    try:
+        return importlib.import_module(f"gpuinit_bench.{name}")
+    finally:
+        sys.path.remove(bench)

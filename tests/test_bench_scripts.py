@@ -1,5 +1,4 @@
 """The benchmark scripts run end to end (tiny sizes; the GPU one on Triton's interpreter)."""
-import importlib.util
 import json
 import os
 import re
@@ -9,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import bench_package
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,18 +31,6 @@ KINDS = {"uniform", "normal", "trunc_normal", "kaiming_uniform"}
 LAYOUTS = {"block at a random offset", "t.T view", "column block", "grouped launch"}
 ROW_KEYS = {"case", "kind", "dtype", "size", "impl", "elements_per_s", "pct_store_ceiling", "pct_hbm", "ms",
             "peak_extra_bytes", "ok", "note", "value"}
-
-
-def load_bench(name):
-    """bench/<name>.py as a module (bench/ is not a package; gpu.py imports gpu_cases from its folder)."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    return module
 
 
 def test_gpu_bench_on_the_interpreter(tmp_path):
@@ -76,7 +64,7 @@ def test_gpu_bench_on_the_interpreter(tmp_path):
 def test_gpu_bench_records_a_failure_and_goes_on():
     pytest.importorskip("triton")
     torch = pytest.importorskip("torch")
-    cases = load_bench("gpu_cases")
+    cases = bench_package("gpu.cases")
     b = cases.Bench(torch.device("cpu"), [torch.float32], [64], 1, cases.SCALES["cpu"], 3.35e12, 0,
                     np.random.default_rng(0))
 
@@ -88,9 +76,9 @@ def test_gpu_bench_records_a_failure_and_goes_on():
     good = b.measure("sweep", "y", lambda: None, kind="store", size=64, nbytes=256)
     assert good["ok"] is True and good["ms"] > 0 and good["pct_hbm"] > 0
     assert cases.apply_ceiling([bad, good])[1]["pct_store_ceiling"] == 100
-    gpu = load_bench("gpu")
-    assert gpu.nominal_hbm("NVIDIA H100 80GB HBM3") == 3.35e12 and gpu.nominal_hbm("NVIDIA H200") == 4.8e12
-    assert gpu.nominal_hbm("NVIDIA A10G") is None
+    device = bench_package("gpu.device")
+    assert device.nominal_hbm("NVIDIA H100 80GB HBM3") == 3.35e12 and device.nominal_hbm("NVIDIA H200") == 4.8e12
+    assert device.nominal_hbm("NVIDIA A10G") is None
 
 
 COMPILE = """
@@ -99,15 +87,15 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 sys.path.insert(0, "bench")
-import gpu_cases
+from gpuinit_bench.gpu import cases
 scalars = {k: "fp32" for k in ("scale", "shift", "p_lo", "p_span", "lo", "hi")}
 for dtype in ("*fp32", "*bf16"):
     for kind in (0, 1, 2):
         sig = {"out_ptr": dtype, "n": "i32", "seed": "i32", **scalars, "KIND": "constexpr", "BLOCK": "constexpr"}
-        src = ASTSource(fn=gpu_cases.philox_kernel, signature=sig, constexprs={"KIND": kind, "BLOCK": 1024})
+        src = ASTSource(fn=cases.philox_kernel, signature=sig, constexprs={"KIND": kind, "BLOCK": 1024})
         assert triton.compile(src, target=GPUTarget("cuda", 90, 32)).asm["cubin"]
     sig = {"out_ptr": dtype, "n": "i32", "BLOCK": "constexpr"}
-    src = ASTSource(fn=gpu_cases.store_kernel, signature=sig, constexprs={"BLOCK": 4096})
+    src = ASTSource(fn=cases.store_kernel, signature=sig, constexprs={"BLOCK": 4096})
     assert triton.compile(src, target=GPUTarget("cuda", 90, 32)).asm["cubin"]
 print("ok")
 """

@@ -1,6 +1,5 @@
 """bench/kernel_cost.py, the static cost harness: it compiles the GPU kernels for sm_90 without a GPU, counts the
 instructions on the path a thread takes, and checks them against the targets."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import bench_package
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSES = ("alu", "fp32", "imad", "mufu", "conv", "memory", "control", "uniform", "other")
@@ -18,15 +18,7 @@ FIELDS = {"backend", "kernel", "kind", "dtype", "path", "branches", "arch", "var
           "bytes_per_element", "method", "compiler", "fp_fusion", "per_class_launched"}
 
 
-def load(name):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(ROOT / "bench"))
-    spec.loader.exec_module(module)
-    return module
-
-
-sc = load("sass_cost")
+parse, sass_walk = bench_package("sass.parse"), bench_package("sass.walk")
 
 
 def sass(body, name="k"):
@@ -52,10 +44,10 @@ def synthetic(ept, prologue=7, per_element=(("FMUL", "R1, R1, R2"), ("IADD3", "R
 def test_difference_quotient_is_exact_on_a_synthetic_kernel():
     counts = {}
     for ept in (4, 8):
-        sec = sc.parse_sass(synthetic(ept))["k"]
-        walk = sc.walk(sec, "k")
-        counts[ept] = sc.class_counts(sec, walk.path)
-    per = sc.difference_quotient(counts[4], 4, counts[8], 8)
+        sec = parse.parse_sass(synthetic(ept))["k"]
+        walk = sass_walk.walk(sec, "k")
+        counts[ept] = sass_walk.class_counts(sec, walk.path)
+    per = sass_walk.difference_quotient(counts[4], 4, counts[8], 8)
     assert per == {**dict.fromkeys(CLASSES, 0.0), "fp32": 1.0, "alu": 1.0, "mufu": 1.0, "memory": 1.0}
     total = sum(counts[8].values())
     assert total - 8 * sum(per.values()) == 7 + 1  # the fixed prologue and EXIT, exactly
@@ -86,15 +78,15 @@ def test_walk_resolves_arguments_slow_paths_and_loops():
         (None, "MUFU.RSQ", "R3, R2"),
         (None, "RET.REL.NODEC", "R8 `(k)"),
     ])
-    sec = sc.parse_sass(text)["k"]
+    sec = parse.parse_sass(text)["k"]
     params = {0x228 + i: b for i, b in enumerate((1).to_bytes(4, "little"))}
-    walk = sc.walk(sec, "k", params)
+    walk = sass_walk.walk(sec, "k", params)
     ops = [sec.ins[j].op for j in walk.path]
     assert "FADD" not in ops and "CALL.REL.NOINC" not in ops and "FFMA" in ops
     assert walk.decisions["constant"] == 1 and walk.decisions["slow_path"] == 1 and walk.decisions["loop"] == 1
     start, end = walk.loop
     assert [sec.ins[j].op for j in walk.path[start:end]] == ["IADD3", "ISETP.LT.AND", "BRA"]
-    other = sc.walk(sec, "k", {0x228 + i: b for i, b in enumerate((0).to_bytes(4, "little"))})
+    other = sass_walk.walk(sec, "k", {0x228 + i: b for i, b in enumerate((0).to_bytes(4, "little"))})
     assert "FADD" in [sec.ins[j].op for j in other.path]
 
 
@@ -104,8 +96,8 @@ def harness(tmp_path_factory):
     float32 and bfloat16; every path; the store-only reference. Run once for all pytest-xdist workers."""
     from filelock import FileLock
 
-    kernels = load("kernel_cost")
-    gone = kernels.missing()
+    cost = bench_package("kernel_cost.harness")
+    gone = cost.missing()
     if "triton" in gone and "cuda" in gone:
         pytest.skip(f"no kernel can be compiled here: {gone}")
     root = tmp_path_factory.getbasetemp()
@@ -121,7 +113,7 @@ def harness(tmp_path_factory):
                                capture_output=True, text=True, timeout=900, check=False, env=env)
             assert r.returncode == 0, r.stderr[-3000:]
     table = json.loads((out / "kernel-cost.json").read_text())
-    return SimpleNamespace(kernels=kernels, gone=gone, out=out, table=table)
+    return SimpleNamespace(cost=cost, gone=gone, out=out, table=table)
 
 
 def test_rows_schema_and_plausible_counts(harness):
@@ -166,4 +158,4 @@ def test_cuda_rows(harness):
 
 
 def test_kernels_meet_targets(harness):
-    assert harness.kernels.violations(harness.table["rows"]) == []
+    assert harness.cost.violations(harness.table["rows"]) == []

@@ -1,4 +1,4 @@
-"""Constant propagation over SASS for the path walk (bench/sass_walk.py): the values of known kernel arguments
+"""Constant propagation over SASS for the path walk (walk.py): the values of known kernel arguments
 and what follows from them, so that branches on them go where those values send them."""
 import re
 

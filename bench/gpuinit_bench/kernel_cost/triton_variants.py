@@ -1,9 +1,11 @@
 """The Triton variants of bench/kernel_cost.py: the launch the backend makes, compiled through Triton's own
-argument specialization, disassembled and walked (bench/sass_cost.py)."""
+argument specialization, disassembled and walked (gpuinit_bench/sass)."""
 import math
 
-import sass_cost as sc
-from kernels_variants import ARCHS, DRAWS, GROUP_SIZE, NUMEL, RUN_LEN, SEED, STREAM_OF
+from ..sass import tools
+from ..sass.parse import parse_sass
+from ..sass.walk import class_counts, difference_quotient, walk
+from .variants import ARCHS, GROUP_SIZE, NUMEL, SEED, STREAM_OF, draw_of, region
 
 try:
     import triton
@@ -39,15 +41,6 @@ if triton is not None:
         tl.store(out_ptr + base + 3 * BLOCK, r3.to(ty), mask=base + 3 * BLOCK < n)
 
 
-def _draw(v):
-    from gpuinit import draws
-
-    d = getattr(draws, v["kind"])(*DRAWS[(v["kind"], v["branches"])])
-    if v["branches"] is not None and d.params["branches"] != v["branches"]:
-        raise AssertionError(f"{d.params} reaches {d.params['branches']} erfinv branches, not {v['branches']}")
-    return d
-
-
 class _Recorder:
     """Stands in for a @triton.jit kernel: ``kernel[grid](*args, **kwargs)`` records the call."""
 
@@ -56,18 +49,6 @@ class _Recorder:
 
     def __getitem__(self, grid):
         return lambda *args, **kwargs: self.calls.append((args, kwargs, grid))
-
-
-def _region(path, dtype):
-    """(tensor, full_shape, offsets) of a NUMEL-element fill on ``path``, as meta tensors (no memory)."""
-    import torch
-
-    side = math.isqrt(NUMEL)
-    if path == "strided":  # a transposed view: one run of logical indices, not contiguous in memory
-        return torch.empty((side, side), dtype=dtype, device="meta").t(), (side, side), (0, 0)
-    if path == "column":  # a column shard: one run of RUN_LEN per row
-        return torch.empty((NUMEL // RUN_LEN, RUN_LEN), dtype=dtype, device="meta"), (NUMEL // RUN_LEN, side), (0, 0)
-    return torch.empty((side, side), dtype=dtype, device="meta"), (side, side), (0, 0)
 
 
 def _triton_launch(v, block):
@@ -86,7 +67,7 @@ def _triton_launch(v, block):
         return store_kernel, (out, NUMEL), {"BLOCK": block}, 4 * block
     if v["kernel"].startswith("tl_"):
         return rand4x_kernel, (out, NUMEL, 0x5EED), {"NORMAL": v["kind"] == "normal", "BLOCK": block}, 4 * block
-    draw, dtype = _draw(v), getattr(torch, v["dtype"])
+    draw, dtype = draw_of(v), getattr(torch, v["dtype"])
     real, recorder, saved = getattr(kt, v["kernel"]), _Recorder(), tb.BLOCK
     setattr(kt, v["kernel"], recorder)
     tb.BLOCK = block
@@ -97,7 +78,7 @@ def _triton_launch(v, block):
             tb.fill_group(jobs)
             numel = GROUP_SIZE * 64 * 64
         else:
-            out, full_shape, offsets = _region(v["path"], dtype)
+            out, full_shape, offsets = region(v["path"], dtype)
             tb.launch(out, v["kind"], draw.params, full_shape, offsets, SEED, stream_of(STREAM_OF))
             numel = out.numel()
     finally:
@@ -122,10 +103,10 @@ def compile_triton(v, block):
     options, signature, constexprs, attrs = fn._pack_args(backend, kwargs, bound, spec, options)
     c = triton.compile(ASTSource(fn, signature, constexprs, attrs), target=target, options=options.__dict__)
     name, cubin = c.metadata.name, c.asm["cubin"]
-    res = sc.resource_usage(cubin)[name]
+    res = tools.resource_usage(cubin)[name]
     divisible = {fn.arg_names[k[0]] for k in attrs}
     spec = {k: t + ("/16" if k in divisible else "") for k, t in signature.items() if t != "constexpr"}
-    return {"sass": sc.disassemble(cubin), "name": name, "num_warps": c.metadata.num_warps,
+    return {"sass": tools.disassemble(cubin), "name": name, "num_warps": c.metadata.num_warps,
             "shared": max(c.metadata.shared, res["SHARED"]), "registers": res["REG"],
             "local": res["LOCAL"] + res["STACK"], "waste": 1 - useful / (4 * block),
             "fp_fusion": options.enable_fp_fusion, "compiler": f"triton {triton.__version__}", "specialization": spec}
@@ -137,13 +118,13 @@ def triton_stats(v, block=256):
     res = {}
     for b in (block // 2, block):
         c = compile_triton(v, b)
-        sec = sc.parse_sass(c["sass"])[c["name"]]
-        w = sc.walk(sec, c["name"])
-        res[b] = {**c, "sec": sec, "walk": w, "classes": sc.class_counts(sec, w.path),
+        sec = parse_sass(c["sass"])[c["name"]]
+        w = walk(sec, c["name"])
+        res[b] = {**c, "sec": sec, "walk": w, "classes": class_counts(sec, w.path),
                   "ept": 4 * b // (c["num_warps"] * 32)}
     lo, hi = res[block // 2], res[block]
-    steady = sc.difference_quotient(lo["classes"], lo["ept"], hi["classes"], hi["ept"])
-    amb = sc.difference_quotient(lo["walk"].ambiguous, lo["ept"], hi["walk"].ambiguous, hi["ept"])
+    steady = difference_quotient(lo["classes"], lo["ept"], hi["classes"], hi["ept"])
+    amb = difference_quotient(lo["walk"].ambiguous, lo["ept"], hi["walk"].ambiguous, hi["ept"])
     counts = [0] * len(hi["sec"].ins)
     for j in hi["walk"].path:
         counts[j] += 1

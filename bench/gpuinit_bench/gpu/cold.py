@@ -8,10 +8,11 @@ import sys
 import tempfile
 
 import torch
-from gpu_bench import KINDS, empty, error_note, init, u64, wall
-from gpu_peers import launch_store
 
 from gpuinit import jobs
+
+from .bench import KINDS, empty, error_note, init, u64, wall
+from .peers import launch_store
 
 # ---- cold start and compiled variants --------------------------------------------------------------
 

@@ -1,10 +1,11 @@
 """The correctness case of bench/gpu.py: the bits the device wrote against the reference stream."""
 import numpy as np
 import torch
-from gpu_bench import INT_VIEWS, KINDS, empty, error_note, init, u64
 from gpuinit.kernels import numpy_stream as ks
 
 from gpuinit import jobs
+
+from .bench import INT_VIEWS, KINDS, empty, error_note, init, u64
 
 # ---- bits: what the device wrote against the reference stream --------------------------------------------
 

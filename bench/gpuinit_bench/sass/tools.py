@@ -1,4 +1,4 @@
-"""Tools for bench/sass_cost.py: compilers (NVRTC, nvcc), disassembler, resource usage, SASS annotation."""
+"""Tools for the static cost of SASS: compilers (NVRTC, nvcc), disassembler, resource usage, SASS annotation."""
 import ctypes
 import ctypes.util
 import importlib.util
@@ -9,11 +9,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from sass_parse import _INS, _SECTION
+from .parse import INS_LINE, SECTION_LINE
 
 # --- tools: compilers, disassembler, resource usage ---------------------------------------------------------------
 
-def _package_dirs(name):
+def package_dirs(name):
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
@@ -23,7 +23,7 @@ def _package_dirs(name):
 
 def find_tool(name):
     """A CUDA binary utility: Triton's bundled copy first, then PATH, then $CUDA_HOME/bin."""
-    for d in _package_dirs("triton"):
+    for d in package_dirs("triton"):
         p = Path(d) / "backends" / "nvidia" / "bin" / name
         if p.exists():
             return str(p)
@@ -92,7 +92,7 @@ def _nvrtc():
         found = [load_nvidia_dynamic_lib("nvrtc").abs_path]
     except Exception:  # noqa: BLE001 - absent, or no NVRTC where it looks: try the other places
         found = []
-    wheels = [p for d in _package_dirs("nvidia") for p in sorted(Path(d).glob("*/lib/libnvrtc.so*"))]
+    wheels = [p for d in package_dirs("nvidia") for p in sorted(Path(d).glob("*/lib/libnvrtc.so*"))]
     cuda = Path(os.environ.get("CUDA_HOME", "/usr/local/cuda"))
     candidates = [p for p in wheels + sorted((cuda / "lib64").glob("libnvrtc.so*"))
                   if "builtins" not in p.name and ".alt." not in p.name]
@@ -165,7 +165,7 @@ def section_lines(sass, name):
     """The lines of section ``.text.<name>`` of a disassembly."""
     out, inside = [], False
     for line in sass.splitlines():
-        m = _SECTION.match(line)
+        m = SECTION_LINE.match(line)
         if m or line.startswith("//-----"):
             inside = bool(m) and m.group(1) == name
             continue
@@ -179,7 +179,7 @@ def annotate(sass, name, counts, title, note="column 1: executions on the counte
     runs it."""
     ins, lines = iter(counts), [f"// {title}", f"// {note}", ""]
     for line in section_lines(sass, name):
-        m = _INS.match(line)
+        m = INS_LINE.match(line)
         if m:
             lines.append(f"{next(ins, 0):>3}  /*{m.group(1)}*/ {m.group(2)} ;")
         elif line.strip():

@@ -1,4 +1,4 @@
-"""SASS as data for bench/sass_cost.py: instruction classes, and the parser of ``nvdisasm -c`` output."""
+"""SASS as data for the walk: instruction classes, and the parser of ``nvdisasm -c`` output."""
 import re
 from dataclasses import dataclass, field
 
@@ -67,9 +67,9 @@ class Section:
     labels: dict = field(default_factory=dict)  # label -> instruction index
 
 
-_SECTION = re.compile(r"^//-+\s+\.text\.(\S+)\s+-+")
+SECTION_LINE = re.compile(r"^//-+\s+\.text\.(\S+)\s+-+")
 _LABEL = re.compile(r"^\s*([.$\w][\w.$]*):\s*$")
-_INS = re.compile(r"^\s*/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;\s*(?:/\*.*)?$")
+INS_LINE = re.compile(r"^\s*/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;\s*(?:/\*.*)?$")
 _TARGET = re.compile(r"`\(([^)]+)\)")
 
 
@@ -94,7 +94,7 @@ def parse_sass(text):
     """{section name: Section} from ``nvdisasm -c`` output; a section holds a kernel and its subroutines."""
     sections, sec = {}, None
     for line in text.splitlines():
-        m = _SECTION.match(line)
+        m = SECTION_LINE.match(line)
         if m:
             sec = sections.setdefault(m.group(1), Section(m.group(1)))
             continue
@@ -104,7 +104,7 @@ def parse_sass(text):
         if m:
             sec.labels[m.group(1)] = len(sec.ins)
             continue
-        m = _INS.match(line)
+        m = INS_LINE.match(line)
         if not m:
             continue
         body = m.group(2).strip()

@@ -1,16 +1,15 @@
 """The throughput cases of bench/gpu.py: whole buffers, strided views and shards, many small tensors,
 orthogonal, a whole model."""
-import importlib.util
-from pathlib import Path
-
 import torch
-from gpu_bench import COLS, KINDS, Skip, apply_ceiling, empty, error_note, init, itemsize
-from gpu_checks import spot_check
-from gpu_cold import run_child
-from gpu_peers import PEERS, launch_philox, launch_store
 from torch import nn
 
 import gpuinit
+
+from ..whole_model import CHILD, WAYS
+from .bench import COLS, KINDS, Skip, apply_ceiling, empty, error_note, init, itemsize
+from .checks import spot_check
+from .cold import run_child
+from .peers import PEERS, launch_philox, launch_store
 
 # ---- throughput of whole buffers --------------------------------------------------------------------
 
@@ -250,25 +249,17 @@ def orthogonal(b):
 
 # ---- a whole model ---------------------------------------------------------------------------------
 
-def load_model_bench():
-    spec = importlib.util.spec_from_file_location("gpuinit_bench_model", Path(__file__).with_name("model.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def model(b):
-    """A Llama of --model-params parameters in bfloat16, three ways, each in a fresh process (bench/model.py):
-    gpuinit from the meta device, torch's default construction on the device, meta + to_empty +
+    """A Llama of --model-params parameters in bfloat16, three ways, each in a fresh process (bench/model.py's
+    child): gpuinit from the meta device, torch's default construction on the device, meta + to_empty +
     reset_parameters. Peak memory is the process's own and includes the parameters."""
     if not b.cuda:
         return [b.skipped("model", "no CUDA")]
     if not b.model_params:
         return [b.skipped("model", "--model-params 0")]
-    bench_model = load_model_bench()
     rows = []
-    for way in bench_model.WAYS:
-        args = [bench_model.CHILD, way, str(b.model_params), str(b.device), "bfloat16", str(b.scale.model_repeat)]
+    for way in WAYS:
+        args = [CHILD, way, str(b.model_params), str(b.device), "bfloat16", str(b.scale.model_repeat)]
         try:
             r = run_child(args, timeout=600)
         except Exception as e:  # noqa: BLE001 - recorded, the run goes on

@@ -1,9 +1,9 @@
-"""The path one thread takes through a kernel (the rules: bench/sass_cost.py), and its instruction counts."""
+"""The path one thread takes through a kernel (the rules: the package's docstring), and its instruction counts."""
 from collections import Counter
 from dataclasses import dataclass
 
-from sass_exec import State, execute
-from sass_parse import CLASSES, op_class
+from .parse import CLASSES, op_class
+from .propagate import State, execute
 
 # --- the path walk ------------------------------------------------------------------------------------------------
 

@@ -1,12 +1,14 @@
 """The CUDA C variants of bench/kernel_cost.py: the CuPy backend's kernel and the curand references, compiled with
-NVRTC (or nvcc), disassembled and walked (bench/sass_cost.py)."""
+NVRTC (or nvcc), disassembled and walked (gpuinit_bench/sass)."""
 import math
 import os
 from pathlib import Path
 
-import sass_cost as sc
-from kernels_triton import _draw, _region
-from kernels_variants import NUMEL
+from ..sass import tools
+from ..sass.parse import parse_sass
+from ..sass.throughput import GPUS
+from ..sass.walk import class_counts, walk
+from .variants import NUMEL, draw_of, region
 
 # --- CUDA C -------------------------------------------------------------------------------------------------------
 
@@ -52,7 +54,7 @@ def curand_include(given=None):
     """A folder holding curand_kernel.h: ``given``, the CUDA toolkit's include folder, or the nvidia-curand wheel's."""
     dirs = [given] if given else []
     dirs += [str(Path(os.environ.get("CUDA_HOME", "/usr/local/cuda")) / "include")]
-    dirs += [str(Path(d) / "include") for d in sc._package_dirs("nvidia.curand")]
+    dirs += [str(Path(d) / "include") for d in tools.package_dirs("nvidia.curand")]
     return next((d for d in dirs if d and (Path(d) / "curand_kernel.h").exists()), None)
 
 
@@ -69,9 +71,9 @@ def cuda_plan(v):
     from gpuinit.backends import cupy_backend as cb
     from gpuinit.draws import kernel_params
 
-    out, full_shape, offsets = _region(v["path"], getattr(torch, v["dtype"]))
+    out, full_shape, offsets = region(v["path"], getattr(torch, v["dtype"]))
     storage = {**cb.STORAGE, "bfloat16": "gi_bf16"}[v["dtype"]]
-    draw = _draw(v)
+    draw = draw_of(v)
     if hasattr(cb, "plan"):
         k = cb.plan(tuple(out.shape), tuple(out.stride()), out.element_size(), 0, v["kind"], draw.params, full_shape,
                     offsets, storage=storage)
@@ -98,24 +100,25 @@ def compile_cuda(which, arch, names=(), curand=None):
         source = cb.source() if hasattr(cb, "source") else cb.SOURCE.read_text()
         options = (*cb.OPTIONS, f"-I{cb.SOURCE.parent}")
         threads, fp_fusion = cb.THREADS, "--fmad=false" not in options
-        if sc.nvrtc_version():
-            cubin, lowered = sc.compile_nvrtc(source, options, arch, names)
-            compiler = f"nvrtc {sc.nvrtc_version()} {' '.join(cb.OPTIONS)}"
+        if tools.nvrtc_version():
+            cubin, lowered = tools.compile_nvrtc(source, options, arch, names)
+            compiler = f"nvrtc {tools.nvrtc_version()} {' '.join(cb.OPTIONS)}"
         else:  # explicit instantiations only
-            cubin, compiler = sc.compile_nvcc(source, options, arch), f"nvcc {sc.nvcc_version()} {' '.join(cb.OPTIONS)}"
+            cubin = tools.compile_nvcc(source, options, arch)
+            compiler = f"nvcc {tools.nvcc_version()} {' '.join(cb.OPTIONS)}"
             mangled = {"float": "IfE", "double": "IdE", "gi_f16": "I6gi_f16E", "gi_bf16": "I7gi_bf16E"}
-            sections = [x for x in sc.parse_sass(sc.disassemble(cubin)) if x.startswith("_Z7gi_fill")]
+            sections = [x for x in parse_sass(tools.disassemble(cubin)) if x.startswith("_Z7gi_fill")]
             lowered = {n: next((x for x in sections if mangled.get(n[8:-1], "?") in x), None) for n in names}
     else:
         source, threads, fp_fusion = CURAND_SOURCE, 256, True
-        cubin, compiler = sc.compile_nvcc(source, ("-O3", f"-I{curand}"), arch), f"nvcc {sc.nvcc_version()} -O3"
+        cubin, compiler = tools.compile_nvcc(source, ("-O3", f"-I{curand}"), arch), f"nvcc {tools.nvcc_version()} -O3"
         lowered = {}
-    sass = sc.disassemble(cubin)
-    for name in sc.parse_sass(sass):
+    sass = tools.disassemble(cubin)
+    for name in parse_sass(sass):
         if name.startswith("curand_"):
             lowered[tuple(name.rsplit("_", 1))] = name
-    return {"sass": sass, "names": lowered, "params": sc.kernel_param_layout(cubin), "res": sc.resource_usage(cubin),
-            "threads": threads, "fp_fusion": fp_fusion, "compiler": compiler}
+    return {"sass": sass, "names": lowered, "params": tools.kernel_param_layout(cubin),
+            "res": tools.resource_usage(cubin), "threads": threads, "fp_fusion": fp_fusion, "compiler": compiler}
 
 
 def param_bytes(args, layout):
@@ -125,7 +128,7 @@ def param_bytes(args, layout):
 
 def torch_iterations(arch, numel):
     """Loop iterations per thread of torch's grid-stride launch: grid capped at SMs * 2048 / 256 blocks of 256."""
-    return math.ceil(numel / (4 * sc.GPUS[arch]["sms"] * 2048))
+    return math.ceil(numel / (4 * GPUS[arch]["sms"] * 2048))
 
 
 def cuda_stats(v, module):
@@ -134,8 +137,8 @@ def cuda_stats(v, module):
     launch = cuda_plan(v) if v["kernel"] == "gi_fill" else None
     name = module["names"][launch["name"] if launch else (v["kernel"], v["dtype"])]
     params = param_bytes(launch["args"], module["params"][name]) if launch else {}
-    sec = sc.parse_sass(module["sass"])[name]
-    w = sc.walk(sec, name, params)
+    sec = parse_sass(module["sass"])[name]
+    w = walk(sec, name, params)
     if w.loop is None:
         raise RuntimeError(f"{name}: no loop on the taken path")
     start, end = w.loop  # the path holds the body twice (the second pass leaves the loop)
@@ -145,8 +148,8 @@ def cuda_stats(v, module):
         waste = 1 - launch["numel"] / (4 * launch["threads"])
     else:
         iterations, waste = torch_iterations(v["arch"], NUMEL), 0.0
-    once = sc.walk(sec, name, params, iterate=False).path  # one iteration, peeled or not, as gi_fill's threads run
-    per_body, total = sc.class_counts(sec, body), sc.class_counts(sec, once)
+    once = walk(sec, name, params, iterate=False).path  # one iteration, peeled or not, as gi_fill's threads run
+    per_body, total = class_counts(sec, body), class_counts(sec, once)
     steady = {k: x / 4 for k, x in per_body.items()}
     fixed = {k: total[k] - per_body[k] for k in total}
     counts = [0] * len(sec.ins)

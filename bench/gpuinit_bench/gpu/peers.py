@@ -3,10 +3,11 @@ import math
 
 import triton
 import triton.language as tl
-from gpu_bench import Skip
 from triton.language.extra import libdevice
 
 from gpuinit.backends import triton_backend
+
+from .bench import Skip
 
 # ---- Triton's own generator and a store-only kernel, as peers -----------------------------------------
 

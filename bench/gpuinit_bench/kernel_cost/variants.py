@@ -1,6 +1,6 @@
-"""The variants bench/kernel_cost.py counts: backends, draws, dtypes, paths and architectures, and their names."""
-
-
+"""The variants bench/kernel_cost.py counts: backends, draws, dtypes, paths and architectures; their names, and
+the draw and the region each is compiled for."""
+import math
 
 ARCHS = {"sm_90": 90, "sm_80": 80}
 DTYPES = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
@@ -52,3 +52,25 @@ def plan(archs, kinds, dtypes, paths, backends, branches=(1, 2, 3), references=R
 
 def is_cuda(v):
     return v["kernel"] == "gi_fill" or v["kernel"].startswith("curand")
+
+
+def draw_of(v):
+    """The gpuinit draw variant ``v`` is compiled for."""
+    from gpuinit import draws
+
+    d = getattr(draws, v["kind"])(*DRAWS[(v["kind"], v["branches"])])
+    if v["branches"] is not None and d.params["branches"] != v["branches"]:
+        raise AssertionError(f"{d.params} reaches {d.params['branches']} erfinv branches, not {v['branches']}")
+    return d
+
+
+def region(path, dtype):
+    """(tensor, full_shape, offsets) of a NUMEL-element fill on ``path``, as meta tensors (no memory)."""
+    import torch
+
+    side = math.isqrt(NUMEL)
+    if path == "strided":  # a transposed view: one run of logical indices, not contiguous in memory
+        return torch.empty((side, side), dtype=dtype, device="meta").t(), (side, side), (0, 0)
+    if path == "column":  # a column shard: one run of RUN_LEN per row
+        return torch.empty((NUMEL // RUN_LEN, RUN_LEN), dtype=dtype, device="meta"), (NUMEL // RUN_LEN, side), (0, 0)
+    return torch.empty((side, side), dtype=dtype, device="meta"), (side, side), (0, 0)

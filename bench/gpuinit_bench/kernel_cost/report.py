@@ -1,11 +1,13 @@
 """The rows and tables of bench/kernel_cost.py: a variant's counts and modeled throughput, the markdown table, the
 source and toolchain they were read from."""
 import subprocess
-from pathlib import Path
 
-import sass_cost as sc
-from kernels_triton import triton
-from kernels_variants import DTYPES, PATHS, RUN_LEN, variant_name
+from .. import ROOT
+from ..sass import tools
+from ..sass.parse import CLASSES
+from ..sass.throughput import model
+from .triton_variants import triton
+from .variants import DTYPES, PATHS, RUN_LEN, variant_name
 
 
 def make_row(v, stats):
@@ -13,7 +15,7 @@ def make_row(v, stats):
     of useful elements: wasted lanes cost instructions but write nothing)."""
     steady, launched, waste = stats.pop("steady"), stats.pop("launched"), stats.pop("wasted_lane_fraction")
     nbytes = DTYPES[v["dtype"]]
-    m = sc.model(launched, nbytes, v["arch"], useful_fraction=1 - waste)
+    m = model(launched, nbytes, v["arch"], useful_fraction=1 - waste)
     r2 = {"per_class": {k: round(x, 2) for k, x in steady.items()},
           "per_class_launched": {k: round(x, 2) for k, x in launched.items()}}
     return {**v, "variant": variant_name(v),
@@ -30,7 +32,7 @@ def make_row(v, stats):
 
 
 def markdown(rows, meta, found):
-    cls = sc.CLASSES
+    cls = CLASSES
     head = ("| backend | kernel | kind | dtype | path | arch | instr/elem steady | as launched | "
             + " | ".join(cls) + " | regs | smem | waste | bound | Gelem/s | HBM |")
     tools = ", ".join(f"{k} {v}" for k, v in meta["toolchain"].items())
@@ -69,7 +71,7 @@ def source():
     """The commit the kernels were read from, and the kernel files that differ from it."""
     def git(*args):
         try:
-            r = subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+            r = subprocess.run(["git", *args], cwd=ROOT, capture_output=True,
                                text=True, check=False)
         except OSError:
             return ""
@@ -80,5 +82,6 @@ def source():
 
 
 def toolchain():
-    out = {"triton": triton.__version__ if triton else None, "nvrtc": sc.nvrtc_version(), "nvcc": sc.nvcc_version()}
+    out = {"triton": triton.__version__ if triton else None, "nvrtc": tools.nvrtc_version(),
+           "nvcc": tools.nvcc_version()}
     return {k: v for k, v in out.items() if v}

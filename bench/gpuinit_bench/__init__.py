@@ -1,0 +1,13 @@
+"""The benchmarks' code, by family, imported by the scripts in bench/ (their folder is first on sys.path when
+one runs, so the scripts import this package as ``gpuinit_bench``):
+
+- sass: the static cost of SASS (parse a disassembly, walk the path one thread takes, count, model throughput)
+- kernel_cost: the kernel variants bench/kernel_cost.py compiles and counts, the harness, the report
+- gpu: the cases of bench/gpu.py, what they share, the report
+- whole_model: the ways bench/model.py and bench/gpu.py's model case build a model, in a fresh process each
+
+bench/cpu.py and bench/explore.py hold all of their own code.
+"""
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent  # the source tree (git runs here)
