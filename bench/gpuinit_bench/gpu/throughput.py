@@ -188,7 +188,7 @@ def small_rows(b, dtype, width, layers):
     model.to_empty(device=b.device)
     params = list(model.parameters())
     n, nbytes = sum(p.numel() for p in params), sum(p.numel() * p.element_size() for p in params)
-    plan = gpuinit.modules.plan_module(model)
+    plan = gpuinit.model_init.plan_module(model)
     common = {"kind": f"{len(params)} tensors", "dtype": dtype, "size": n, "nbytes": nbytes}
     repeat = min(b.repeat, 5)
 
