@@ -1,4 +1,5 @@
-"""Where a (possibly sharded) array sits in its logical tensor, and how to walk it in runs.
+"""Where a (possibly sharded) array sits in its logical tensor, and its pieces as runs of consecutive logical
+indices (gpuinit/launch_layout.py: how a kernel walks one).
 
 Element (i0, ..., ik) of an array at ``offsets`` inside ``full_shape`` has the logical index
 sum((offsets[d] + i_d) * stride[d]) with row-major ``stride`` of ``full_shape``.
@@ -78,57 +79,3 @@ def pieces(shape, full_shape, offsets, chunk):
             else:
                 rows = np.arange(b - a, dtype=np.uint64) * np.uint64(gstride[m]) + np.uint64(first)
                 yield index, piece_shape, (rows[:, None] + inner[None, :]).reshape(-1), run
-
-
-MAX_DIMS = 6  # dims a kernel walks after merging (gpuinit/backends/{triton,cupy}_backend.py)
-
-
-def launch_geometry(shape, strides, full_shape, offsets, base_index=0):
-    """How a kernel walks an array: as runs of consecutive logical indices.
-
-    Returns a dict: ``meta`` (the int64 geometry vector the kernels read: base, run_len, 0 (the
-    launcher's slot), local shape n1..n5, memory strides s0..s5, logical strides g0..g5, dims padded
-    in front to 6), ``numel``, ``run_len``, ``ndim`` (the dims before padding), ``single_run`` and
-    ``contiguous``.
-    """
-    gstride = row_major_strides(full_shape)
-    base = base_index + sum(o * g for o, g in zip(offsets, gstride, strict=True))
-    dims = _collapse(tuple(shape), tuple(strides), gstride)
-    if len(dims) > MAX_DIMS:
-        raise InitError(f"kernels fill arrays of up to {MAX_DIMS} non-mergeable dims, got shape {tuple(shape)} "
-                        f"with strides {tuple(strides)}")
-    n, s, g = (list(x) for x in zip(*dims, strict=True))
-    run_len = n[-1]
-    for d in range(len(n) - 2, -1, -1):  # a run spans trailing dims that cover their full extent
-        if g[d] != g[d + 1] * n[d + 1]:
-            break
-        run_len *= n[d]
-    numel = math.prod(n)
-    contiguous = all(s[d] == math.prod(n[d + 1:]) for d in range(len(n)))
-    pad = MAX_DIMS - len(n)
-    n, s, g = [1] * pad + n, [0] * pad + s, [0] * pad + g
-    return {"meta": [base, run_len, 0, *n[1:], *s, *g], "numel": numel, "run_len": run_len, "ndim": len(n) - pad,
-            "single_run": run_len == numel, "contiguous": contiguous}
-
-
-def _collapse(shape, mem, glob):
-    """Drop size-1 dims and merge neighbours that are contiguous both in memory and in the logical tensor.
-    The last dim keeps logical stride 1 (a size-1 one is added if needed), so runs start from it."""
-    dims = [(n, s, g) for n, s, g in zip(shape, mem, glob, strict=True) if n != 1]
-    if not dims or dims[-1][2] != 1:
-        dims.append((1, 1, 1))
-    out = [dims[0]]
-    for n, s, g in dims[1:]:
-        pn, ps, pg = out[-1]
-        if ps == s * n and pg == g * n:
-            out[-1] = (pn * n, s, g)
-        else:
-            out.append((n, s, g))
-    return out
-
-
-def divider(n):
-    """(magic, shift) with floor(j / n) == (umulhi(j, magic) + j) >> shift for 0 <= j < 2**31 and 1 <= n < 2**31
-    (unsigned 32-bit arithmetic; Granlund and Montgomery 1994, as torch's IntDivider)."""
-    shift = (n - 1).bit_length()
-    return ((1 << 32) * ((1 << shift) - n)) // n + 1, shift

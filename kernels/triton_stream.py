@@ -8,12 +8,31 @@ into an FMA: the values are then bit-identical to kernels/numpy_stream.py.
 import triton
 import triton.language as tl
 
+from ..launch_layout import FILL_META, GROUP_ROW
 from .triton_draws import DTYPES, KINDS, block_values  # noqa: F401 - DTYPES and KINDS: the launcher's tables
+
+# The offsets of fill_kernel's meta and of group_kernel's table rows (gpuinit/launch_layout.py FILL_META, GROUP_ROW)
+META_BASE = tl.constexpr(FILL_META.BASE)
+META_RUN_LEN = tl.constexpr(FILL_META.RUN_LEN)
+META_RUNS = tl.constexpr(FILL_META.RUNS)  # tiles per run, or the number of runs where a program fills several
+META_N = tl.constexpr(FILL_META.N)  # n1 .. n5
+META_S = tl.constexpr(FILL_META.S)
+META_G = tl.constexpr(FILL_META.G)
+META_MAGIC = tl.constexpr(FILL_META.MAGIC)  # of n1 .. n5
+META_SHIFT = tl.constexpr(FILL_META.SHIFT)
+ROW_ADDRESS = tl.constexpr(GROUP_ROW.ADDRESS)
+ROW_NUMEL = tl.constexpr(GROUP_ROW.NUMEL)
+ROW_SEED = tl.constexpr(GROUP_ROW.SEED)
+ROW_STREAM = tl.constexpr(GROUP_ROW.STREAM)
+ROW_START = tl.constexpr(GROUP_ROW.START)
+ROW_PARAMS = tl.constexpr(GROUP_ROW.PARAMS)  # four words
+ROW_LEN = tl.constexpr(GROUP_ROW.LEN)
 
 
 @triton.jit
 def _unravel(j, shape_ptr, stride_ptr):
-    """sum(i_d * stride_d) for the row-major multi-index i of ``j`` in a 6-D shape (n0 implied)."""
+    """sum(i_d * stride_d) for the row-major multi-index i of ``j`` in a 6-D shape (n0 implied): ``shape_ptr``
+    points at n1 .. n5, ``stride_ptr`` at the strides of the six dims."""
     acc = j * 0
     for d in tl.static_range(5):
         n = tl.load(shape_ptr + 4 - d)
@@ -25,13 +44,13 @@ def _unravel(j, shape_ptr, stride_ptr):
 @triton.jit
 def _unravel32(j, meta_ptr, STRIDES: tl.constexpr, NDIM: tl.constexpr):
     """_unravel of int32 ``j`` over the NDIM trailing dims of the geometry, with the strides at meta[STRIDES:]
-    (8: memory, 14: logical), dividing by multiply-high and shift (regions.divider: magics at meta[20:25],
-    shifts at meta[25:30], for n1 .. n5)."""
+    (META_S: memory, META_G: logical), dividing by multiply-high and shift (launch_layout.divider: the magics
+    at meta[META_MAGIC:], the shifts at meta[META_SHIFT:], for n1 .. n5)."""
     acc = tl.zeros(j.shape, tl.int64)
     for d in tl.static_range(NDIM - 1):
-        n = tl.load(meta_ptr + 7 - d).to(tl.int32)
-        magic = tl.load(meta_ptr + 24 - d).to(tl.uint32)
-        shift = tl.load(meta_ptr + 29 - d).to(tl.uint32)
+        n = tl.load(meta_ptr + (META_N + 4) - d).to(tl.int32)
+        magic = tl.load(meta_ptr + (META_MAGIC + 4) - d).to(tl.uint32)
+        shift = tl.load(meta_ptr + (META_SHIFT + 4) - d).to(tl.uint32)
         u = j.to(tl.uint32)
         q = ((tl.umulhi(u, magic) + u) >> shift).to(tl.int32)
         acc += (j - q * n).to(tl.int64) * tl.load(meta_ptr + STRIDES + 5 - d)
@@ -71,16 +90,18 @@ def fill_kernel(out_ptr, meta_ptr, seed_lo: tl.uint32, seed_hi: tl.uint32, strea
     """Fill one tile of one run: runs are the rows of the local tensor seen as (numel / run_len, run_len),
     each a range of consecutive logical indices; a tile is BLOCK Philox blocks of a run.
 
-    ``meta`` (int64): base (logical index of the local origin), run_len, tiles per run, the local
-    shape n1..n5 (padded in front to 6 dims; n0 implied), memory strides s0..s5, logical strides g0..g5.
+    ``meta`` (int64, laid out as gpuinit/launch_layout.py's FILL_META): base (logical index of the local origin),
+    run_len, tiles per run, the local shape n1..n5 (padded in front to 6 dims; n0 implied), memory strides s0..s5,
+    logical strides g0..g5, the dividers of n1..n5.
     Python ints would arrive as i32, u32 or i64 depending on their value; one int64 vector keeps every
     index 64-bit and one compiled kernel per kind and dtype.
     ALIGNED: a single contiguous run that starts on a Philox block, at a 16-byte aligned address (each
     thread's four values are one vector store). HW_ROUND: round to 16 bits with the hardware conversion.
     NDIM > 0 (strided views of fewer than 2**31 elements): the dims the geometry really has, walked with 32-bit
-    indices and the dividers of meta[20:30]; 0: 64-bit indices over all six.
+    indices and the dividers; 0: 64-bit indices over all six.
     RUNS > 1 (short runs, e.g. column shards): a program fills RUNS whole runs of BLOCK / RUNS Philox blocks
-    each; meta[2] holds the number of runs. ALIGNED then means every run starts on a block at a 16-byte address.
+    each; meta[META_RUNS] holds the number of runs. ALIGNED then means every run starts on a block at a 16-byte
+    address.
     """
     key = (seed_lo, seed_hi, stream_lo, stream_hi)
     prm = (scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi)
@@ -95,19 +116,19 @@ def _fill_tiles(out_ptr, meta_ptr, key, prm, KIND: tl.constexpr, SINGLE_RUN: tl.
                 BLOCK: tl.constexpr, BRANCHES: tl.constexpr, ALIGNED: tl.constexpr, HW_ROUND: tl.constexpr,
                 NDIM: tl.constexpr):
     """fill_kernel for runs of a tile or more: a program per tile of BLOCK Philox blocks of one run."""
-    base = tl.load(meta_ptr + 0)
-    run_len = tl.load(meta_ptr + 1)
+    base = tl.load(meta_ptr + META_BASE)
+    run_len = tl.load(meta_ptr + META_RUN_LEN)
     pid = tl.program_id(0).to(tl.int64)
     if SINGLE_RUN:  # one run: a program per tile
         tile = pid
         j0 = 0
         start = base
     else:
-        tiles_per_run = tl.load(meta_ptr + 2)
+        tiles_per_run = tl.load(meta_ptr + META_RUNS)
         run = pid // tiles_per_run
         tile = pid % tiles_per_run
         j0 = run * run_len  # local linear index of the run's first element
-        start = base + _unravel(j0, meta_ptr + 3, meta_ptr + 14)
+        start = base + _unravel(j0, meta_ptr + META_N, meta_ptr + META_G)
     values, first, pos = _tile(start, tile, key, prm, KIND, BRANCHES, BLOCK)
     if CONTIGUOUS:  # one 64-bit address per program, 32-bit offsets, no mask inside the run
         ptr = out_ptr + (j0 + first)
@@ -123,9 +144,9 @@ def _fill_tiles(out_ptr, meta_ptr, key, prm, KIND: tl.constexpr, SINGLE_RUN: tl.
     else:
         t = first + pos
         if NDIM > 0:  # 32-bit local indices, divisions by magic numbers
-            offset = _unravel32((j0 + t).to(tl.int32), meta_ptr, 8, NDIM)
+            offset = _unravel32((j0 + t).to(tl.int32), meta_ptr, META_S, NDIM)
         else:
-            offset = _unravel(j0 + t, meta_ptr + 3, meta_ptr + 8)
+            offset = _unravel(j0 + t, meta_ptr + META_N, meta_ptr + META_S)
         store(out_ptr + offset, values, (t >= 0) & (t < run_len), HW_ROUND)
 
 
@@ -135,17 +156,17 @@ def _fill_runs(out_ptr, meta_ptr, key, prm, KIND: tl.constexpr, CONTIGUOUS: tl.c
                RUNS: tl.constexpr):
     """fill_kernel for runs of at most 4 * BLOCK / RUNS values: a [RUNS, BLOCK / RUNS] tile of Philox blocks."""
     SUB: tl.constexpr = BLOCK // RUNS
-    base = tl.load(meta_ptr + 0)
-    run_len = tl.load(meta_ptr + 1)
-    n_runs = tl.load(meta_ptr + 2)
+    base = tl.load(meta_ptr + META_BASE)
+    run_len = tl.load(meta_ptr + META_RUN_LEN)
+    n_runs = tl.load(meta_ptr + META_RUNS)
     run = tl.program_id(0).to(tl.int64) * RUNS + tl.arange(0, RUNS)
     j0 = run * run_len
     if ALIGNED:
         j0 = tl.multiple_of(j0, 4)
     if NDIM > 0:
-        start = base + _unravel32(j0.to(tl.int32), meta_ptr, 14, NDIM)
+        start = base + _unravel32(j0.to(tl.int32), meta_ptr, META_G, NDIM)
     else:
-        start = base + _unravel(j0, meta_ptr + 3, meta_ptr + 14)
+        start = base + _unravel(j0, meta_ptr + META_N, meta_ptr + META_G)
     block = (start >> 2)[:, None] + tl.arange(0, SUB)[None, :]
     v0, v1, v2, v3 = block_values((block & 0xFFFFFFFF).to(tl.uint32), (block >> 32).to(tl.uint32), key, prm, KIND,
                                   BRANCHES)
@@ -156,9 +177,9 @@ def _fill_runs(out_ptr, meta_ptr, key, prm, KIND: tl.constexpr, CONTIGUOUS: tl.c
     if CONTIGUOUS:
         offset = j
     elif NDIM > 0:
-        offset = _unravel32(j.to(tl.int32), meta_ptr, 8, NDIM)
+        offset = _unravel32(j.to(tl.int32), meta_ptr, META_S, NDIM)
     else:
-        offset = _unravel(j, meta_ptr + 3, meta_ptr + 8)
+        offset = _unravel(j, meta_ptr + META_N, meta_ptr + META_S)
     store(out_ptr + offset, values, mask, HW_ROUND)
 
 
@@ -176,22 +197,24 @@ def group_kernel(table_ptr, owner_ptr, OUT_DTYPE: tl.constexpr, KIND: tl.constex
     """Fill a list of contiguous tensors of one dtype and one draw kind in one launch.
 
     ``owner`` (int64, one per program): the row of the tensor the program fills (high word) and the tile of it
-    (low word). ``table`` (int64, nine words per tensor): address, numel, seed, stream, start (the
-    logical index of the tensor's first element: a row shard holds one run), then the fill kernel's eight
-    float32 parameters scale .. z_hi, two to a word (the first in the low half).
+    (low word). ``table`` (int64, a row of ROW_LEN words per tensor, laid out as gpuinit/launch_layout.py's
+    GROUP_ROW): address, numel, seed, stream, start (the logical index of the tensor's first element: a row shard
+    holds one run), then the fill kernel's eight float32 parameters scale .. z_hi, two to a word (the first in the
+    low half).
     ALIGNED: every tensor starts on a Philox block at a 16-byte address (8 for 16-bit dtypes), so each
     thread's four values are one vector store.
     """
     own = tl.load(owner_ptr + tl.program_id(0))
-    row = table_ptr + (own >> 32) * 9
-    out_ptr = tl.load(row).to(tl.pointer_type(OUT_DTYPE))
-    numel = tl.load(row + 1)
-    seed = tl.load(row + 2)
-    stream = tl.load(row + 3)
-    start = tl.load(row + 4)
+    row = table_ptr + (own >> 32) * ROW_LEN
+    out_ptr = tl.load(row + ROW_ADDRESS).to(tl.pointer_type(OUT_DTYPE))
+    numel = tl.load(row + ROW_NUMEL)
+    seed = tl.load(row + ROW_SEED)
+    stream = tl.load(row + ROW_STREAM)
+    start = tl.load(row + ROW_START)
     if ALIGNED:
         start = (start >> 2) << 2
-    p01, p23, p45, p67 = tl.load(row + 5), tl.load(row + 6), tl.load(row + 7), tl.load(row + 8)
+    p01, p23 = tl.load(row + ROW_PARAMS), tl.load(row + (ROW_PARAMS + 1))
+    p45, p67 = tl.load(row + (ROW_PARAMS + 2)), tl.load(row + (ROW_PARAMS + 3))
     key = ((seed & 0xFFFFFFFF).to(tl.uint32), ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32),
            (stream & 0xFFFFFFFF).to(tl.uint32), ((stream >> 32) & 0xFFFFFFFF).to(tl.uint32))
     prm = (_half(p01, False), _half(p01, True), _half(p23, False), _half(p23, True), _half(p45, False),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from gpuinit.kernels import numpy_stream as ks
 
-from gpuinit import draws, regions
+from gpuinit import draws, launch_layout, regions
 from gpuinit.backends import cupy_backend as cb
 from gpuinit.jobs import Job
 
@@ -112,7 +112,7 @@ def _setup(case):
 
 HOST = r"""
 #include <string.h>
-#include "gpuinit_fill.cu"
+%s
 typedef void (*gi_fn)(void*, const long long*, const float*, int, unsigned long long, unsigned long long,
                       unsigned long long);
 typedef void (*gi_group_fn)(const long long*, const float*, const int*, unsigned);
@@ -130,7 +130,7 @@ template <typename T, int K, int B>
 void gi_run_group(const long long* table, const float* params, const int* owner, unsigned grid) {
   for (unsigned b = 0; b < grid; ++b)
     for (unsigned t = 0; t < GI_THREADS; ++t)
-      gi_fill_member<T, K, B>(table + 7 * owner[b], params + 8 * owner[b], b, t);
+      gi_fill_member<T, K, B>(table + GI_ROW_LEN * owner[b], params + GI_PRM_LEN * owner[b], b, t);
 }
 struct { const char* name; gi_fn fn; } gi_table[] = { %s };
 struct { const char* name; gi_group_fn fn; } gi_group_table[] = { %s };
@@ -164,7 +164,7 @@ def host(tmp_path_factory):
     groups = ", ".join(f'{{"gi_fill_group<{t}, {k}, {b}>", &gi_run_group<{t}, {k}, {b}>}}'
                        for t in ("float", "double", "gi_f16") for k, b in GROUPED)
     d = tmp_path_factory.mktemp("host")
-    (d / "host.cu").write_text(HOST % (fills, groups))
+    (d / "host.cu").write_text(HOST % (cb.source(), fills, groups))
     r = subprocess.run([nvcc, "-std=c++17", "-O1", "-shared", "-Xcompiler", "-fPIC,-ffp-contract=off",
                         f"-I{cb.SOURCE.parent}", str(d / "host.cu"), "-o", str(d / "host.so")],
                        capture_output=True, text=True, check=False)
@@ -197,7 +197,7 @@ def fake_cupy(host, monkeypatch):
                 assert host.gi_host_group(name.encode(), _ptr(table), _ptr(params), _ptr(owner), grid[0]) == 0
             else:  # gi_fill's arguments, typed as its parameters
                 assert [type(a) for a in args[2:]] == [np.float32] * 8 + [np.int32, np.uint64, np.uint64]
-                assert args[1].dtype == np.int64 and args[1].shape == (cb.META_LEN,)
+                assert args[1].dtype == np.int64 and args[1].shape == (launch_layout.GI_FILL_META.LEN,)
                 _run(host, name, args[0], args[1], args[2:], grid[0] * block[0])
         return launch
 

@@ -91,10 +91,10 @@ def test_shards(scheme, kw, rng):
 ])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_short_runs_packed_per_program(full, off, shape, runs, dtype, rng):
-    from gpuinit import regions
+    from gpuinit import launch_layout
 
     strided = torch.empty(shape[::-1], dtype=dtype).T if len(shape) == 2 else None
-    geo = regions.launch_geometry(shape, torch.empty(shape).stride(), full, off)
+    geo = launch_layout.launch_geometry(shape, torch.empty(shape).stride(), full, off)
     assert triton_backend.fill_options("normal", {}, geo, 0)["RUNS"] == runs
     for scheme, kw in [("normal", {}), ("trunc_normal", {"a": -1.0, "b": 0.5}), ("uniform", {})]:
         seed = fresh_seed(rng)

@@ -1,12 +1,11 @@
 """The CuPy backend: CuPy arrays (and CUDA arrays of other libraries, through DLPack) filled in place
 by kernels/cuda/gpuinit_fill.cu, compiled at run time by NVRTC and cached by CuPy."""
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from .. import regions, structured
+from .. import launch_layout, structured
 from ..draws import ELEMENTWISE, kernel_params
 from ..kernels import numpy_stream
 from . import checks
@@ -20,9 +19,8 @@ OPTIONS = ("--fmad=false", "--std=c++17")  # no fused multiply-add (docs/stream.
 STORAGE = {"float32": "float", "float64": "double", "float16": "gi_f16"}
 THREADS = 256
 MAX_GRID = 65535 * 32  # blocks of a grid-stride launch
-# gi_fill's PATH (kernels/cuda/gpuinit_fill.cu) and its meta layout
+# gi_fill's PATH (kernels/cuda/gpuinit_fill.cu); its meta and gi_fill_group's rows: gpuinit/launch_layout.py
 ALIGNED, RUN, RUNS_ALIGNED, RUNS, STRIDED, STRIDED_RUNS = range(6)
-META_N, META_MAGIC, META_SHIFT, META_S, META_G, META_LEN = 4, 10, 16, 22, 28, 34
 _modules: dict = {}
 
 
@@ -58,13 +56,14 @@ def check(array, bits=None):
 
 
 def source():
-    """The CUDA C to compile: gpuinit_fill.cu with its header inlined, so that CuPy's kernel cache (keyed by
-    the source text) never serves kernels built from another version of the header."""
+    """The CUDA C to compile: the offsets of the launch layout (launch_layout.cuda_defines), then gpuinit_fill.cu
+    with its header inlined, so that CuPy's kernel cache (keyed by the source text) never serves kernels built
+    from another version of the header or of the layout."""
     include = '#include "gpuinit_stream.cuh"'
     text = SOURCE.read_text()
     if include not in text:
         raise RuntimeError(f"{SOURCE} no longer includes gpuinit_stream.cuh")
-    return text.replace(include, HEADER.read_text())
+    return launch_layout.cuda_defines() + text.replace(include, HEADER.read_text())
 
 
 def kernel(name):
@@ -107,19 +106,18 @@ def plan(shape, strides, itemsize, address, kind, params, full_shape, offsets, b
     kernel's ``name`` expression, its ``meta`` vector, ``grid`` (blocks of THREADS), the draw's scalar ``args``
     (after ``out`` and ``meta``; seed and stream follow them) and ``threads`` (Philox blocks, a thread each).
     ``wide``: 64-bit local indices (True), 32-bit ones (False; the array must allow them), or as needed (None)."""
-    geo = regions.launch_geometry(shape, strides, full_shape, offsets, base_index)
-    m, numel, run_len, ndim = geo["meta"], geo["numel"], geo["run_len"], geo["ndim"]
-    n, s, g = [numel // math.prod(m[3:8]), *m[3:8]], m[8:14], m[14:20]
-    base, dims = m[0], ndim
+    geo = launch_layout.launch_geometry(shape, strides, full_shape, offsets, base_index)
+    numel, run_len, ndim, n, s, g = geo.numel, geo.run_len, geo.ndim, geo.n, geo.s, geo.g
+    base, dims = geo.base, ndim
     aligned = address % (8 if itemsize == 2 else 16) == 0
-    if geo["single_run"]:
-        path = (ALIGNED if aligned and base % 4 == 0 else RUN) if geo["contiguous"] else STRIDED
+    if geo.single_run:
+        path = (ALIGNED if aligned and base % 4 == 0 else RUN) if geo.contiguous else STRIDED
         per_run = 1
         threads = numel // 4 if path == ALIGNED else (base % 4 + numel + 3) // 4
-        dims = 0 if geo["contiguous"] else ndim
+        dims = 0 if geo.contiguous else ndim
     else:
         outer = [d for d in range(6 - ndim, 5) if n[d] > 1]  # dims outside a run that is the last dim
-        if geo["contiguous"] and run_len == n[5]:
+        if geo.contiguous and run_len == n[5]:
             whole = aligned and all(v % 4 == 0 for v in (base, run_len, *(g[d] for d in outer)))
             path, dims = (RUNS_ALIGNED if whole else RUNS), ndim - 1
         else:
@@ -129,11 +127,7 @@ def plan(shape, strides, itemsize, address, kind, params, full_shape, offsets, b
     span = sum((size - 1) * abs(v) for size, v in zip(n, s, strict=True))  # the largest memory offset
     if wide is None:
         wide = max(numel, threads, span) + 16 >= 2**31
-    if wide:
-        magic, shift = (0,) * 6, (0,) * 6
-    else:
-        magic, shift = zip(*(regions.divider(v) for v in (per_run, *n[1:])), strict=True)
-    meta = [base, run_len, per_run, threads, *n, *magic, *shift, *s, *g]
+    meta = launch_layout.gi_fill_meta(geo, per_run, threads, wide)
     branches = params.get("branches", 3) if kind == "trunc_normal" else 0
     *p, flip = kernel_params(kind, params)
     return {"name": f"gi_fill<{storage}, {numpy_stream.KINDS[kind]}, {branches}, {path}, {dims}, {int(wide)}>",
@@ -177,12 +171,11 @@ def fill_group(jobs):
             continue
         a, draw = as_cupy(job.array), job.draw
         if draw.kind in ELEMENTWISE and a.dtype.name in STORAGE and not job.bits:
-            geo = regions.launch_geometry(a.shape, tuple(st // a.itemsize for st in a.strides), job.full_shape,
-                                          job.offsets)
-            if geo["single_run"] and geo["contiguous"]:
+            geo = launch_layout.launch_geometry(a.shape, tuple(st // a.itemsize for st in a.strides),
+                                                job.full_shape, job.offsets)
+            if geo.single_run and geo.contiguous:
                 key = (a.device.id, a.dtype.name, draw.kind, draw.params.get("branches", 3))
-                groups.setdefault(key, []).append((a.data.ptr, a.size, geo["meta"][0], draw.params, job.seed,
-                                                   job.stream))
+                groups.setdefault(key, []).append((a.data.ptr, a.size, geo.base, draw.params, job.seed, job.stream))
                 continue
         fill(job)
         launches += 1
@@ -203,8 +196,9 @@ def group_plan(storage, kind, members):
     table, params, blocks, first = [], [], [], 0
     for address, numel, start, draw_params, seed, stream in members:
         *p, flip = kernel_params(kind, draw_params)
-        table.append([address, numel, first, seed, stream, flip, start])
-        params.append(p)
+        table.append(launch_layout.GI_GROUP_ROW.vector(ADDRESS=address, NUMEL=numel, FIRST_BLOCK=first, SEED=seed,
+                                                       STREAM=stream, FLIP=flip, START=start))
+        params.append(launch_layout.GI_GROUP_PARAMS.vector(PARAMS=p))
         blocks.append(-(-((start % 4 + numel + 3) // 4) // THREADS))
         first += blocks[-1]
     branches = members[0][3].get("branches", 3) if kind == "trunc_normal" else 0

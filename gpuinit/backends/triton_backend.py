@@ -3,13 +3,12 @@
 With TRITON_INTERPRET=1 it also takes torch CPU tensors and runs the same kernels on the CPU
 (slowly): that is how tests without a GPU prove the kernels compute the reference stream.
 """
-import math
 import os
 import sys
 
 import numpy as np
 
-from .. import regions, structured
+from .. import launch_layout, structured
 from ..draws import ELEMENTWISE, folded_params
 from ..seeding import as_int64
 from .checks import check, holds_values  # noqa: F401 - check: the backend interface
@@ -60,19 +59,16 @@ def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0):
 
     from ..kernels import triton_stream as kt
 
-    geo = regions.launch_geometry(out.shape, out.stride(), full_shape, offsets, base_index)
+    geo = launch_layout.launch_geometry(out.shape, out.stride(), full_shape, offsets, base_index)
     options = fill_options(kind, params, geo, out.data_ptr())
-    n_runs = geo["numel"] // geo["run_len"]
+    n_runs = geo.numel // geo.run_len
     if options["RUNS"] > 1:  # several short runs per program
-        geo["meta"][2] = n_runs
+        runs = n_runs
         grid = (-(-n_runs // options["RUNS"]),)
     else:
-        tiles = -(-((geo["run_len"] + 3) // 4 + 1) // BLOCK)
-        geo["meta"][2] = tiles
+        runs = tiles = -(-((geo.run_len + 3) // 4 + 1) // BLOCK)
         grid = (n_runs * tiles,)
-    dividers = [regions.divider(n) for n in reversed(geo["meta"][3:8])]  # n1..n5, as the kernel reads them
-    meta = geo["meta"] + [m for m, _ in dividers][::-1] + [sh for _, sh in dividers][::-1]
-    meta = torch.tensor(meta, dtype=torch.int64).to(out.device, non_blocking=True)
+    meta = torch.tensor(launch_layout.fill_meta(geo, runs), dtype=torch.int64).to(out.device, non_blocking=True)
     kt.fill_kernel[grid](out, meta, seed & 0xFFFFFFFF, seed >> 32, stream & 0xFFFFFFFF, stream >> 32,
                          *folded_params(kind, params), **options)
 
@@ -81,33 +77,32 @@ def fill_options(kind, params, geo, address):
     """The compile-time choices of fill_kernel for a launch: its constexprs and code-generation options."""
     from ..kernels import triton_stream as kt
 
-    runs = 1 if geo["single_run"] else short_runs(geo)
+    runs = 1 if geo.single_run else short_runs(geo)
     if runs > 1:  # every run starts on a Philox block at a 16-byte address
-        aligned = geo["contiguous"] and address % 16 == 0 and all(v % 4 == 0 for v in runs_starts(geo))
+        aligned = geo.contiguous and address % 16 == 0 and all(v % 4 == 0 for v in runs_starts(geo))
     else:
-        aligned = geo["single_run"] and geo["contiguous"] and geo["meta"][0] % 4 == 0 and address % 16 == 0
-    narrow = (runs > 1 or not geo["contiguous"]) and geo["numel"] + 4 * BLOCK < 2**31
-    return {"KIND": kt.KINDS[kind], "SINGLE_RUN": geo["single_run"], "CONTIGUOUS": geo["contiguous"],
+        aligned = geo.single_run and geo.contiguous and geo.base % 4 == 0 and address % 16 == 0
+    narrow = (runs > 1 or not geo.contiguous) and geo.numel + 4 * BLOCK < 2**31
+    return {"KIND": kt.KINDS[kind], "SINGLE_RUN": geo.single_run, "CONTIGUOUS": geo.contiguous,
             "BLOCK": BLOCK, "BRANCHES": params.get("branches", 3), "ALIGNED": aligned,
-            "HW_ROUND": not interpreting(), "NDIM": geo["ndim"] if narrow else 0, "RUNS": runs,
+            "HW_ROUND": not interpreting(), "NDIM": geo.ndim if narrow else 0, "RUNS": runs,
             "enable_fp_fusion": False}
 
 
 def runs_starts(geo):
     """What every run's start and local offset are sums of: the base, the run length and the logical strides
     of the dims outside the run."""
-    n = [geo["numel"] // math.prod(geo["meta"][3:8]), *geo["meta"][3:8]]
-    g, inner, d = geo["meta"][14:20], 1, 5
-    while d >= 0 and inner < geo["run_len"]:  # the trailing dims the run covers
+    n, g, inner, d = geo.n, geo.g, 1, len(geo.n) - 1
+    while d >= 0 and inner < geo.run_len:  # the trailing dims the run covers
         inner *= n[d]
         d -= 1
-    return [geo["meta"][0], geo["run_len"], *(g[k] for k in range(d + 1) if n[k] > 1)]
+    return [geo.base, geo.run_len, *(g[k] for k in range(d + 1) if n[k] > 1)]
 
 
 def short_runs(geo):
     """Runs per program for runs that fit a fraction of a tile: a power of two (1: a tile or more per run)."""
     aligned = all(v % 4 == 0 for v in runs_starts(geo))
-    blocks = -(-geo["run_len"] // 4) if aligned else (geo["run_len"] + 3) // 4 + 1
+    blocks = -(-geo.run_len // 4) if aligned else (geo.run_len + 3) // 4 + 1
     sub = 1 << (blocks - 1).bit_length()
     return BLOCK // sub if sub <= BLOCK // 2 else 1
 
@@ -126,11 +121,11 @@ def fill_group(jobs):
         t, draw = job.array, job.draw
         if not holds_values(t):
             continue
-        geo = regions.launch_geometry(t.shape, t.stride(), job.full_shape, job.offsets)
-        if draw.kind in ELEMENTWISE and geo["contiguous"] and geo["single_run"]:
-            aligned = geo["meta"][0] % 4 == 0 and t.data_ptr() % (4 * t.element_size()) == 0
+        geo = launch_layout.launch_geometry(t.shape, t.stride(), job.full_shape, job.offsets)
+        if draw.kind in ELEMENTWISE and geo.contiguous and geo.single_run:
+            aligned = geo.base % 4 == 0 and t.data_ptr() % (4 * t.element_size()) == 0
             key = (t.device, t.dtype, draw.kind, draw.params.get("branches", 3), aligned)
-            groups.setdefault(key, []).append((job, geo["meta"][0]))
+            groups.setdefault(key, []).append((job, geo.base))
         else:
             fill(job)
             launches += 1
@@ -139,7 +134,9 @@ def fill_group(jobs):
         for i, (job, start) in enumerate(members):
             t = job.array
             params = np.array(folded_params(kind, job.draw.params), dtype=np.float32).view(np.int64)
-            table.append([t.data_ptr(), t.numel(), as_int64(job.seed), as_int64(job.stream), start, *params.tolist()])
+            table.append(launch_layout.GROUP_ROW.vector(ADDRESS=t.data_ptr(), NUMEL=t.numel(), SEED=as_int64(job.seed),
+                                                        STREAM=as_int64(job.stream), START=start,
+                                                        PARAMS=params.tolist()))
             tiles = -(-((start % 4 + t.numel() + 3) // 4) // BLOCK)
             owner.append((np.int64(i) << 32) | np.arange(tiles, dtype=np.int64))
         owner = torch.from_numpy(np.concatenate(owner)).to(device)

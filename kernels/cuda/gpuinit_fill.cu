@@ -2,7 +2,7 @@
  * --fmad=false; the values come from gpuinit_stream.cuh, so they equal every other backend's.
  *
  * One thread draws one Philox block (four values) and stores those of its run: the array is walked as
- * runs of consecutive logical indices (gpuinit/regions.py launch_geometry). The launcher
+ * runs of consecutive logical indices (gpuinit/launch_layout.py launch_geometry). The launcher
  * (gpuinit/backends/cupy_backend.py plan) picks one instantiation of
  *
  *   gi_fill<T, KIND, BRANCHES, PATH, DIMS, WIDE>
@@ -10,7 +10,13 @@
  * T: the storage type; KIND: GI_UNIFORM ..., BRANCHES: the erfinv branches a trunc_normal draw reaches (0
  * otherwise); PATH: one of GI_PATH_* below; DIMS: the dims the index walk divides through (0 where none);
  * WIDE: 64-bit local indices (1) or 32-bit ones with magic-number division (0: fewer than 2**31 elements and
- * threads, memory offsets below 2**31). `meta` (int64, GI_META_* below) holds the geometry. */
+ * threads, memory offsets below 2**31). `meta` (int64) holds the geometry.
+ *
+ * The offsets of `meta` (GI_META_*) and of gi_fill_group's rows (GI_ROW_*, GI_PRM_*) are those of
+ * gpuinit/launch_layout.py, defined in front of this file by the launcher (cupy_backend.source). */
+#if !defined(GI_META_LEN) || !defined(GI_ROW_LEN) || !defined(GI_PRM_LEN)
+#error "the launch layout's offsets are missing: compile gpuinit.backends.cupy_backend.source()"
+#endif
 #include "gpuinit_stream.cuh"
 
 struct gi_f16 { uint16_t bits; };  /* float16 storage */
@@ -26,10 +32,10 @@ enum {
 };
 /* Contiguous runs are the last dim of the geometry; DIMS: the dims outside them. */
 enum { GI_THREADS = 256 }; /* threads per grid block (cupy_backend.THREADS) */
-/* meta: base (the logical index of the local origin), run length, threads per run, threads (Philox blocks;
- * GI_PATH_ALIGNED: the whole ones), then per dim d = 0..5 (padded in front): size, magic and shift
- * (floor(j / size) by multiply-high; for d = 0: those of the threads per run), memory stride, logical stride. */
-enum { GI_META_N = 4, GI_META_MAGIC = 10, GI_META_SHIFT = 16, GI_META_S = 22, GI_META_G = 28, GI_META_LEN = 34 };
+/* meta (launch_layout.GI_FILL_META): base (the logical index of the local origin), run length, threads per run,
+ * threads (Philox blocks; GI_PATH_ALIGNED: the whole ones), then per dim d = 0..5 (padded in front): size, magic
+ * and shift (floor(j / size) by multiply-high; for d = 0: those of the threads per run), memory stride, logical
+ * stride. */
 
 template <int WIDE> struct gi_index { typedef uint32_t type; typedef int32_t offset; };
 template <> struct gi_index<1> { typedef uint64_t type; typedef long long offset; };
@@ -55,10 +61,10 @@ template <int WIDE> struct gi_geo {
   O s[6];
   long long g[6];
   GI_HD explicit gi_geo(const long long* __restrict__ m) {
-    base = m[0];
-    run_len = (I)m[1];
-    per_run = (I)m[2];
-    threads = (I)m[3];
+    base = m[GI_META_BASE];
+    run_len = (I)m[GI_META_RUN_LEN];
+    per_run = (I)m[GI_META_PER_RUN];
+    threads = (I)m[GI_META_THREADS];
     for (int d = 0; d < 6; ++d) {
       n[d] = (I)m[GI_META_N + d];
       magic[d] = (uint32_t)m[GI_META_MAGIC + d];
@@ -193,22 +199,23 @@ __global__ void __launch_bounds__(GI_THREADS)
 }
 
 /* Thread `thread` of grid block `cta` of a grouped launch, for the tensor of table row `t` and params `prm`:
- * contiguous tensors that hold one run of logical indices (whole tensors, row shards). A row (int64): address,
- * numel, its first grid block, seed, stream, flip, start (the logical index of its first element); params
- * (float32): scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi. */
+ * contiguous tensors that hold one run of logical indices (whole tensors, row shards). A row (int64,
+ * launch_layout.GI_GROUP_ROW): address, numel, its first grid block, seed, stream, flip, start (the logical index
+ * of its first element); params (float32, GI_PRM_LEN): scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi. */
 template <typename T, int KIND, int BRANCHES>
 GI_HD void gi_fill_member(const long long* __restrict__ t, const float* __restrict__ prm, uint32_t cta,
                           uint32_t thread) {
-  T* out = (T*)(unsigned long long)t[0];
-  const uint64_t numel = (uint64_t)t[1], start = (uint64_t)t[6], lead = start & 3;
-  const uint64_t e = ((uint64_t)(cta - (uint32_t)t[2]) * GI_THREADS + thread) * 4; /* lane 0's index + lead */
+  T* out = (T*)(unsigned long long)t[GI_ROW_ADDRESS];
+  const uint64_t numel = (uint64_t)t[GI_ROW_NUMEL], start = (uint64_t)t[GI_ROW_START], lead = start & 3;
+  /* lane 0's index + lead */
+  const uint64_t e = ((uint64_t)(cta - (uint32_t)t[GI_ROW_FIRST_BLOCK]) * GI_THREADS + thread) * 4;
   if (e >= lead + numel) return;
   gi_params p;
-  p.kind = KIND; p.flip = (int)t[5]; p.scale = prm[0]; p.shift = prm[1]; p.lo = prm[2]; p.hi = prm[3];
+  p.kind = KIND; p.flip = (int)t[GI_ROW_FLIP]; p.scale = prm[0]; p.shift = prm[1]; p.lo = prm[2]; p.hi = prm[3];
   p.p_lo = prm[4]; p.p_span = prm[5]; p.z_lo = prm[6]; p.z_hi = prm[7];
   float v[4];
-  gi_values<KIND, BRANCHES>((start >> 2) + (e >> 2), p, (uint64_t)t[3], (uint64_t)t[4], v);
-  if (lead == 0 && (t[0] & (sizeof(T) == 2 ? 7 : 15)) == 0 && e + 4 <= numel) {
+  gi_values<KIND, BRANCHES>((start >> 2) + (e >> 2), p, (uint64_t)t[GI_ROW_SEED], (uint64_t)t[GI_ROW_STREAM], v);
+  if (lead == 0 && (t[GI_ROW_ADDRESS] & (sizeof(T) == 2 ? 7 : 15)) == 0 && e + 4 <= numel) {
     gi_put4(out + e, v);
   } else {
     for (int l = 0; l < 4; ++l) {
@@ -225,5 +232,5 @@ __global__ void __launch_bounds__(GI_THREADS)
     gi_fill_group(const long long* __restrict__ table, const float* __restrict__ params,
                   const int* __restrict__ owner) {
   const long long row = owner[blockIdx.x];
-  gi_fill_member<T, KIND, BRANCHES>(table + 7 * row, params + 8 * row, blockIdx.x, threadIdx.x);
+  gi_fill_member<T, KIND, BRANCHES>(table + GI_ROW_LEN * row, params + GI_PRM_LEN * row, blockIdx.x, threadIdx.x);
 }
