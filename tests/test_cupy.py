@@ -142,6 +142,7 @@ def test_grouped_launch(cupy, rng):
             items.append(_job(cupy_backend, _local(cupy, shape, make, dtype), draw, full, off, seed, i))
             want.append(_numpy_fill(shape, dtype, draw, full, off, seed, i))
     items.append(_job(cupy_backend, cupy.zeros((0, 3), cupy.float32), DRAWS[0], None, None, 1, 2))  # nothing
+    want.append(np.zeros((0, 3), np.float32))
     assert cupy_backend.fill_group(items) == 4 + 4 * (len(SHARDS) - 4)  # a launch per group, one per other item
     for job, w in zip(items, want, strict=True):
         assert np.array_equal(cupy.asnumpy(job.array), w)
