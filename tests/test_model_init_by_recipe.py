@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from model_init_models import meta
 from scipy import stats
 from torch import nn
 
@@ -28,11 +29,6 @@ class Zoo(nn.Module):
         self.gn = nn.GroupNorm(4, 24)
         self.bn = nn.BatchNorm2d(24)
         self.mha = nn.MultiheadAttention(64, 4, add_bias_kv=True)
-
-
-def meta(cls, *args):
-    with torch.device("meta"):
-        return cls(*args)
 
 
 def test_torch_recipe_matches_layer_defaults():

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from model_init_models import Bare, meta
 from torch import nn
 
 import gpuinit
@@ -79,14 +80,7 @@ def test_linear_matches_torch_reset_parameters_statistics():
 
 
 def test_untouched_tensor_of_a_meta_model_is_refused_before_materializing():
-    class Bare(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lin = nn.Linear(4, 4)
-            self.free = nn.Parameter(torch.zeros(3))  # set by the constructor only
-
-    with torch.device("meta"):
-        m = Bare()
+    m = meta(Bare)  # free: set by the constructor only
     with pytest.raises(gpuinit.InitError, match="free"):
         gpuinit.own_init(m, seed=0, device="cpu")
     assert m.lin.weight.is_meta

@@ -1,0 +1,195 @@
+"""gpuinit/model_init/intercept.py: each torch.nn.init function's call as a gpuinit (scheme, params), and the Router
+that turns a model's fills into gpuinit jobs while serving() intercepts them."""
+import inspect
+
+import pytest
+import torch
+from scipy import stats
+from torch import nn
+
+import gpuinit
+from gpuinit import jobs
+from gpuinit.distributed import stream_of
+from gpuinit.model_init.intercept import INIT_NAMES, OwnInitReport, Router, init_spec, serving
+
+# torch.nn.init's defaults, written again (the arguments without one are given in REQUIRED)
+REQUIRED = {"constant_": {"val": 0.5}, "sparse_": {"sparsity": 0.25}}
+DEFAULTS = {
+    "uniform_": ("uniform", {"a": 0.0, "b": 1.0}),
+    "normal_": ("normal", {"mean": 0.0, "std": 1.0}),
+    "trunc_normal_": ("trunc_normal", {"mean": 0.0, "std": 1.0, "a": -2.0, "b": 2.0}),
+    "constant_": ("constant", {"value": 0.5}),
+    "ones_": ("ones", {}),
+    "zeros_": ("zeros", {}),
+    "eye_": ("eye", {}),
+    "dirac_": ("dirac", {"groups": 1}),
+    "xavier_uniform_": ("xavier_uniform", {"gain": 1.0}),
+    "xavier_normal_": ("xavier_normal", {"gain": 1.0}),
+    "kaiming_uniform_": ("kaiming_uniform", {"a": 0.0, "mode": "fan_in", "nonlinearity": "leaky_relu"}),
+    "kaiming_normal_": ("kaiming_normal", {"a": 0.0, "mode": "fan_in", "nonlinearity": "leaky_relu"}),
+    "orthogonal_": ("orthogonal", {"gain": 1.0}),
+    "sparse_": ("sparse", {"sparsity": 0.25, "std": 0.01}),
+}
+
+
+def torch_defaults(name):
+    bound = inspect.signature(getattr(torch.nn.init, name)).bind(torch.empty(4, 4), **REQUIRED.get(name, {}))
+    bound.apply_defaults()
+    return bound.arguments
+
+
+def test_every_torch_init_function_is_intercepted():
+    public = {n for n in dir(torch.nn.init) if n.endswith("_") and not n.startswith("_")
+              and inspect.isfunction(getattr(torch.nn.init, n))}
+    assert set(INIT_NAMES) == public == set(DEFAULTS)
+
+
+@pytest.mark.parametrize("name", sorted(DEFAULTS))
+def test_init_spec_of_each_function_s_own_defaults(name):
+    spec = init_spec(name, torch_defaults(name))
+    assert spec == DEFAULTS[name]
+    assert all(type(v) is not torch.Tensor for v in spec[1].values())
+
+
+@pytest.mark.parametrize("name", sorted(DEFAULTS))
+def test_the_spec_draws_what_the_function_draws(name):
+    """gpuinit's fill of the spec and torch's own call: the same values where nothing is random, the same law
+    (two-sample Kolmogorov-Smirnov) where it is."""
+    shape = (6, 4, 3) if name == "dirac_" else (48, 64)
+    ours = gpuinit.init_(torch.empty(shape), init_spec(name, torch_defaults(name))[0], seed=11,
+                         **init_spec(name, torch_defaults(name))[1])
+    torch.manual_seed(11)
+    theirs = getattr(torch.nn.init, name)(torch.empty(shape), **REQUIRED.get(name, {}))
+    if theirs.unique().numel() <= 2:
+        assert torch.equal(ours, theirs)
+        return
+    assert stats.ks_2samp(ours.flatten().numpy(), theirs.flatten().numpy()).pvalue > 1e-4
+    if name == "sparse_":  # ceil(sparsity * rows) zeros in every column
+        assert torch.equal(ours.eq(0).sum(0), theirs.eq(0).sum(0))
+    if name == "orthogonal_":
+        assert torch.allclose(ours @ ours.T, torch.eye(48), atol=1e-5)
+
+
+def test_init_spec_of_degenerate_and_tensor_arguments():
+    assert init_spec("uniform_", {"a": 0.5, "b": 0.5}) == ("constant", {"value": 0.5})
+    assert init_spec("normal_", {"mean": 0.25, "std": 0}) == ("constant", {"value": 0.25})
+    trunc = {"mean": 3.0, "std": 1.0, "a": -1.0, "b": -1.0}
+    assert init_spec("trunc_normal_", trunc) == ("constant", {"value": -1.0})
+    assert init_spec("trunc_normal_", {**trunc, "std": 0.0, "b": 2.0}) == ("constant", {"value": 2.0})  # clamped
+    spec = init_spec("normal_", {"mean": torch.tensor(1.5), "std": torch.tensor(0.5)})
+    assert spec == ("normal", {"mean": 1.5, "std": 0.5}) and type(spec[1]["std"]) is float
+    assert init_spec("kaiming_uniform_", {"a": 5 ** 0.5, "mode": "fan_out", "nonlinearity": "relu"}) == (
+        "kaiming_uniform", {"a": 5 ** 0.5, "mode": "fan_out", "nonlinearity": "relu"})
+    with pytest.raises(KeyError):
+        init_spec("uniform", {"a": 0.0, "b": 1.0})
+
+
+# ---- the Router ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def runs(monkeypatch):
+    """The names of the jobs written, one list per jobs.run call."""
+    out, real = [], jobs.run
+
+    def spy(work, *args):
+        out.append([job.name for job in work])
+        return real(work, *args)
+
+    monkeypatch.setattr(jobs, "run", spy)
+    return out
+
+
+def fill(shape, scheme, name, seed, **params):
+    return gpuinit.init_(torch.empty(shape), scheme, seed=seed, stream=stream_of(name), **params)
+
+
+def test_a_fill_replaced_before_it_ran_is_never_written(runs):
+    w = nn.Parameter(torch.zeros(8, 8))
+    router = Router([("w", w)], seed=3)
+    with serving(router):
+        w.data.uniform_(-5.0, 5.0)
+        w.normal_(0.0, 0.1)
+    assert w.eq(0).all() and runs == []  # waiting: nothing written yet
+    router.flush()
+    assert runs == [["w"]]  # one job: the uniform fill was dropped
+    assert torch.equal(w.detach(), fill((8, 8), "normal", "w#1", 3, std=0.1))  # the second fill's stream
+    assert router.report.served == {"uniform": 1, "normal": 1} and router.touched == {"w"}
+
+
+def test_fills_of_each_target_on_the_stream_of_its_name(runs):
+    a, b = torch.empty(4, 5), torch.empty(6)
+    router = Router([("x.a", a), ("y.b", b)], seed=9)
+    with serving(router):
+        nn.init.kaiming_uniform_(a, a=5 ** 0.5)
+        nn.init.constant_(b, 0.5)
+    router.flush()
+    assert runs == [["x.a", "y.b"]]  # waiting jobs run together
+    assert torch.equal(a, fill((4, 5), "kaiming_uniform", "x.a", 9, a=5 ** 0.5)) and b.eq(0.5).all()
+    assert router.report == OwnInitReport(served={"kaiming_uniform": 1, "constant": 1})
+
+
+def test_a_partial_write_flushes_waiting_fills_first(runs):
+    w = nn.Parameter(torch.zeros(6, 4))
+    router = Router([("emb.weight", w)], seed=1)
+    with serving(router):
+        nn.init.normal_(w)
+        w.data[0].mul_(2.0)  # reads the fill: it must be written first
+        w.data[1].zero_()  # a row: not a whole tensor, runs as written
+    assert runs == [["emb.weight"]]
+    expected = fill((6, 4), "normal", "emb.weight", 1)
+    expected[0] *= 2
+    expected[1] = 0
+    assert torch.equal(w.detach(), expected)
+    assert router.report.served == {"normal": 1} and router.report.as_written == {"mul_": 1, "zero_": 1}
+
+
+def test_dry_router_checks_and_writes_nothing(runs):
+    w = torch.zeros(3, 3)
+    router = Router([("w", w)], seed=0, dry=True)
+    with serving(router):
+        nn.init.xavier_normal_(w)
+    router.flush()
+    assert w.eq(0).all() and runs == [] and router.touched == {"w"}
+    assert router.report.served == {"xavier_normal": 1}
+
+
+def test_skipped_targets_are_touched_not_filled(runs):
+    w, v = torch.zeros(3, 3), torch.zeros(3)
+    router = Router([("w", w), ("v", v)], seed=0, skip={"w"})
+    with serving(router):
+        nn.init.normal_(w)
+        nn.init.ones_(v)
+    router.flush()
+    assert w.eq(0).all() and v.eq(1).all() and runs == [["v"]]
+    assert router.touched == {"w", "v"} and router.report.served == {"ones": 1}
+
+
+def test_what_is_no_whole_floating_target_runs_as_written():
+    w, steps, other = torch.zeros(4, 4), torch.zeros((), dtype=torch.int64), torch.empty(4, 4)
+    router = Router([("w", w), ("steps", steps)], seed=0)
+    torch.manual_seed(5)
+    with serving(router):
+        nn.init.normal_(other)  # not a model tensor: torch's own draw, not counted
+        nn.init.uniform_(w[:2])  # a part of a model tensor: as written, counted
+        steps.fill_(3)  # an integer tensor: as written
+    router.flush()
+    torch.manual_seed(5)
+    expected = torch.empty(4, 4).normal_()
+    assert torch.equal(other, expected)
+    assert w[:2].gt(0).all() and w[2:].eq(0).all()
+    assert steps.item() == 3
+    assert router.touched == {"w", "steps"} and not router.report.served
+    assert router.report.as_written == {"uniform_": 1, "fill_": 1}
+
+
+def test_serving_patches_torch_nn_init_only_within():
+    original = torch.nn.init.normal_
+    router = Router([], seed=0)
+    with serving(router):
+        assert torch.nn.init.normal_ is not original
+        assert not torch.is_grad_enabled()
+    assert torch.nn.init.normal_ is original and torch.is_grad_enabled()
+    with pytest.raises(RuntimeError, match="inside"), serving(router):
+        raise RuntimeError("inside")
+    assert torch.nn.init.normal_ is original
+    assert all(getattr(torch.nn.init, n).__module__ == "torch.nn.init" for n in INIT_NAMES)

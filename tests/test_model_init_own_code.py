@@ -1,0 +1,173 @@
+"""gpuinit/model_init/own_code.py: which of the model's own init code runs, in which order, and how (parametrized
+modules, Hugging Face's flags and ties), its fills served on gpuinit's stream."""
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+import gpuinit
+from gpuinit.distributed import stream_of
+from gpuinit.model_init import own_code
+from gpuinit.model_init.names import owners, tied
+from gpuinit.model_init.plan import OwnCode, Plan
+
+
+def plan_of(module, modules=None, skip=()):
+    """A Plan that runs ``module``'s own code over every parameter and buffer (``modules``: only theirs)."""
+    params, buffers = tied(module), tied(module, "buffers")
+    code = OwnCode(True, (*owners(params), *owners(buffers)), frozenset(skip), modules, lambda names, dry: None)
+    return Plan(params, buffers, [], code=code)
+
+
+def run(module, seed=0, **kw):
+    with torch.no_grad():
+        return own_code.run(module, plan_of(module, **kw), seed, dry=False)
+
+
+class Logged(nn.Module):
+    """Appends its name to ``log`` when its reset code runs; its children are ``kids``."""
+
+    def __init__(self, name, log, *kids, method="reset_parameters"):
+        super().__init__()
+        self.name, self.log = name, log
+        self.kids = nn.ModuleList(kids)
+        setattr(self, method, lambda: log.append(name))
+
+
+class Root(Logged):
+    def init_weights(self):
+        self.log.append("init_weights")
+
+
+def tree(log):
+    shared = Logged("shared", log)
+    return Root("root", log, Logged("a", log, Logged("a1", log), Logged("a2", log, method="_reset_parameters"),
+                                    shared), Logged("b", log, shared))
+
+
+def test_children_reset_before_their_parent_then_the_model_s_init_weights():
+    log = []
+    run(tree(log))
+    assert log == ["a1", "a2", "shared", "a", "b", "root", "init_weights"]  # a module shared by two parents: once
+
+
+def test_only_the_named_modules_reset_and_no_init_weights():
+    log = []
+    run(tree(log), modules=frozenset({"kids.0.kids.1", "kids.1", ""}))
+    assert log == ["a2", "b", "root"]
+
+
+def test_reset_code_that_needs_arguments_is_not_run():
+    log = []
+
+    class Needs(nn.Module):
+        def reset_parameters(self, scale):
+            log.append(scale)
+
+        def init_weights(self, std):
+            log.append(std)
+
+    run(Needs())
+    assert log == []
+
+
+def test_the_code_s_fills_are_served_and_the_report_says_what_ran():
+    m = nn.Sequential(nn.Linear(5, 3), nn.LayerNorm(3))
+    m.register_buffer("never", torch.full((2,), 7.0))  # no code writes it
+    report = run(m, seed=4)
+    w = gpuinit.init_(torch.empty(3, 5), "kaiming_uniform", a=math.sqrt(5), seed=4, stream=stream_of("0.weight"))
+    assert torch.equal(m[0].weight.detach(), w)
+    assert m[1].weight.eq(1).all() and m[1].bias.eq(0).all()
+    assert report.served == {"kaiming_uniform": 1, "uniform": 1, "ones": 1, "zeros": 1}
+    assert report.untouched == ["never"] and m.never.eq(7).all()
+
+
+def test_a_dry_run_writes_nothing_and_finds_the_untouched():
+    m = nn.Linear(4, 4)
+    m.register_buffer("never", torch.zeros(2))
+    before = m.weight.detach().clone()
+    with torch.no_grad():
+        report = own_code.run(m, plan_of(m), 0, dry=True)
+    assert torch.equal(m.weight.detach(), before)
+    assert report.untouched == ["never"] and report.served == {"kaiming_uniform": 1, "uniform": 1}
+
+
+def test_a_replaced_tensor_counts_as_written():
+    class Cache(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("freqs", torch.zeros(4))
+
+        def reset_parameters(self):
+            self.freqs = torch.arange(4.0)  # torchtitan-style: a new tensor, not a fill
+
+    m = Cache()
+    report = run(m)
+    assert torch.equal(m.freqs, torch.arange(4.0))
+    assert report.untouched == [] and report.as_written == {"replaced": 1}
+
+
+def test_weight_norm_originals_set_from_the_reset_weight():
+    m = weight_norm(nn.Linear(6, 5))
+    report = run(m, seed=2)
+    w = gpuinit.init_(torch.empty(5, 6), "kaiming_uniform", a=math.sqrt(5), seed=2, stream=stream_of("weight"))
+    originals = m.parametrizations.weight
+    assert torch.allclose(originals.original0, w.norm(dim=1, keepdim=True), atol=1e-6)  # g
+    assert torch.equal(originals.original1, w)  # v
+    assert torch.allclose(m.weight, w, atol=1e-6)
+    assert report.as_written["right_inverse"] == 2 and report.untouched == []
+
+
+def test_hugging_face_flags_cleared_before_the_code_runs():
+    m = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3))
+    for t in [m, m[0], m[1], m[0].weight, m[1].bias]:
+        t._is_hf_initialized = True
+    run(m)
+    assert not any("_is_hf_initialized" in t.__dict__ for t in [m, m[0], m[1], m[0].weight, m[1].bias])
+
+
+def test_hugging_face_flags_kept_when_only_some_modules_reset():
+    m = nn.Sequential(nn.Linear(3, 3))
+    m[0]._is_hf_initialized = True
+    run(m, modules=frozenset({"0"}))
+    assert m[0]._is_hf_initialized
+
+
+class TiedHF(nn.Module):
+    """A Hugging Face-style tie: the model initializes lm_head as its own tensor (zeros), then ties it to the
+    embedding, which keeps the embedding's values."""
+
+    all_tied_weights_keys = {"lm_head.weight": "embed.weight"}
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(7, 3)
+        self.lm_head = nn.Linear(3, 7, bias=False)
+        self.lm_head.weight = self.embed.weight
+
+    def init_weights(self):
+        nn.init.normal_(self.embed.weight, std=0.5)
+        nn.init.zeros_(self.lm_head.weight)
+
+
+def test_the_target_of_a_hugging_face_tie_does_not_overwrite_its_source():
+    m = TiedHF()
+    run(m, seed=6)
+    assert m.lm_head.weight is m.embed.weight  # tied again after the code
+    emb = gpuinit.init_(torch.empty(7, 3), "normal", std=0.5, seed=6, stream=stream_of("embed.weight#1"))
+    assert torch.equal(m.embed.weight.detach(), emb)  # the second fill (after reset_parameters' normal_)
+
+
+def test_has_reset():
+    class Private(nn.Module):
+        def _reset_parameters(self):
+            pass
+
+    class NotCallable(nn.Module):
+        reset_parameters = None
+
+    assert own_code.has_reset(nn.Linear(2, 2)) and own_code.has_reset(Private())
+    assert own_code.has_reset(nn.MultiheadAttention(4, 2))
+    assert not own_code.has_reset(nn.Sequential()) and not own_code.has_reset(NotCallable())
+    assert not own_code.has_reset(nn.ReLU())
