@@ -5,7 +5,7 @@ The launchers hand that walk to the kernels as one int64 vector per launch, and 
 per tensor. Each ``Layout`` below names the slots of one such vector, in order; it is the only place their offsets
 are written:
 
-- FILL_META, GROUP_ROW: kernels/triton_stream.py's ``fill_kernel`` meta and ``group_kernel`` table rows; the
+- FILL_META, GROUP_ROW: kernels/triton_fill.py's ``fill_kernel`` meta and ``group_kernel`` table rows; the
   kernel module takes their offsets as ``tl.constexpr`` globals (META_*, ROW_*).
 - GI_FILL_META, GI_GROUP_ROW, GI_GROUP_PARAMS: kernels/cuda/gpuinit_fill.cu's ``gi_fill`` meta, ``gi_fill_group``
   table rows and parameter rows; the CUDA source gets their offsets as the #defines of ``cuda_defines``
@@ -64,7 +64,7 @@ class Layout:
         return [f"#define {self.prefix}_{name} {offset}" for name, offset in (*self.offsets.items(), ("LEN", self.LEN))]
 
 
-# kernels/triton_stream.py fill_kernel's meta: base (the logical index of the local origin), run length, RUNS
+# kernels/triton_fill.py fill_kernel's meta: base (the logical index of the local origin), run length, RUNS
 # (tiles per run, or the number of runs when a program fills several), the local shape n1..n5 (n0 implied),
 # memory strides s0..s5, logical strides g0..g5, then the dividers of n1..n5 (``divider``: magics, shifts).
 FILL_META = Layout("META", ("BASE", 1), ("RUN_LEN", 1), ("RUNS", 1), ("N", MAX_DIMS - 1), ("S", MAX_DIMS),

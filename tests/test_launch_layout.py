@@ -17,7 +17,7 @@ from gpuinit.errors import InitError
 try:
     import triton
     import triton.language as tl
-    from gpuinit.kernels import triton_stream as kt
+    from gpuinit.kernels import triton_fill as kt
 except ImportError:
     triton = kt = None
 

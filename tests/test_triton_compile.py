@@ -25,7 +25,7 @@ for kernel, kind, dtype, arch, c in compile_all(archs=(int(sys.argv[1]),)):
 print(json.dumps(out))
 """
 
-# The factors of the deliberate fusions (kernels/triton_draws.py): a product by -0.5, 2.0, a select of 2.0 or
+# The factors of the deliberate fusions (kernels/triton_stream.py): a product by -0.5, 2.0, a select of 2.0 or
 # 1.0, or LOG_Q2 (times a small integer exponent) is exact, so the fused sum rounds once, as the unfused one.
 EXACT_FACTORS = {"0fBF000000", "0f40000000", "0f3F318000", "0f40000000, 0f3F800000", "0f3F800000, 0f40000000"}
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import fresh_seed
-from gpuinit.kernels import triton_stream as kt
+from gpuinit.kernels import triton_fill as kt
 from triton.backends.compiler import BaseBackend
 from triton.runtime.jit import JITFunction, create_function_from_signature
 

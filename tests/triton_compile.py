@@ -8,7 +8,7 @@ DTYPES = {"float32": "*fp32", "bfloat16": "*bf16", "float16": "*fp16", "float64"
 def compile_fill_kernel(kind, dtype, arch, contiguous=True, single_run=True, block=256):
     """The compiled kernel (``.asm["ptx"]``, ``.asm["cubin"]``) for CUDA compute capability ``arch``."""
     import triton
-    from gpuinit.kernels import triton_stream as kt
+    from gpuinit.kernels import triton_fill as kt
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
@@ -28,7 +28,7 @@ def compile_fill_kernel(kind, dtype, arch, contiguous=True, single_run=True, blo
 def compile_group_kernel(kind, dtype, arch, block=256):
     """The grouped-launch kernel, compiled for CUDA compute capability ``arch``."""
     import triton
-    from gpuinit.kernels import triton_stream as kt
+    from gpuinit.kernels import triton_fill as kt
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 

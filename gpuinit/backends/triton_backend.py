@@ -1,4 +1,4 @@
-"""The Triton backend: torch CUDA tensors filled in place by kernels/triton_stream.py.
+"""The Triton backend: torch CUDA tensors filled in place by kernels/triton_fill.py.
 
 With TRITON_INTERPRET=1 it also takes torch CPU tensors and runs the same kernels on the CPU
 (slowly): that is how tests without a GPU prove the kernels compute the reference stream.
@@ -57,7 +57,7 @@ def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0):
     """Fill tensor ``out`` (the block at ``offsets`` of a ``full_shape`` tensor) with an elementwise draw."""
     import torch
 
-    from ..kernels import triton_stream as kt
+    from ..kernels import triton_fill as kt
 
     geo = launch_layout.launch_geometry(out.shape, out.stride(), full_shape, offsets, base_index)
     options = fill_options(kind, params, geo, out.data_ptr())
@@ -75,7 +75,7 @@ def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0):
 
 def fill_options(kind, params, geo, address):
     """The compile-time choices of fill_kernel for a launch: its constexprs and code-generation options."""
-    from ..kernels import triton_stream as kt
+    from ..kernels import triton_fill as kt
 
     runs = 1 if geo.single_run else short_runs(geo)
     if runs > 1:  # every run starts on a Philox block at a 16-byte address
@@ -114,7 +114,7 @@ def fill_group(jobs):
     """
     import torch
 
-    from ..kernels import triton_stream as kt
+    from ..kernels import triton_fill as kt
 
     groups, launches = {}, 0
     for job in jobs:

@@ -45,7 +45,7 @@ print(json.dumps({"startup_s": t1 - t0, "first_s": t2 - t1, "second_s": t3 - t2}
 def cold_start(b):
     """First call of each kernel variant (Triton compile included: the run starts on an empty Triton cache)
     against a warm call; compiled variants after many fresh seeds; a new process's first init_."""
-    from gpuinit.kernels import triton_stream as kt
+    from gpuinit.kernels import triton_fill as kt
 
     rows, cuda = [], b.cuda
     empty((1,), torch.float32, b).fill_(0.0)  # the device context, before anything is timed

@@ -56,7 +56,7 @@ def _triton_launch(v, block):
     gpuinit/backends/triton_backend.py's ``launch`` (or ``fill_group``) runs with its kernel replaced by a
     recorder and its BLOCK set to ``block``."""
     import torch
-    from gpuinit.kernels import triton_stream as kt
+    from gpuinit.kernels import triton_fill as kt
 
     from gpuinit.backends import triton_backend as tb
     from gpuinit.distributed import stream_of
