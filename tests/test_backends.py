@@ -1,4 +1,5 @@
-"""Dispatch and imports: nothing heavy is imported until an array of its library arrives."""
+"""gpuinit/backends/__init__.py, the registry: its names, load, using() and select (backend=, else using(), else
+$GPUINIT_BACKEND, else the array's type); nothing heavy is imported until an array of its library arrives."""
 import subprocess
 import sys
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 import gpuinit
-from gpuinit import backends, config
+from gpuinit import backends
 from gpuinit.errors import ConfigError, UnknownBackendError
 
 
@@ -92,44 +93,6 @@ def test_good_environment_variables(monkeypatch, var, value):
     assert np.array_equal(x, gpuinit.init_(np.empty((64, 32), np.float32), "he_normal", seed=0))
 
 
-def test_config_values(monkeypatch):
-    monkeypatch.delenv("GPUINIT_CPU_KERNEL", raising=False)
-    assert config.flag("GPUINIT_CPU_KERNEL", default=True) is True
-    monkeypatch.setenv("GPUINIT_CPU_KERNEL", "No")
-    assert config.flag("GPUINIT_CPU_KERNEL", default=True) is False
-    monkeypatch.setenv("GPUINIT_NUM_THREADS", "3")
-    assert config.num_threads() == 3 and backends.load("numpy").num_threads() == 3
-    monkeypatch.setenv("GPUINIT_NUM_THREADS", "0")
-    assert config.num_threads() >= 1
-
-
-def test_every_backend_meets_the_contract():
-    import importlib
-
-    from gpuinit.backends import _ALL
-    from gpuinit.backends.contract import Backend, validate
-
-    for name, path in _ALL.items():
-        module = importlib.import_module(path)
-        assert validate(module, name) is module
-        assert isinstance(module, Backend), name
-
-
-def test_a_module_that_breaks_the_contract_is_refused():
-    import types
-
-    from gpuinit.backends.contract import validate
-
-    broken = types.ModuleType("broken")
-    broken.NAME, broken.INSTALL = "broken", "nothing"
-    broken.available = broken.accepts = broken.check = broken.fill = lambda *a: None
-    with pytest.raises(TypeError, match="fill_group"):
-        validate(broken, "broken")
-    broken.fill_group = lambda items: None
-    with pytest.raises(TypeError, match="registry name"):
-        validate(broken, "other")
-
-
 def test_init_module_backend_applies_to_every_fill(monkeypatch):
     import torch
 
@@ -150,3 +113,113 @@ def test_init_module_backend_applies_to_every_fill(monkeypatch):
     assert gpuinit.fingerprint(ref) == gpuinit.fingerprint(m)
     with pytest.raises(gpuinit.UnknownBackendError):
         gpuinit.init_module(torch.nn.Linear(2, 2), seed=0, backend="nope")
+
+
+def test_names_are_the_backends_a_user_names():
+    assert backends.names() == ["numpy", "triton", "cupy"]
+    assert "staged" not in backends.names()  # a fallback: backend= may name it, $GPUINIT_BACKEND may not
+    assert backends.load("staged").NAME == "staged"
+
+
+def test_load():
+    numpy_backend = backends.load("numpy")
+    assert numpy_backend.NAME == "numpy" and numpy_backend is backends.load("numpy")
+    for name in ("NumPy", " numpy", None, 1, "cpu"):
+        with pytest.raises(UnknownBackendError, match=r"unknown backend .*\['cupy', 'numpy', 'triton'\], and "
+                                                      r"\['staged'\] for torch tensors"):
+            backends.load(name)
+
+
+def test_load_says_what_to_install(monkeypatch):
+    cupy_backend = pytest.importorskip("gpuinit.backends.cupy_backend")
+    monkeypatch.setattr(cupy_backend, "available", lambda: "no CUDA device")
+    with pytest.raises(gpuinit.BackendUnavailableError, match=r"backend 'cupy' is unavailable: no CUDA device; "
+                                                              r"install CuPy"):
+        backends.load("cupy")
+    assert "cupy" not in gpuinit.available_backends()
+    assert "numpy" in gpuinit.available_backends() and "staged" in gpuinit.available_backends()
+
+
+@pytest.mark.parametrize("make,kind", [(lambda t: np.empty(2), "numpy"), (lambda t: t.empty(2), "torch-cpu"),
+                                       (lambda t: t.empty(2, device="meta"), "torch-meta"),
+                                       (lambda t: np.float32(1.0), None), (lambda t: [1.0], None)])
+def test_array_kind(make, kind):
+    import torch
+
+    x = make(torch)
+    if kind is None:
+        with pytest.raises(TypeError, match="gpuinit fills numpy arrays, torch tensors and cupy arrays, got"):
+            backends.array_kind(x)
+    else:
+        assert backends.array_kind(x) == kind
+
+
+def test_array_kind_of_a_dlpack_cuda_array():
+    class Foreign:
+        def __init__(self, device_type):
+            self.device_type = device_type
+
+        def __dlpack_device__(self):
+            return (self.device_type, 0)
+
+    assert backends.array_kind(Foreign(2)) == "dlpack-cuda"  # kDLCUDA
+    with pytest.raises(TypeError, match="Foreign"):
+        backends.array_kind(Foreign(1))  # kDLCPU: not a library gpuinit knows
+
+
+@pytest.mark.parametrize("kind,name", [("numpy", "numpy"), ("torch-cpu", "numpy"), ("torch-meta", "numpy"),
+                                       ("torch-cuda", "triton"), ("cupy", "cupy"), ("dlpack-cuda", "cupy"),
+                                       ("torch-mps", "staged"), ("torch-xpu", "staged"), ("torch-hpu", "staged"),
+                                       ("torch-privateuseone", "staged"), ("jax", None)])
+def test_default_name(kind, name):
+    assert backends.default_name(kind) == name
+
+
+def test_using_sets_the_backend_of_fills_without_their_own(monkeypatch):
+    import torch
+
+    x = torch.empty(3)
+    assert backends.select(x).NAME == "numpy"
+    with backends.using("staged"):
+        assert backends.select(x).NAME == "staged"
+        assert backends.select(x, "numpy").NAME == "numpy"  # backend= wins
+        monkeypatch.setenv("GPUINIT_BACKEND", "numpy")
+        assert backends.select(x).NAME == "staged"  # using() wins over the environment
+        assert backends.select(torch.empty(3, device="meta")).NAME == "numpy"  # meta: only checked
+        with backends.using(None):
+            assert backends.select(x).NAME == "staged"  # None changes nothing
+        with backends.using("numpy"):
+            assert backends.select(x).NAME == "numpy"
+        assert backends.select(x).NAME == "staged"
+    monkeypatch.delenv("GPUINIT_BACKEND")
+    assert backends.select(x).NAME == "numpy"
+
+
+def test_using_checks_the_name_on_entry():
+    with pytest.raises(UnknownBackendError):
+        with backends.using("nope"):
+            pytest.fail("entered")
+    with backends.using(" NumPy "):
+        pass
+
+
+def test_using_is_per_thread():
+    import threading
+
+    import torch
+
+    seen = []
+    with backends.using("staged"):
+        t = threading.Thread(target=lambda: seen.append(backends.select(torch.empty(1)).NAME))
+        t.start()
+        t.join()
+        assert backends.select(torch.empty(1)).NAME == "staged"
+    assert seen == ["numpy"]
+
+
+def test_select_refuses_what_the_backend_cannot_fill():
+    import torch
+
+    with pytest.raises(gpuinit.BackendUnavailableError, match=r"backend 'staged' cannot fill a numpy array"):
+        backends.select(np.empty(3), "staged")
+    assert backends.select(torch.empty(3), " Staged ").NAME == "staged"  # backend= read as the variable is

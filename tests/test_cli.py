@@ -1,6 +1,6 @@
 """The command line: demo, info, explore, and the checks every command shares; every user mistake is one line
-on stderr and exit status 2 (the bench command: test_cli_bench.py)."""
-import argparse
+on stderr and exit status 2 (the bench command: test_cli_bench.py; the checks themselves, one by one:
+test_cli_checks.py)."""
 import os
 import re
 import subprocess
@@ -80,17 +80,6 @@ def test_demo_recipes_come_from_the_registry():
 
     assert set(cli._demo_recipes()) == (set(RECIPES) | set(OWN_RECIPES)) - set(cli.NOT_FOR_DEMO)
     assert set(cli.NOT_FOR_DEMO) <= set(RECIPES) | set(OWN_RECIPES)
-
-
-@pytest.mark.parametrize("text,value", [("20M", 20_000_000), ("1.5B", 1_500_000_000), ("1e9", 10**9),
-                                        ("100m", 10**8), ("250k", 250_000), ("2.5K", None), ("1_000_000", 10**6),
-                                        (" 3 G ", 3 * 10**9), ("100000", 100_000)])
-def test_sizes(text, value):
-    if value is None:
-        with pytest.raises(argparse.ArgumentTypeError, match="at least 1e5"):
-            cli_checks.parse_size(text)
-    else:
-        assert cli_checks.parse_size(text) == value
 
 
 @pytest.mark.parametrize("text,match", [("abc", "is not a parameter count"), ("inf", "is not a parameter count"),
@@ -194,13 +183,6 @@ def test_info():
     assert r.returncode == 0 and "backend numpy: available" in r.stdout and "backend triton" in r.stdout
 
 
-@pytest.mark.parametrize("n,word", [(1, "a"), (8, "an"), (11, "an"), (12, "a"), (18, "an"), (80, "an"),
-                                    (83, "an"), (100, "a"), (110, "a"), (800, "an"), (11_000, "an"), (1_800, "a"),
-                                    (825_000_000_000, "an")])
-def test_article(n, word):
-    assert cli_checks.article(n) == word
-
-
 def test_option_mistakes_load_no_torch():
     code = ("import sys, gpuinit.cli; code = gpuinit.cli.main(['demo', '--recipe', 'nope']); "
             "print(code, 'torch' in sys.modules)")
@@ -211,10 +193,6 @@ def test_option_mistakes_load_no_torch():
 def test_info_reports_a_bad_environment():
     r = gpuinit("info", GPUINIT_NUM_THREADS="abc")
     assert r.returncode == 0 and "environment: $GPUINIT_NUM_THREADS='abc'" in r.stdout
-
-
-def test_seed_bounds_are_accepted():
-    assert cli_checks.seed("0") == 0 and cli_checks.seed(str(2**64 - 1)) == 2**64 - 1
 
 
 def test_bad_demo_options_print_nothing_else(capsys):

@@ -1,0 +1,176 @@
+"""gpuinit/jobs.py: prepare makes every check and writes nothing (its errors name the tensor and keep their type);
+run hands each backend its jobs as one group, skips arrays with nothing to write, and reports progress per slice
+of CPU work."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import gpuinit
+from gpuinit import distributed, draws, jobs
+from gpuinit.backends import numpy_backend
+from gpuinit.errors import InitError, UnknownBackendError, ZeroFanError
+
+
+def sentinel(shape=(6, 5), dtype=np.float32):
+    return np.arange(math.prod(shape), dtype=dtype).reshape(shape) + 0.5
+
+
+def test_prepare_makes_a_job_and_writes_nothing():
+    x = sentinel()
+    job = jobs.prepare(x, "he_normal", {}, seed=11, stream=3, name="w")
+    assert np.array_equal(x, sentinel())
+    assert job.array is x and job.backend is numpy_backend and job.backend.NAME == "numpy"
+    assert (job.full_shape, job.offsets, job.seed, job.stream, job.bits, job.name) == ((6, 5), (0, 0), 11, 3, None, "w")
+    assert job.draw.kind == "trunc_normal" and job.numel == 30 and job.writes
+    jobs.run([job])
+    assert np.array_equal(x, gpuinit.init_(np.empty((6, 5), np.float32), "he_normal", seed=11, stream=3))
+
+
+def test_prepare_takes_the_fans_of_the_full_shape():
+    block = jobs.prepare(np.empty((2, 3), np.float32), "he_normal", {}, seed=0, full_shape=(8, 6), offsets=(4, 3))
+    whole = jobs.prepare(np.empty((8, 6), np.float32), "he_normal", {}, seed=0)
+    other = jobs.prepare(np.empty((8, 7), np.float32), "he_normal", {}, seed=0)
+    assert (block.full_shape, block.offsets) == ((8, 6), (4, 3))
+    assert block.draw == whole.draw and block.draw != other.draw
+    swapped = jobs.prepare(np.empty((8, 6), np.float32), "he_normal", {}, seed=0, in_axis=0, out_axis=1)
+    transposed = jobs.prepare(np.empty((6, 8), np.float32), "he_normal", {}, seed=0)
+    assert swapped.draw == transposed.draw != whole.draw
+
+
+def test_prepare_fits_the_draw_to_the_dtype():
+    """A value that fits float32 but not float16 is refused for the float16 array only."""
+    jobs.prepare(np.empty(3, np.float32), "constant", {"value": 1e5}, seed=0)
+    with pytest.raises(InitError, match="float16"):
+        jobs.prepare(np.empty(3, np.float16), "constant", {"value": 1e5}, seed=0)
+    assert jobs.prepare(torch.empty(3, dtype=torch.bfloat16), "constant", {"value": 1e5}, seed=0).writes
+
+
+@pytest.mark.parametrize("kw,error,match", [
+    ({"seed": -1}, InitError, "seed must be an integer"),
+    ({"seed": 2**64}, InitError, "seed must be an integer"),
+    ({"seed": 0, "stream": 2**64}, InitError, "stream must be an integer"),
+    ({"seed": 0, "stream": 1.0}, InitError, "stream must be an integer"),
+    ({"seed": 0, "full_shape": (3, 5)}, InitError, "does not fit"),
+    ({"seed": 0, "in_axis": 0}, InitError, "must not overlap"),
+    ({"seed": 0, "backend": "nope"}, UnknownBackendError, "unknown backend 'nope'"),
+    ({"seed": 0, "bits": "bfloat16"}, InitError, "needs a uint16 or int16 array"),
+])
+def test_prepare_refuses_bad_input_before_writing(kw, error, match):
+    x = sentinel()
+    with pytest.raises(error, match=match):
+        jobs.prepare(x, "normal", {}, **kw)
+    with pytest.raises(error, match=rf"^layers\.0\.weight: .*{match}"):
+        jobs.prepare(x, "normal", {}, name="layers.0.weight", **kw)
+    assert np.array_equal(x, sentinel())
+
+
+def test_prepare_refuses_bad_parameters_and_arrays():
+    with pytest.raises(InitError, match=r"^w: .*std must be >= 0"):
+        jobs.prepare(sentinel(), "normal", {"std": -1.0}, seed=0, name="w")
+    with pytest.raises(InitError, match=r"^w: unknown scheme 'nope'"):
+        jobs.prepare(sentinel(), "nope", {}, seed=0, name="w")
+    with pytest.raises(InitError, match="^w: gpuinit fills floating-point arrays"):
+        jobs.prepare(np.zeros(3, np.int32), "normal", {}, seed=0, name="w")
+    with pytest.raises(ZeroFanError, match=r"^w: .*fan") as e:  # the error keeps its type with the name
+        jobs.prepare(np.empty((0, 0), np.float32), "xavier_normal", {}, seed=0, name="w")
+    assert isinstance(e.value, ZeroDivisionError)
+
+
+def test_prepare_draws_the_seed_after_every_check():
+    """seed=None takes the next seed of gpuinit.manual_seed's stream, and only once everything has passed."""
+    gpuinit.manual_seed(42)
+    with pytest.raises(InitError):
+        jobs.prepare(sentinel(), "normal", {"std": -1.0}, seed=None)
+    first, second = np.random.default_rng(42).integers(0, 2**64, 2, dtype=np.uint64)
+    assert jobs.prepare(sentinel(), "normal", {}, seed=None).seed == int(first)
+    assert jobs.prepare(sentinel(), "normal", {}, seed=None).seed == int(second)
+
+
+def test_prepare_refuses_full_shape_for_a_dtensor(monkeypatch):
+    """A DTensor brings its own global shape and offsets (distributed.local_block)."""
+    x = sentinel((2, 5))
+    monkeypatch.setattr(distributed, "is_dtensor", lambda t: t is x)
+    monkeypatch.setattr(distributed, "local_block", lambda t: (t, (6, 5), (4, 0)))
+    with pytest.raises(InitError, match="a DTensor carries its own global shape and offsets"):
+        jobs.prepare(x, "normal", {}, seed=0, offsets=(0, 0))
+    job = jobs.prepare(x, "normal", {}, seed=0)
+    assert (job.full_shape, job.offsets) == ((6, 5), (4, 0))
+
+
+def test_a_job_with_nothing_to_write():
+    for array in (np.empty((0, 4), np.float32), torch.empty(3, 4, device="meta")):
+        job = jobs.prepare(array, "normal", {}, seed=0)
+        assert not job.writes and job.numel == math.prod(array.shape)
+
+
+class Recorder:
+    """A backend that records what it is handed."""
+
+    def __init__(self, name):
+        self.NAME, self.calls = name, []
+
+    def fill(self, job):
+        self.calls.append(("fill", [job.name]))
+
+    def fill_group(self, group):
+        self.calls.append(("fill_group", [job.name for job in group]))
+
+
+def job(name, backend, shape=(4,)):
+    array = np.empty(shape, np.float32)
+    return jobs.Job(array, draws.constant(1.0), shape, (0,) * len(shape), 0, 0, backend, None, name)
+
+
+def test_run_groups_per_backend():
+    a, b = Recorder("numpy"), Recorder("triton")
+    work = [job("a0", a), job("b0", b), job("a1", a), job("empty", a, (0,)), job("a2", a), job("b1", b)]
+    jobs.run(work)
+    assert a.calls == [("fill_group", ["a0", "a1", "a2"])]
+    assert b.calls == [("fill_group", ["b0", "b1"])]
+
+
+def test_run_hands_a_job_alone_to_fill():
+    a, b = Recorder("numpy"), Recorder("cupy")
+    jobs.run([job("a0", a), job("b0", b), job("b-empty", b, (3, 0))])
+    assert a.calls == [("fill", ["a0"])] and b.calls == [("fill", ["b0"])]
+    jobs.run([])
+    jobs.run([job("nothing", a, (0, 2))])
+    assert a.calls == [("fill", ["a0"])]
+
+
+@pytest.mark.parametrize("n", [1, 2, 19, 20, 21, 45])
+def test_run_reports_progress_per_slice_of_cpu_work(n):
+    host, gpu = Recorder("numpy"), Recorder("triton")
+    work = [job(f"h{i}", host, (i + 1,)) for i in range(n)] + [job("g", gpu), job("g2", gpu)]
+    seen = []
+    jobs.run(work, on_progress=lambda elements, name: seen.append((elements, name)))
+    step = max(1, n // 20)
+    slices = [list(range(i, min(i + step, n))) for i in range(0, n, step)]
+    assert seen == [(sum(i + 1 for i in s), f"h{s[-1]}") for s in slices]
+    assert host.calls == [("fill" if len(s) == 1 else "fill_group", [f"h{i}" for i in s]) for s in slices]
+    assert gpu.calls == [("fill_group", ["g", "g2"])]  # not sliced, no progress
+
+
+def test_staged_is_host_work():
+    assert set(jobs.HOST_BACKENDS) == {"numpy", "staged"}
+    staged = Recorder("staged")
+    seen = []
+    jobs.run([job("s0", staged), job("s1", staged)], on_progress=lambda e, name: seen.append((e, name)))
+    assert seen == [(4, "s0"), (4, "s1")]
+
+
+def test_run_writes_through_the_real_backend():
+    xs = [np.full((3, 4), np.nan, np.float32), np.full((5,), np.nan, np.float32), np.empty((0, 2), np.float32)]
+    work = [jobs.prepare(x, "constant", {"value": v}, seed=0) for x, v in zip(xs, (1.5, -2.0, 3.0), strict=True)]
+    jobs.run(work)
+    assert np.all(xs[0] == 1.5) and np.all(xs[1] == -2.0)
+
+
+def test_jobs_are_compared_by_identity():
+    x = np.empty(3, np.float32)
+    one, two = (jobs.prepare(x, "normal", {}, seed=0) for _ in range(2))
+    assert one != two and one == one and len({one, two}) == 2
+    with pytest.raises(AttributeError):
+        one.seed = 1  # frozen: a job is what prepare checked

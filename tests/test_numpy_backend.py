@@ -1,0 +1,217 @@
+"""gpuinit/backends/numpy_backend.py: what it fills (numpy arrays, torch CPU and meta tensors), fills into strided,
+reversed, transposed and foreign-byte-order views written exactly where the view is, the same bits for any number
+of threads, any piece size and with or without the compiled host kernel, pieces run on its own thread pool, and
+grouped fills."""
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import gpuinit
+from gpuinit import jobs
+from gpuinit.backends import cpu_kernel, numpy_backend
+
+SCHEMES = [("uniform", {"a": -1.0, "b": 3.0}), ("normal", {"std": 0.5}), ("trunc_normal", {"a": -1.0, "b": 1.5}),
+           ("he_uniform", {})]
+DTYPES = ["float16", "float32", "float64", "bfloat16"]
+
+
+def new(shape, dtype, fill=np.nan):
+    if dtype == "bfloat16":
+        return torch.full(shape, fill, dtype=torch.bfloat16)
+    return np.full(shape, fill, dtype)
+
+
+def as_bits(x):
+    """The stored bits: bfloat16 as int16, others as numpy arrays (NaN-safe equality)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().contiguous()
+        return (x.view(torch.int16) if x.dtype == torch.bfloat16 else x).numpy().copy()
+    return np.ascontiguousarray(x).view(f"u{x.dtype.itemsize}").astype(np.uint64)
+
+
+def fill(x, scheme, params, seed=5, **kw):
+    job = jobs.prepare(x, scheme, params, seed=seed, backend="numpy", **kw)
+    assert numpy_backend.fill(job) is x
+    return x
+
+
+@pytest.fixture
+def kernel(request, monkeypatch):
+    """The compiled host kernel on (1) or off (0), from the test's parameter."""
+    monkeypatch.setenv("GPUINIT_CPU_KERNEL", request.param)
+    cpu_kernel.reset()
+    yield request.param
+    monkeypatch.undo()
+    cpu_kernel.reset()
+
+
+def test_available_and_accepts():
+    assert numpy_backend.available() is None and numpy_backend.NAME == "numpy"
+    assert numpy_backend.accepts(np.empty(3)) and numpy_backend.accepts(np.empty((2, 3), np.int8))
+    assert numpy_backend.accepts(torch.empty(3)) and numpy_backend.accepts(torch.empty(3, device="meta"))
+    assert not numpy_backend.accepts([1.0]) and not numpy_backend.accepts(np.float32(1.0))
+    assert not numpy_backend.accepts(memoryview(b"abcd"))
+
+
+def test_num_threads_follows_the_environment(monkeypatch):
+    monkeypatch.setenv("GPUINIT_NUM_THREADS", "3")
+    assert numpy_backend.num_threads() == 3
+    monkeypatch.delenv("GPUINIT_NUM_THREADS")
+    assert numpy_backend.num_threads() >= 1
+
+
+VIEWS = [lambda a: a[::2, 1::3], lambda a: a.T, lambda a: a[3:5, :], lambda a: a[:, 1::4].T, lambda a: a[1:, 2:][::3]]
+REVERSED = [lambda a: a[::-1, ::-2], lambda a: a[::-2].T]  # numpy only: torch has no negative strides
+
+
+@pytest.mark.parametrize("kernel", ["1", "0"], indirect=True)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scheme,params", SCHEMES)
+def test_strided_views_get_the_values_of_their_shape(kernel, dtype, scheme, params, monkeypatch):
+    """A view, however laid out, holds the values a contiguous array of its shape gets, in its own row-major
+    order; memory outside it is not touched. Small pieces make every view several pieces."""
+    monkeypatch.setattr(numpy_backend, "CHUNK", 7)
+    nan = as_bits(new((1,), dtype))[0]
+    for view_of in VIEWS + (REVERSED if dtype != "bfloat16" else []):
+        base = new((9, 12), dtype)
+        view = fill(view_of(base), scheme, params)
+        want = fill(new(tuple(view.shape), dtype), scheme, params)
+        assert np.array_equal(as_bits(view), as_bits(want)), (scheme, dtype)
+        inside = np.zeros((9, 12), bool)
+        view_of(inside)[...] = True
+        assert np.all(as_bits(base)[~inside] == nan) and not np.any(as_bits(base)[inside] == nan)
+
+
+@pytest.mark.parametrize("kernel", ["1", "0"], indirect=True)
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_foreign_byte_order(kernel, dtype):
+    native = fill(np.empty((5, 33), dtype), "normal", {})
+    foreign = fill(np.empty((5, 33), np.dtype(dtype).newbyteorder()), "normal", {})
+    assert np.array_equal(foreign.astype(dtype), native)
+    assert np.array_equal(fill(np.empty((33, 5), np.dtype(dtype).newbyteorder()).T, "normal", {}).astype(dtype),
+                          native)
+
+
+@pytest.mark.parametrize("kernel", ["1", "0"], indirect=True)
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+def test_bfloat16_bits(kernel, byteorder):
+    t = fill(torch.empty(6, 11, dtype=torch.bfloat16), "trunc_normal", {"std": 0.7})
+    want = t.view(torch.int16).numpy().view(np.uint16)
+    bits = np.zeros((6, 22), np.dtype(np.uint16).newbyteorder(byteorder))[:, ::2]
+    numpy_backend.fill(jobs.prepare(bits, "trunc_normal", {"std": 0.7}, seed=5, bits="bfloat16"))
+    assert np.array_equal(bits.astype(np.uint16), want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_same_bits_with_or_without_the_host_kernel(dtype, monkeypatch):
+    out = []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("GPUINIT_CPU_KERNEL", flag)
+        cpu_kernel.reset()
+        out.append(as_bits(fill(new((7, 301), dtype), "normal", {"std": 2.0})))
+        assert (cpu_kernel.load() is None) == (flag == "0")
+    monkeypatch.undo()
+    cpu_kernel.reset()
+    assert np.array_equal(*out)
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64, 1000, 1 << 18])
+def test_piece_size_changes_no_bits(chunk, monkeypatch):
+    want = fill(np.empty((13, 29), np.float32), "uniform", {}, full_shape=(20, 40), offsets=(3, 7))
+    monkeypatch.setattr(numpy_backend, "CHUNK", chunk)
+    got = fill(np.empty((13, 29), np.float32), "uniform", {}, full_shape=(20, 40), offsets=(3, 7))
+    assert np.array_equal(got, want)
+
+
+@pytest.fixture
+def threads_seen(monkeypatch):
+    """The names of the threads that computed each piece (the kernel call and the NumPy fallback both)."""
+    names, lock = [], threading.Lock()
+
+    def spy(real):
+        def call(*args, **kwargs):
+            with lock:
+                names.append(threading.current_thread().name)
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(cpu_kernel, "draw_values", spy(cpu_kernel.draw_values))
+    monkeypatch.setattr(numpy_backend, "draw_values", spy(numpy_backend.draw_values))
+    return names
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_threads(n, threads_seen, monkeypatch):
+    """The same bits for any thread count; with more than one, pieces run on the backend's pool (at most n threads),
+    with one, all in the calling thread."""
+    want = fill(np.empty((40, 50), np.float32), "he_normal", {})
+    monkeypatch.setattr(numpy_backend, "CHUNK", 64)
+    monkeypatch.setenv("GPUINIT_NUM_THREADS", str(n))
+    threads_seen.clear()
+    got = fill(np.empty((40, 50), np.float32), "he_normal", {})
+    assert np.array_equal(got, want)
+    assert len(threads_seen) >= 2000 // 64
+    if n == 1:
+        assert set(threads_seen) == {threading.current_thread().name}
+    else:
+        assert set(threads_seen) <= {f"gpuinit_{i}" for i in range(n)}
+
+
+def test_the_pool_is_kept_until_the_thread_count_changes(monkeypatch):
+    monkeypatch.setenv("GPUINIT_NUM_THREADS", "2")
+    pool = numpy_backend._executor()
+    assert numpy_backend._executor() is pool and pool._max_workers == 2
+    monkeypatch.setenv("GPUINIT_NUM_THREADS", "3")
+    assert numpy_backend._executor() is not pool and numpy_backend._executor()._max_workers == 3
+
+
+def test_fills_from_many_threads_at_once():
+    want = fill(np.empty((64, 64), np.float32), "normal", {})
+    out = [np.empty((64, 64), np.float32) for _ in range(6)]
+    workers = [threading.Thread(target=fill, args=(x, "normal", {})) for x in out]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert all(np.array_equal(x, want) for x in out)
+
+
+def test_fill_group():
+    arrays = [np.empty((8, 9), np.float32), torch.empty(5, 6, dtype=torch.bfloat16), np.empty((0, 4), np.float32),
+              np.empty((6, 6), np.float64)[::2], np.empty((4, 4), np.float16), torch.empty(7, 3)]
+    schemes = [("normal", {}), ("uniform", {}), ("normal", {}), ("orthogonal", {}), ("eye", {}), ("he_normal", {})]
+    group = [jobs.prepare(x, s, p, seed=10 + i, backend="numpy") for i, (x, (s, p)) in enumerate(zip(arrays, schemes,
+                                                                                                       strict=True))]
+    assert numpy_backend.fill_group(group) == 5  # the empty array has nothing to write
+    for i, (x, (s, p)) in enumerate(zip(arrays, schemes, strict=True)):
+        alone = x.clone() if isinstance(x, torch.Tensor) else np.empty_like(x)
+        fill(alone, s, p, seed=10 + i)
+        assert np.array_equal(as_bits(x), as_bits(alone)), s
+    assert np.array_equal(arrays[4], np.eye(4))
+
+
+def test_torch_version_counter_is_bumped():
+    t = torch.empty(4, 4)
+    before = t._version
+    fill(t, "normal", {})
+    assert t._version > before
+    u, w = torch.empty(3), torch.empty(2, 2)
+    versions = u._version, w._version
+    numpy_backend.fill_group([jobs.prepare(u, "normal", {}, seed=0), jobs.prepare(w, "eye", {}, seed=0)])
+    assert u._version > versions[0] and w._version > versions[1]
+
+
+def test_torch_cpu_tensor_equals_numpy_array():
+    for dtype in ("float16", "float32", "float64"):
+        x = fill(np.empty((11, 13), dtype), "trunc_normal", {})
+        t = fill(torch.empty(11, 13, dtype=getattr(torch, dtype)), "trunc_normal", {})
+        assert np.array_equal(t.numpy(), x)
+
+
+def test_a_leaf_that_requires_grad():
+    w = torch.nn.Parameter(torch.empty(6, 4))
+    with torch.no_grad():
+        gpuinit.init_(w, "normal", seed=3, backend="numpy")
+    assert np.array_equal(w.detach().numpy(), fill(np.empty((6, 4), np.float32), "normal", {}, seed=3))
