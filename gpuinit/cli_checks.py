@@ -106,13 +106,25 @@ def check_memory(cfg, element_size, dtype_name, dev, torch):
     nbytes = cfg.n_params * element_size
     if free is None or nbytes * PEAK_FACTOR <= free:
         return
-    fits = int(free / PEAK_FACTOR / element_size)
-    hint = (f"try --params {count(fits)}" if fits >= cfg.with_params(0).n_params
-            else "even the smallest built-in model does not fit")
+    fitting = _fitting_size(int(free / PEAK_FACTOR / element_size), cfg)
+    hint = f"try --params {fitting}" if fitting else "even the smallest built-in model does not fit"
     where = "this machine has" if dev.type == "cpu" else f"{dev} has"
     raise UsageError(f"{article(cfg.n_params)} {count(cfg.n_params)}-parameter model takes {gb(nbytes)} in "
                      f"{dtype_name}, about {gb(nbytes * PEAK_FACTOR)} with torch's own build for the comparison, "
                      f"and {where} {gb(free)} free: {hint}")
+
+
+def _fitting_size(limit, cfg):
+    """The largest --params text whose built-in model (the one nearest to it) has at most ``limit`` parameters,
+    or None when even the smallest one has more."""
+    n = limit
+    while n >= MIN_PARAMS:
+        text = count(n)
+        model = cfg.with_params(parse_size(text)).n_params
+        if model <= limit:
+            return text
+        n = min(n, model) * 0.99  # a smaller text, past the model that was too large
+    return None
 
 
 def gpu_sizes(argv, sizes, dev, torch):

@@ -189,15 +189,18 @@ def hinted_size(free, cfg):
     raise AssertionError("not refused")
 
 
-@pytest.mark.xfail(strict=True, reason="the hint is count(free / PEAK_FACTOR / element size), but --params takes "
-                                       "the nearest built-in model, which may be larger: the model hinted at is "
-                                       "refused in turn")
 def test_the_model_check_memory_hints_at_fits(monkeypatch):
+    """The --params hinted at names a built-in model that fits (--params takes the nearest one, which may be
+    larger than the count asked for), and not one far smaller."""
     largest = LlamaConfig.with_params(10**12)
-    for free in (8e9, 2e10, 6.9e11, largest.n_params * 4 * cc.PEAK_FACTOR - 1):
+    frees = [8e9, 2e10, 6.9e11, largest.n_params * 4 * cc.PEAK_FACTOR - 1, *(2e9 * 1.02**k for k in range(400))]
+    for free in frees:
         monkeypatch.setattr(cc, "free_bytes", lambda dev, torch, free=free: free)
         hinted = cc.model_config(hinted_size(free, largest), LlamaConfig)
         assert hinted.n_params * 4 * cc.PEAK_FACTOR <= free, (free, hinted.n_params)
+        for factor in (1.05, 1.2, 1.5, 2.0):  # no larger built-in model fits
+            larger = LlamaConfig.with_params(int(hinted.n_params * factor))
+            assert larger.n_params <= hinted.n_params or larger.n_params * 4 * cc.PEAK_FACTOR > free, (free, factor)
 
 
 def test_free_bytes_on_this_machine():
