@@ -1,11 +1,14 @@
 """What a backend draws: a kind and its final numbers (no fans, no gains, no names).
 
-A ``Draw`` is the only thing that crosses from the schemes to the backends. The constructors
-below check their numbers and precompute what the kernels use, in float64 on the host, then
-rounded once to float32 (docs/stream.md).
+A draw is the only thing that crosses from the schemes to the backends: one small frozen dataclass per kind
+(``Uniform``, ``Normal``, ``TruncNormal``, ``Constant``, ``Eye``, ``Dirac``, ``Orthogonal``, ``Sparse``), each
+naming its kind in ``kind``; ``Draw`` is any of them. The constructors below (``uniform``, ``normal``, ...)
+check their numbers and precompute what the kernels use, in float64 on the host, then rounded once to float32
+(docs/stream.md).
 """
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from typing import ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -18,12 +21,95 @@ ELEMENTWISE = ("uniform", "normal", "trunc_normal")
 
 
 @dataclass(frozen=True)
-class Draw:
-    kind: str
-    params: dict = field(default_factory=dict)
+class Uniform:
+    """Uniform on [lo, hi]: x = center + half_width * v, v the signed uniform in (-1, 1), clamped to [lo, hi]
+    (the interval's bounds rounded inward to float32, then to the dtype written)."""
+    kind: ClassVar[str] = "uniform"
+    center: float
+    half_width: float
+    lo: float
+    hi: float
 
 
-def _finite(name, value, *, positive=False, nonnegative=False):
+@dataclass(frozen=True)
+class Normal:
+    """N(mean, std^2) by Box-Muller: x = mean + std * z."""
+    kind: ClassVar[str] = "normal"
+    mean: float
+    std: float
+
+
+@dataclass(frozen=True)
+class TruncNormal:
+    """N(mean, std^2) truncated to [lo, hi] by inverse CDF: z = Phi^-1(p_lo + p_span * u) clamped to
+    [z_lo, z_hi] and negated if ``flip`` (the interval mirrored into the lower tail), x = mean + std * z clamped
+    to [lo, hi]; ``branches``: how many of erfinv's branches the u of the draw can reach (1 to 3)."""
+    kind: ClassVar[str] = "trunc_normal"
+    mean: float
+    std: float
+    p_lo: float
+    p_span: float
+    z_lo: float
+    z_hi: float
+    flip: bool
+    lo: float
+    hi: float
+    branches: int
+
+
+@dataclass(frozen=True)
+class Constant:
+    """Every value ``value``."""
+    kind: ClassVar[str] = "constant"
+    value: float
+
+
+@dataclass(frozen=True)
+class Eye:
+    """``gain`` on the diagonal of a 2-D tensor, zeros elsewhere."""
+    kind: ClassVar[str] = "eye"
+    gain: float
+
+
+@dataclass(frozen=True)
+class Dirac:
+    """The Dirac delta of a convolution kernel in each of ``groups`` groups of output channels."""
+    kind: ClassVar[str] = "dirac"
+    groups: int
+
+
+@dataclass(frozen=True)
+class Orthogonal:
+    """``gain`` times a (semi-)orthogonal matrix: ``out_axis`` against the other non-batch axes, per copy along
+    ``batch_axis``."""
+    kind: ClassVar[str] = "orthogonal"
+    gain: float
+    out_axis: int
+    batch_axis: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Sparse:
+    """N(0, std^2) with a fraction ``sparsity`` of each column zero."""
+    kind: ClassVar[str] = "sparse"
+    sparsity: float
+    std: float
+
+
+@dataclass(frozen=True)
+class Words:
+    """The raw 32-bit words of the stream (the keys of sparse's zeros): an elementwise draw of the kernels that
+    no scheme returns."""
+    kind: ClassVar[str] = "words"
+
+
+WORDS = Words()
+Draw = Uniform | Normal | TruncNormal | Constant | Eye | Dirac | Orthogonal | Sparse
+Elementwise = Uniform | Normal | TruncNormal | Words  # what the kernels draw, kernel_params' draws
+_Clamped = TypeVar("_Clamped", Uniform, TruncNormal)
+
+
+def _finite(name: str, value: object, *, positive: bool = False, nonnegative: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise InitError(f"{name} must be a real number, got {value!r}")
     value = float(value)
@@ -36,7 +122,14 @@ def _finite(name, value, *, positive=False, nonnegative=False):
     return value
 
 
-def _f32_inward(lo, hi):
+def _real(name: str, value: object) -> float:
+    """``value`` as a float: any real number but NaN (infinite bounds are allowed)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or math.isnan(value):
+        raise InitError(f"{name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def _f32_inward(lo: float, hi: float) -> tuple[float, float]:
     """float32 bounds inside [lo, hi]: the largest float32 <= hi, the smallest >= lo."""
     with np.errstate(over="ignore"):  # beyond float32's range: +-inf, refused by fit()
         lo32, hi32 = np.float32(lo), np.float32(hi)
@@ -47,35 +140,32 @@ def _f32_inward(lo, hi):
     return float(lo32), float(hi32)
 
 
-def constant(value):
-    return Draw("constant", {"value": _finite("value", value)})
+def constant(value: object) -> Constant:
+    return Constant(_finite("value", value))
 
 
-def uniform(low, high):
+def uniform(low: object, high: object) -> Uniform:
     """Uniform on [low, high]: x = center + half_width * v, v the signed uniform in (-1, 1)."""
     low, high = _finite("low", low), _finite("high", high)
     if not low < high:
         raise InitError(f"uniform needs low < high, got low={low}, high={high}")
     lo, hi = _f32_inward(low, high)
-    return Draw("uniform", {"center": (low + high) / 2, "half_width": (high - low) / 2, "lo": lo, "hi": hi})
+    return Uniform(center=(low + high) / 2, half_width=(high - low) / 2, lo=lo, hi=hi)
 
 
-def normal(mean, std):
+def normal(mean: object, std: object) -> Normal:
     mean, std = _finite("mean", mean), _finite("std", std, nonnegative=True)
-    return Draw("normal", {"mean": mean, "std": std})
+    return Normal(mean=mean, std=std)
 
 
-def _phi(x):
+def _phi(x: float) -> float:
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
-def trunc_normal(mean, std, a, b):
+def trunc_normal(mean: object, std: object, a: object, b: object) -> TruncNormal:
     """Normal(mean, std) truncated to the absolute interval [a, b], by inverse CDF in one pass."""
     mean, std = _finite("mean", mean), _finite("std", std, positive=True)
-    for name, v in (("a", a), ("b", b)):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or math.isnan(v):
-            raise InitError(f"{name} must be a real number, got {v!r}")
-    a, b = float(a), float(b)
+    a, b = _real("a", a), _real("b", b)
     if not a < b:
         raise InitError(f"trunc_normal needs a < b, got a={a}, b={b}")
     z_lo, z_hi = (a - mean) / std, (b - mean) / std
@@ -87,12 +177,11 @@ def trunc_normal(mean, std, a, b):
     p_lo, p_hi = _phi(z_lo), _phi(z_hi)
     lo, hi = _f32_inward(a, b)
     zl, zh = _f32_inward(z_lo, z_hi)
-    return Draw("trunc_normal", {"mean": mean, "std": std, "p_lo": p_lo, "p_span": p_hi - p_lo,
-                                 "z_lo": zl, "z_hi": zh, "flip": bool(flip), "lo": lo, "hi": hi,
-                                 "branches": _erfinv_branches(p_lo, p_hi)})
+    return TruncNormal(mean=mean, std=std, p_lo=p_lo, p_span=p_hi - p_lo, z_lo=zl, z_hi=zh, flip=bool(flip),
+                       lo=lo, hi=hi, branches=_erfinv_branches(p_lo, p_hi))
 
 
-def _erfinv_branches(p_lo, p_hi):
+def _erfinv_branches(p_lo: float, p_hi: float) -> int:
     """How many of erfinv's branches (w < 5, w < 16, the rest) values of u in [p_lo, p_hi] can reach,
     with a factor 2 of margin: kernels may skip the others (selection changes no bits)."""
     tail = min(p_lo, 1.0 - p_hi)
@@ -102,25 +191,31 @@ def _erfinv_branches(p_lo, p_hi):
     return 1 if tail > 2 * u_at(5.0) else 2 if tail > 2 * u_at(16.0) else 3
 
 
-def eye(gain=1.0):
-    return Draw("eye", {"gain": _finite("gain", gain)})
+def erfinv_branches(draw: Elementwise) -> int:
+    """The erfinv branches a kernel compiles for ``draw``: trunc_normal's ``branches``, all 3 for the other
+    kinds (which evaluate none)."""
+    return draw.branches if isinstance(draw, TruncNormal) else 3
 
 
-def dirac(groups=1):
+def eye(gain: object = 1.0) -> Eye:
+    return Eye(_finite("gain", gain))
+
+
+def dirac(groups: object = 1) -> Dirac:
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
         raise InitError(f"groups must be a positive integer, got {groups!r}")
-    return Draw("dirac", {"groups": int(groups)})
+    return Dirac(int(groups))
 
 
-def orthogonal(gain, out_axis, batch_axis):
-    return Draw("orthogonal", {"gain": _finite("gain", gain), "out_axis": out_axis, "batch_axis": batch_axis})
+def orthogonal(gain: object, out_axis: int, batch_axis: tuple[int, ...]) -> Orthogonal:
+    return Orthogonal(gain=_finite("gain", gain), out_axis=out_axis, batch_axis=tuple(batch_axis))
 
 
-def sparse(sparsity, std):
+def sparse(sparsity: object, std: object) -> Sparse:
     sparsity = _finite("sparsity", sparsity)
     if not 0.0 <= sparsity <= 1.0:
         raise InitError(f"sparsity must lie in [0, 1], got {sparsity}")
-    return Draw("sparse", {"sparsity": sparsity, "std": _finite("std", std, nonnegative=True)})
+    return Sparse(sparsity=sparsity, std=_finite("std", std, nonnegative=True))
 
 
 # ---- fitting a draw to the dtype it is written in ----------------------------------------------------
@@ -136,59 +231,60 @@ TRUNC_TAIL = 9.67  # |z| of the truncated normal's quantile: u in [2**-72, 1 - 2
 MIN_TRUNC_MASS = 2.0**-10
 
 
-def fit(draw, dtype):
+def fit(draw: Draw, dtype: str) -> Draw:
     """``draw`` as written into an array of ``dtype`` (float16, bfloat16, float32 or float64): its clamping
     bounds rounded inward to that dtype, so every value lies in the draw's interval; raises InitError when
     a value could not be represented there."""
-    kind, p = draw.kind, draw.params
     f32 = DTYPE_MAX["float32"]
     limit = min(DTYPE_MAX[dtype], f32)
     within = dtype if DTYPE_MAX[dtype] <= f32 else "float32, in which random draws are computed"
-    if kind in ("constant", "eye"):
-        key = "value" if kind == "constant" else "gain"
-        _within(key, abs(p[key]), DTYPE_MAX[dtype], dtype)
-    elif kind == "orthogonal":
-        _within("gain", abs(p["gain"]), limit, within)
-    elif kind in ("normal", "sparse"):
-        reach = (abs(p.get("mean", 0.0)) + NORMAL_TAIL * p["std"]) * (1 + 2.0**-20)  # float32 rounding
+    if isinstance(draw, Constant):
+        _within("value", abs(draw.value), DTYPE_MAX[dtype], dtype)
+    elif isinstance(draw, Eye):
+        _within("gain", abs(draw.gain), DTYPE_MAX[dtype], dtype)
+    elif isinstance(draw, Orthogonal):
+        _within("gain", abs(draw.gain), limit, within)
+    elif isinstance(draw, (Normal, Sparse)):
+        mean = draw.mean if isinstance(draw, Normal) else 0.0
+        reach = (abs(mean) + NORMAL_TAIL * draw.std) * (1 + 2.0**-20)  # float32 rounding
         _within("the draw's largest value, |mean| + 5.77 std,", reach, limit, within)
-    elif kind == "uniform":
-        for key in ("center", "half_width"):
-            _within(f"uniform's {key.replace('_', ' ')}", abs(p[key]), f32, "float32")
-        return _clamped(draw, p["center"] - p["half_width"], p["center"] + p["half_width"], dtype, limit, within)
-    elif kind == "trunc_normal":
-        _within("std", p["std"], f32, "float32")
-        _within("mean", abs(p["mean"]), f32, "float32")
-        z_hi = -p["z_lo"] if p["flip"] else p["z_hi"]  # the lower-tail form's upper end
-        p_hi = p["p_lo"] + p["p_span"]
-        if p["p_span"] < MIN_TRUNC_MASS * p_hi:
-            raise InitError(f"trunc_normal: [a, b] is too narrow against std: it holds {p['p_span']:.3g} of the "
+    elif isinstance(draw, Uniform):
+        _within("uniform's center", abs(draw.center), f32, "float32")
+        _within("uniform's half width", abs(draw.half_width), f32, "float32")
+        return _clamped(draw, draw.center - draw.half_width, draw.center + draw.half_width, dtype, limit, within)
+    elif isinstance(draw, TruncNormal):
+        _within("std", draw.std, f32, "float32")
+        _within("mean", abs(draw.mean), f32, "float32")
+        z_hi = -draw.z_lo if draw.flip else draw.z_hi  # the lower-tail form's upper end
+        p_hi = draw.p_lo + draw.p_span
+        if draw.p_span < MIN_TRUNC_MASS * p_hi:
+            raise InitError(f"trunc_normal: [a, b] is too narrow against std: it holds {draw.p_span:.3g} of the "
                             f"normal's mass, less than 2**-10 of Phi({z_hi:.4g}), so float32 quantiles cannot spread "
                             "over it (near the mean the interval must be at least about 0.0012 std wide); use "
                             "uniform on [a, b] instead")
-        lo = max(p["lo"], p["mean"] - TRUNC_TAIL * p["std"])
-        hi = min(p["hi"], p["mean"] + TRUNC_TAIL * p["std"])
+        lo = max(draw.lo, draw.mean - TRUNC_TAIL * draw.std)
+        hi = min(draw.hi, draw.mean + TRUNC_TAIL * draw.std)
         return _clamped(draw, lo, hi, dtype, limit, within)
     return draw
 
 
-def _within(name, value, limit, dtype):
+def _within(name: str, value: float, limit: float, dtype: str) -> None:
     if not value <= limit:
         raise InitError(f"{name} {value:.6g} does not fit {dtype} (largest finite value {limit:.6g})")
 
 
-def _clamped(draw, lo, hi, dtype, limit, within):
+def _clamped(draw: _Clamped, lo: float, hi: float, dtype: str, limit: float, within: str) -> _Clamped:
     """``draw`` with its clamping bounds the ``dtype`` values inside [lo, hi], which must fit the dtype."""
     if not (-limit <= lo and hi <= limit):
         raise InitError(f"{draw.kind}: values reach [{lo:.6g}, {hi:.6g}], beyond the largest finite value of "
                         f"{within}, {limit:.6g}")
     # clamping at the dtype's largest values changes no value (the check above) and keeps bounds finite
-    lo_t, hi_t = (np.float32(v) for v in _f32_inward(max(draw.params["lo"], -limit), min(draw.params["hi"], limit)))
+    lo_t, hi_t = (np.float32(v) for v in _f32_inward(max(draw.lo, -limit), min(draw.hi, limit)))
     if dtype in ("float16", "bfloat16"):
         lo_t, hi_t = _grid(lo_t, dtype, up=True), _grid(hi_t, dtype, up=False)
     if not lo_t <= hi_t:
         raise InitError(f"{draw.kind}: no {dtype} value lies in [{lo:.7g}, {hi:.7g}]")
-    return Draw(draw.kind, {**draw.params, "lo": float(lo_t), "hi": float(hi_t)})
+    return replace(draw, lo=float(lo_t), hi=float(hi_t))
 
 
 def _grid(x, dtype, up):
@@ -211,47 +307,64 @@ def _grid(x, dtype, up):
     return np.float32(v)
 
 
-def expected_std(draw):
+def expected_std(draw: Draw) -> float | None:
     """The standard deviation of the values a Draw writes (None for structured draws)."""
-    p = draw.params
-    if draw.kind == "constant":
+    if isinstance(draw, Constant):
         return 0.0
-    if draw.kind == "uniform":
-        return p["half_width"] / math.sqrt(3.0)
-    if draw.kind == "normal":
-        return p["std"]
-    if draw.kind == "trunc_normal":
-        a, b = (p["lo"] - p["mean"]) / p["std"], (p["hi"] - p["mean"]) / p["std"]
+    if isinstance(draw, Uniform):
+        return draw.half_width / math.sqrt(3.0)
+    if isinstance(draw, Normal):
+        return draw.std
+    if isinstance(draw, TruncNormal):
+        a, b = (draw.lo - draw.mean) / draw.std, (draw.hi - draw.mean) / draw.std
         pdf_a, pdf_b = (math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi) for x in (a, b))
         z = _phi(b) - _phi(a)
         mean = (pdf_a - pdf_b) / z
-        return p["std"] * math.sqrt(1.0 + (a * pdf_a - b * pdf_b) / z - mean * mean)
+        return draw.std * math.sqrt(1.0 + (a * pdf_a - b * pdf_b) / z - mean * mean)
     return None
 
 
-def kernel_params(kind, p):
-    """(scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi, flip) of an elementwise draw, in the order of the
-    kernels' arguments and of the C header's gi_params; "words" draws the raw words."""
-    if kind == "uniform":
-        return p["half_width"], p["center"], p["lo"], p["hi"], 0.0, 0.0, 0.0, 0.0, 0
-    if kind == "normal":
-        return p["std"], p["mean"], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0
-    if kind == "trunc_normal":
-        return p["std"], p["mean"], p["lo"], p["hi"], p["p_lo"], p["p_span"], p["z_lo"], p["z_hi"], int(p["flip"])
-    if kind == "words":
-        return 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0
-    raise ValueError(f"no elementwise draw named {kind!r}")
+# ---- the kernels' parameters ------------------------------------------------------------------------
+
+class KernelParams(NamedTuple):
+    """The numbers an elementwise kernel takes, in the order of its arguments and of the C header's gi_params
+    floats (kernels/cuda/gpuinit_stream.cuh): scale and shift (uniform: half width and center; normal and
+    trunc_normal: std and mean), the final clamp [lo, hi], trunc_normal's p_lo, p_span, z_lo, z_hi, and its
+    flip; zeros where a kind reads none."""
+    scale: float
+    shift: float
+    lo: float
+    hi: float
+    p_lo: float
+    p_span: float
+    z_lo: float
+    z_hi: float
+    flip: int
 
 
-def folded_params(kind, p):
+def kernel_params(draw: Elementwise) -> KernelParams:
+    """The KernelParams of an elementwise draw; ``WORDS`` draws the raw words."""
+    if isinstance(draw, Uniform):
+        return KernelParams(draw.half_width, draw.center, draw.lo, draw.hi, 0.0, 0.0, 0.0, 0.0, 0)
+    if isinstance(draw, Normal):
+        return KernelParams(draw.std, draw.mean, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
+    if isinstance(draw, TruncNormal):
+        return KernelParams(draw.std, draw.mean, draw.lo, draw.hi, draw.p_lo, draw.p_span, draw.z_lo, draw.z_hi,
+                            int(draw.flip))
+    if isinstance(draw, Words):
+        return KernelParams(1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
+    raise ValueError(f"no elementwise draw named {getattr(draw, 'kind', draw)!r}")
+
+
+def folded_params(draw: Elementwise) -> tuple[float, ...]:
     """(scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi) as the GPU kernels take them, with exact foldings that
     save work per value and change no bit: a flip (z -> -z before z * scale) becomes a negated scale, and
     trunc_normal's p_span carries the open uniform's 2**-24 (float32(p_span) * 2**-24 is exact while it is a
     normal float32, which every interval draws.trunc_normal accepts guarantees)."""
-    scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi, flip = kernel_params(kind, p)
+    scale, shift, lo, hi, p_lo, p_span, z_lo, z_hi, flip = kernel_params(draw)
     if flip:
         scale = -scale
-    if kind == "trunc_normal":
+    if isinstance(draw, TruncNormal):
         span = np.float32(p_span) * np.float32(2.0**-24)
         if not span >= np.finfo(np.float32).tiny:
             raise InitError(f"trunc_normal: p_span {p_span!r} is below float32's normal range")

@@ -229,7 +229,7 @@ def eye(layout):
 def dirac(layout, groups=1):
     _need_ndim(layout, "dirac", lambda n: n in (3, 4, 5), "Only tensors with 3, 4, or 5 dimensions are supported")
     d = draws.dirac(groups)
-    if layout.shape[0] % d.params["groups"]:
+    if layout.shape[0] % d.groups:
         raise InitError("dim 0 must be divisible by groups")
     return d
 

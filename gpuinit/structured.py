@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .draws import WORDS, Constant, Dirac, Draw, Eye, Normal, Orthogonal, Sparse
+
 
 class Namespace:
     """The few operations the structured draws need that numpy, cupy and torch spell differently; the others
@@ -33,9 +35,9 @@ class Target:
     """A block of ``shape`` at ``offsets`` of a ``full_shape`` tensor, as a backend hands it over.
 
     ``put(index, values)``: write ``values`` (a float, or a float32 or float64 array of ``ns``) at ``index`` (``...``,
-    a tuple of integer arrays or a boolean mask of ``ns``), rounded to the block's dtype. ``draw_into(kind, params)``:
-    an elementwise draw into the whole block. ``draw(kind, params, shape, full_shape, offsets, base_index)``: a new
-    array of ``ns`` of an elementwise draw (float32), or of the raw words for kind "words" (int64).
+    a tuple of integer arrays or a boolean mask of ``ns``), rounded to the block's dtype. ``draw_into(draw)``: an
+    elementwise draw into the whole block. ``draw(draw, shape, full_shape, offsets, base_index)``: a new array of
+    ``ns`` of an elementwise draw (float32), or of the raw words for ``draws.WORDS`` (int64).
     ``wide``: the block holds float64 (orthogonal's QR is then computed in float64)."""
     ns: Namespace
     shape: tuple
@@ -47,71 +49,72 @@ class Target:
     draw: Callable
 
 
-def fill(target, draw):
+def fill(target: Target, draw: Draw) -> None:
     """Write structured ``draw`` (a ``draws.Draw`` of a kind other than ELEMENTWISE) into ``target``."""
-    _KINDS[draw.kind](target, draw.params)
+    _KINDS[draw.kind](target, draw)
 
 
-def _constant(t, p):
-    t.put(..., p["value"])
+def _constant(t: Target, p: Constant) -> None:
+    t.put(..., p.value)
 
 
-def _eye(t, p):
+def _eye(t: Target, p: Eye) -> None:
     t.put(..., 0.0)
     (r0, c0), (r, c) = t.offsets, t.shape
     d = np.arange(max(r0, c0), min(r0 + r, c0 + c))
-    t.put((t.ns.asarray(d - r0), t.ns.asarray(d - c0)), p["gain"])
+    t.put((t.ns.asarray(d - r0), t.ns.asarray(d - c0)), p.gain)
 
 
-def _dirac(t, p):
+def _dirac(t: Target, p: Dirac) -> None:
     t.put(..., 0.0)
-    t.put(tuple(t.ns.asarray(i) for i in dirac_points(t.full_shape, t.offsets, t.shape, p["groups"])), 1.0)
+    t.put(tuple(t.ns.asarray(i) for i in dirac_points(t.full_shape, t.offsets, t.shape, p.groups)), 1.0)
 
 
-def _orthogonal(t, p):
+def _orthogonal(t: Target, p: Orthogonal) -> None:
     """The normal draw of the full tensor, orthogonalized per batch copy (in float32, float64 for float64
     blocks), then this block."""
     full = t.full_shape
-    g = t.draw("normal", {"mean": 0.0, "std": 1.0}, full, full, (0,) * len(full), 0)
+    g = t.draw(Normal(mean=0.0, std=1.0), full, full, (0,) * len(full), 0)
     q = orthogonalize(t.ns.float64(g) if t.wide else g, p, t.ns.xp)
     t.put(..., q[tuple(slice(o, o + n) for o, n in zip(t.offsets, t.shape, strict=True))])
 
 
-def _sparse(t, p):
+def _sparse(t: Target, p: Sparse) -> None:
     """N(0, std) values; in each column j of the (rows, cols) tensor the ceil(sparsity * rows) rows with the
     smallest keys are zero. The key of (i, j) is (word(rows * cols + i * cols + j), i): the words of the stream
     past the tensor, ties broken by the row. The keys of every row of the block's columns are drawn, so any
     shard ranks its columns as the whole tensor does."""
-    t.draw_into("normal", {"mean": 0.0, "std": p["std"]})
+    t.draw_into(Normal(mean=0.0, std=p.std))
     (rows, cols), cols_here = t.full_shape, t.shape[1]
-    zeros = math.ceil(p["sparsity"] * rows)
+    zeros = math.ceil(p.sparsity * rows)
     if not zeros:
         return
     xp, asarray = t.ns.xp, t.ns.asarray
-    words = t.draw("words", {}, (rows, cols_here), (rows, cols), (0, t.offsets[1]), rows * cols)
+    words = t.draw(WORDS, (rows, cols_here), (rows, cols), (0, t.offsets[1]), rows * cols)
     keys = words * rows + asarray(np.arange(rows))[:, None]  # distinct within a column
     last = keys[xp.argsort(keys, axis=0)[zeros - 1], asarray(np.arange(cols_here))]  # each column's zeros-th key
     t.put(keys[t.offsets[0]:t.offsets[0] + t.shape[0]] <= last, 0.0)
 
 
-_KINDS = {"constant": _constant, "eye": _eye, "dirac": _dirac, "orthogonal": _orthogonal, "sparse": _sparse}
+_KINDS: dict[str, Callable] = {"constant": _constant, "eye": _eye, "dirac": _dirac, "orthogonal": _orthogonal,
+                               "sparse": _sparse}
 
 
-def orthogonalize(g, p, xp):
+def orthogonalize(g, p: Orthogonal, xp):
     """The orthogonal tensor built from ``g``, a normal draw of the full logical tensor.
 
     Each batch copy is seen as a matrix (out, rest): the out axis against all other non-batch axes
     flattened, orthonormalized and multiplied by the gain.
     """
-    batch = tuple(p["batch_axis"])
+    batch = tuple(p.batch_axis)
     nb = len(batch)
-    out_pos = nb + sum(1 for a in range(g.ndim) if a not in batch and a < p["out_axis"])
+    out_pos = nb + sum(1 for a in range(g.ndim) if a not in batch and a < p.out_axis)
     moved = xp.moveaxis(xp.moveaxis(g, batch, tuple(range(nb))), out_pos, nb)
     shape = tuple(moved.shape)
     mats = moved.reshape((math.prod(shape[:nb]), shape[nb], -1))
     for i in range(mats.shape[0]):
         mats[i] = orthonormalize(mats[i], xp)
-    mats *= p["gain"]
+    mats *= p.gain
     return xp.moveaxis(xp.moveaxis(mats.reshape(shape), nb, out_pos), tuple(range(nb)), batch)
 
 

@@ -282,12 +282,12 @@ def trunc_normal_from_words(words, p_lo, p_span, lo, hi, flip):
 # ---- elementwise draws over runs of consecutive element indices ------------------------------
 
 
-def draw_values(kind, params, starts, length, seed, stream):
+def draw_values(draw, starts, length, seed, stream):
     """float32 ``[len(starts), length]``: elements ``starts[r] + t`` for ``t < length`` of a draw.
 
-    ``kind`` is "uniform" (params: center, half_width, lo, hi), "normal" (mean, std) or
-    "trunc_normal" (mean, std, p_lo, p_span, z_lo, z_hi, flip, lo, hi); every value is a pure
-    function of (seed, stream, element index, params).
+    ``draw`` is a gpuinit.draws Uniform (center, half_width, lo, hi), Normal (mean, std) or
+    TruncNormal (mean, std, p_lo, p_span, z_lo, z_hi, flip, lo, hi); every value is a pure
+    function of (seed, stream, element index, the draw's numbers).
     """
     starts = np.asarray(starts, dtype=np.uint64).reshape(-1)
     lane0 = (starts & np.uint64(3)).astype(np.intp)
@@ -297,28 +297,29 @@ def draw_values(kind, params, starts, length, seed, stream):
         nblocks = (length + 3) // 4 + 1
     blocks = (starts >> np.uint64(2))[:, None] + np.arange(nblocks, dtype=np.uint64)
     words = block_words(blocks, seed, stream).reshape(len(starts), nblocks * 4)
-    vals = _convert(kind, params, words)
+    vals = _convert(draw, words)
     if len(starts) == 1:
         return vals[:, lane0[0]:lane0[0] + length]
     return np.take_along_axis(vals, lane0[:, None] + np.arange(length), axis=1)
 
 
-def _convert(kind, p, words):
+def _convert(d, words):
+    kind = d.kind
     if kind == "uniform":
         x = signed_uniform(words)
-        x *= np.float32(p["half_width"])
-        x += np.float32(p["center"])
-        return np.clip(x, np.float32(p["lo"]), np.float32(p["hi"]), out=x)
+        x *= np.float32(d.half_width)
+        x += np.float32(d.center)
+        return np.clip(x, np.float32(d.lo), np.float32(d.hi), out=x)
     if kind == "normal":
         x = normal_from_words(words)
-        x *= np.float32(p["std"])
-        x += np.float32(p["mean"])
+        x *= np.float32(d.std)
+        x += np.float32(d.mean)
         return x
     if kind == "trunc_normal":
-        x = trunc_normal_from_words(words, p["p_lo"], p["p_span"], p["z_lo"], p["z_hi"], p["flip"])
-        x *= np.float32(p["std"])
-        x += np.float32(p["mean"])
-        return np.clip(x, np.float32(p["lo"]), np.float32(p["hi"]), out=x)
+        x = trunc_normal_from_words(words, d.p_lo, d.p_span, d.z_lo, d.z_hi, d.flip)
+        x *= np.float32(d.std)
+        x += np.float32(d.mean)
+        return np.clip(x, np.float32(d.lo), np.float32(d.hi), out=x)
     raise ValueError(f"no elementwise draw named {kind!r}")
 
 

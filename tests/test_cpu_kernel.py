@@ -24,8 +24,8 @@ def test_values_bit_for_bit(draw, rng):
         seed, stream = fresh_seed(rng), fresh_seed(rng)
         starts = np.concatenate([[0, 2**32 - 3, 2**62], rng.integers(0, 2**61, 5)]).astype(np.uint64)
         length = int(rng.integers(1, 3000))
-        got = cpu_kernel.draw_values(lib, draw.kind, draw.params, starts, length, seed, stream)
-        ref = ks.draw_values(draw.kind, draw.params, starts, length, seed, stream)
+        got = cpu_kernel.draw_values(lib, draw, starts, length, seed, stream)
+        ref = ks.draw_values(draw, starts, length, seed, stream)
         assert np.array_equal(got.view(np.uint32), ref.view(np.uint32))
 
 

@@ -17,11 +17,9 @@ from gpuinit.jobs import Job
 
 # ---- the kernels' thread code on the host --------------------------------------------------------------------
 
-DRAWS = [("uniform", draws.uniform(-0.3, 0.9)), ("normal", draws.normal(0.5, 2.0)),
-         ("trunc_normal", draws.trunc_normal(0.0, 1.0, -2.0, 2.0)),
-         ("trunc_normal", draws.trunc_normal(0.0, 1.0, -3, 3)),
-         ("trunc_normal", draws.trunc_normal(0.0, 1.0, -6.0, 6.0)),
-         ("trunc_normal", draws.trunc_normal(1, 2, 5.5, 9.0))]
+DRAWS = [draws.uniform(-0.3, 0.9), draws.normal(0.5, 2.0), draws.trunc_normal(0.0, 1.0, -2.0, 2.0),
+         draws.trunc_normal(0.0, 1.0, -3, 3), draws.trunc_normal(0.0, 1.0, -6.0, 6.0),
+         draws.trunc_normal(1, 2, 5.5, 9.0)]
 DTYPES = {"float32": (np.float32, "float"), "float64": (np.float64, "double"), "float16": (np.float16, "gi_f16"),
           "bfloat16": (np.uint16, "gi_bf16")}
 
@@ -74,16 +72,16 @@ def _untouched(buf, held):
     return bool((raw[mask] == 0xA5).all())
 
 
-def _reference(shape, dtype, kind, params, full_shape, offsets, seed=SEED):
+def _reference(shape, dtype, draw, full_shape, offsets, seed=SEED):
     """The values ``dtype`` stores at an array of ``shape`` at ``offsets`` in ``full_shape``, from the reference."""
     idx = np.zeros(shape, np.uint64)
     for d, (o, st) in enumerate(zip(offsets, regions.row_major_strides(full_shape), strict=True)):
         axis = np.arange(shape[d], dtype=np.uint64) + np.uint64(o)
         idx = idx + (axis * np.uint64(st)).reshape([-1 if k == d else 1 for k in range(len(shape))])
-    if kind == "words":
+    if draw == draws.WORDS:
         values = ks.element_words(idx.reshape(-1), 1, seed, STREAM).view(np.float32)
     else:
-        values = ks.draw_values(kind, params, idx.reshape(-1), 1, seed, STREAM)
+        values = ks.draw_values(draw, idx.reshape(-1), 1, seed, STREAM)
     values = values.reshape(shape)
     return ks.bfloat16_bits(values).view(np.uint16) if dtype == "bfloat16" else values.astype(DTYPES[dtype][0])
 
@@ -98,16 +96,16 @@ class _Array(np.ndarray):
 
 
 def _setup(case):
-    """(buffer, the array in it, the buffer's elements the array holds, kind, params, full_shape, offsets, wide)."""
+    """(buffer, the array in it, the buffer's elements the array holds, draw, full_shape, offsets, wide)."""
     (base_shape, how, full_shape, offsets, shift, wide), dtype, d = case
-    kind, params = ("words", {}) if d == "words" else (DRAWS[d][0], DRAWS[d][1].params)
+    draw = draws.WORDS if d == "words" else DRAWS[d]
     buf = _buffer(int(np.prod(base_shape)), DTYPES[dtype][0], shift)
     def make(a):
         return (how or (lambda x: x))(a.reshape(base_shape))
     out = make(buf.view(_Array))
     held = np.zeros(buf.shape, bool)
     make(held)[...] = True
-    return (buf, out, held, kind, params, *regions.check_region(out.shape, full_shape, offsets), wide)
+    return (buf, out, held, draw, *regions.check_region(out.shape, full_shape, offsets), wide)
 
 
 HOST = r"""
@@ -157,9 +155,9 @@ def host(tmp_path_factory):
         pytest.skip("nvcc is not installed")
     names = set()
     for c in CASES:
-        _, out, _, kind, params, full_shape, offsets, wide = _setup(c)
+        _, out, _, draw, full_shape, offsets, wide = _setup(c)
         names.add(cb.plan(out.shape, tuple(s // out.itemsize for s in out.strides), out.itemsize, out.ctypes.data,
-                          kind, params, full_shape, offsets, storage=DTYPES[c[1]][1], wide=wide)["name"])
+                          draw, full_shape, offsets, storage=DTYPES[c[1]][1], wide=wide)["name"])
     fills = ", ".join(f'{{"{n}", &gi_run<{n[8:-1]}>}}' for n in sorted(names))
     groups = ", ".join(f'{{"gi_fill_group<{t}, {k}, {b}>", &gi_run_group<{t}, {k}, {b}>}}'
                        for t in ("float", "double", "gi_f16") for k, b in GROUPED)
@@ -211,12 +209,12 @@ def fake_cupy(host, monkeypatch):
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{i}-{c[1]}-{c[2]}" for i, c in enumerate(CASES)])
 def test_launches_on_the_host(host, fake_cupy, case, monkeypatch):
-    buf, out, held, kind, params, full_shape, offsets, wide = _setup(case)
+    buf, out, held, draw, full_shape, offsets, wide = _setup(case)
     plan = cb.plan
     monkeypatch.setattr(cb, "plan", lambda *a, **k: plan(*a, **k, wide=wide))
-    want = _reference(out.shape, case[1], kind, params, full_shape, offsets)
+    want = _reference(out.shape, case[1], draw, full_shape, offsets)
     bits = {2: np.uint16, 4: np.uint32, 8: np.uint64}[out.itemsize]
-    cb.launch(out, kind, params, full_shape, offsets, SEED, STREAM,
+    cb.launch(out, draw, full_shape, offsets, SEED, STREAM,
               storage="gi_bf16" if case[1] == "bfloat16" else None)
     (name, _, args), = fake_cupy
     assert np.array_equal(out.view(bits), want.view(bits)), name
@@ -229,7 +227,7 @@ def test_launches_on_the_host(host, fake_cupy, case, monkeypatch):
 def test_launch_plans_pick_the_fast_paths():
     def path(shape, strides, full=None, off=None, address=1 << 20, item=4):
         full, off = regions.check_region(shape, full, off)
-        name = cb.plan(shape, strides, item, address, "normal", {"mean": 0.0, "std": 1.0}, full, off)["name"]
+        name = cb.plan(shape, strides, item, address, draws.Normal(mean=0.0, std=1.0), full, off)["name"]
         return tuple(int(v) for v in name[:-1].split(", ")[3:])
 
     assert path((64, 64), (64, 1)) == (cb.ALIGNED, 0, 0)
@@ -248,12 +246,12 @@ def test_grouped_launch_on_the_host(fake_cupy):
                ((3, 12), (8, 12), (2, 0), 0), ((300, 7), None, None, 0), ((1,), None, None, 2),
                ((1, 1024), (3, 1025), (1, 0), 0)]
     items, want = [], []
-    for dtype, (kind, draw) in (("float32", DRAWS[1]), ("float64", DRAWS[2]), ("float16", DRAWS[2])):
+    for dtype, draw in (("float32", DRAWS[1]), ("float64", DRAWS[2]), ("float16", DRAWS[2])):
         for i, (shape, full, off, shift) in enumerate(members):
             a = _buffer(int(np.prod(shape)), DTYPES[dtype][0], shift).reshape(shape).view(_Array)
             items.append(Job(a, draw, *regions.check_region(shape, full, off), SEED + i, STREAM, cb))
-            want.append(_reference(shape, dtype, kind, draw.params, *regions.check_region(shape, full, off), SEED + i))
-    items.append(Job(np.zeros((0, 3), np.float32).view(_Array), DRAWS[0][1], (0, 3), (0, 0), 1, 2, cb))  # nothing
+            want.append(_reference(shape, dtype, draw, *regions.check_region(shape, full, off), SEED + i))
+    items.append(Job(np.zeros((0, 3), np.float32).view(_Array), DRAWS[0], (0, 3), (0, 0), 1, 2, cb))  # nothing
     assert cb.fill_group(items) == 3 == len(fake_cupy)
     for job, w in zip(items[:-1], want, strict=True):  # the empty job, last, has no reference
         a = job.array

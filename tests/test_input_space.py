@@ -68,9 +68,9 @@ def reference_bits(shape, dtype, draw, full_shape, offsets, seed, stream):
         ar = (np.arange(n, dtype=np.uint64) + np.uint64(offsets[d])) * np.uint64(gstride[d])
         index = index + ar.reshape((-1,) + (1,) * (len(shape) - d - 1))
     if draw.kind == "constant" or 0 in shape:
-        values = np.full(shape, draw.params.get("value", 0.0), np.float64)
+        values = np.full(shape, draw.value if draw.kind == "constant" else 0.0, np.float64)
     else:
-        values = ks.draw_values(draw.kind, draw.params, index.reshape(-1), 1, seed, stream).reshape(shape)
+        values = ks.draw_values(draw, index.reshape(-1), 1, seed, stream).reshape(shape)
     if dtype == "bfloat16":
         return ks.bfloat16_bits(values.astype(np.float32)).view(np.uint16).reshape(shape)
     out = values.astype(dtype)

@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gpuinit
+from gpuinit import draws
 
 shapes = st.lists(st.integers(1, 12), min_size=2, max_size=4).map(tuple)
 schemes = st.sampled_from([("uniform", {"a": -0.25, "b": 0.75}), ("normal", {"std": 0.5}),
@@ -34,5 +35,5 @@ def test_runs_equal_elementwise_words(n, start, seed):
     from gpuinit.kernels import numpy_stream as ks
 
     words = ks.element_words([start], n, seed, 0)[0]
-    u = ks.draw_values("uniform", {"center": 0.0, "half_width": 1.0, "lo": -1.0, "hi": 1.0}, [start], n, seed, 0)[0]
+    u = ks.draw_values(draws.Uniform(center=0.0, half_width=1.0, lo=-1.0, hi=1.0), [start], n, seed, 0)[0]
     assert np.array_equal(u, ks.signed_uniform(words))

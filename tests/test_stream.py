@@ -8,6 +8,7 @@ from gpuinit.kernels import numpy_stream as ks
 from scipy.special import ndtri
 
 import gpuinit
+from gpuinit import draws
 
 KAT = [  # Random123 kat_vectors: counter, key -> output
     ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
@@ -102,11 +103,10 @@ def test_box_muller_formula():
 def test_element_value_is_pure_function_of_index(rng):
     """An element drawn alone equals the same element drawn in bulk, whatever the lane and block."""
     seed = int(rng.integers(0, 2**63))
-    for kind, params in [("uniform", {"center": 0.5, "half_width": 0.5, "lo": 0.0, "hi": 1.0}),
-                         ("normal", {"mean": 0.0, "std": 1.0})]:
-        bulk = ks.draw_values(kind, params, [0], 1001, seed, 9)[0]
+    for draw in [draws.Uniform(center=0.5, half_width=0.5, lo=0.0, hi=1.0), draws.Normal(mean=0.0, std=1.0)]:
+        bulk = ks.draw_values(draw, [0], 1001, seed, 9)[0]
         for i in rng.integers(0, 1001, 40):
-            alone = ks.draw_values(kind, params, [i], 1, seed, 9)[0, 0]
+            alone = ks.draw_values(draw, [i], 1, seed, 9)[0, 0]
             assert alone == bulk[i]
-        runs = ks.draw_values(kind, params, [3, 500, 17], 50, seed, 9)
+        runs = ks.draw_values(draw, [3, 500, 17], 50, seed, 9)
         assert np.array_equal(runs, np.stack([bulk[3:53], bulk[500:550], bulk[17:67]]))

@@ -65,7 +65,7 @@ class _Tied:
         def put(index, values):
             self.out[index] = values
 
-        def draw(kind, params, shape, *_):
+        def draw(elementwise, shape, *_):
             return ns.asarray(np.full(shape, 7, np.int64))
 
         self.target = structured.Target(ns, shape, full_shape, offsets, False, put, lambda *a: None, draw)
@@ -105,13 +105,13 @@ def test_orthogonal_bits_without_torch():
 def host_cupy(monkeypatch):
     """cupy_backend with NumPy standing in for CuPy and the NumPy backend for its kernels: its structured glue runs
     on the host (tests/test_cupy.py runs the real thing on a device)."""
-    def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0, storage=None):
-        if kind == "words":
-            words = numpy_backend._block("words", {}, out.shape, full_shape, offsets, seed, stream, base_index)
+    def launch(out, draw, full_shape, offsets, seed, stream, base_index=0, storage=None):
+        if draw == draws.WORDS:
+            words = numpy_backend._block(draw, out.shape, full_shape, offsets, seed, stream, base_index)
             out.view(np.uint32)[...] = words
         else:
             assert base_index == 0
-            numpy_backend.fill(Job(out, draws.Draw(kind, params), full_shape, offsets, seed, stream, numpy_backend,
+            numpy_backend.fill(Job(out, draw, full_shape, offsets, seed, stream, numpy_backend,
                                    "bfloat16" if storage == "gi_bf16" else None))
 
     monkeypatch.setitem(sys.modules, "cupy", np)

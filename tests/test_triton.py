@@ -13,7 +13,7 @@ from conftest import fresh_seed
 from gpuinit.kernels import numpy_stream as ks
 
 import gpuinit
-from gpuinit import regions
+from gpuinit import draws, regions
 from gpuinit.backends import numpy_backend, triton_backend
 from gpuinit.jobs import Job
 
@@ -95,7 +95,7 @@ def test_short_runs_packed_per_program(full, off, shape, runs, dtype, rng):
 
     strided = torch.empty(shape[::-1], dtype=dtype).T if len(shape) == 2 else None
     geo = launch_layout.launch_geometry(shape, torch.empty(shape).stride(), full, off)
-    assert triton_backend.fill_options("normal", {}, geo, 0)["RUNS"] == runs
+    assert triton_backend.fill_options(draws.Normal(mean=0.0, std=1.0), geo, 0)["RUNS"] == runs
     for scheme, kw in [("normal", {}), ("trunc_normal", {"a": -1.0, "b": 0.5}), ("uniform", {})]:
         seed = fresh_seed(rng)
         a, b = both(shape, dtype, scheme, seed, full_shape=full, offsets=off, **kw)
@@ -133,8 +133,6 @@ def test_dirac_and_errors():
 
 def test_grouped_launch_equals_single_fills(rng):
     """One launch per (dtype, kind) for contiguous tensors; the values are those of one init_ each."""
-    from gpuinit import draws
-
     specs = [((17, 33), torch.float32, draws.normal(0.0, 0.02)), ((5,), torch.float32, draws.normal(1.0, 0.5)),
              ((64, 7), torch.float32, draws.normal(0.0, 1.0)), ((9, 9), torch.bfloat16, draws.uniform(-0.1, 0.1)),
              ((301,), torch.bfloat16, draws.uniform(0.0, 1.0)),

@@ -44,7 +44,7 @@ def test_fill_kernel_key_is_independent_of_values(kind, rng):
         stream = int(rng.choice([0, 1, 16, 2**32 + 1, fresh_seed(rng)]))
         draw = random_draw(rng, kind)
         keys.add(specialization(kt.fill_kernel, out, meta, seed & 0xFFFFFFFF, seed >> 32, stream & 0xFFFFFFFF,
-                                stream >> 32, *folded_params(kind, draw.params), KIND=kt.KINDS[kind],
+                                stream >> 32, *folded_params(draw), KIND=kt.KINDS[kind],
                                 SINGLE_RUN=True, CONTIGUOUS=True, BLOCK=256, BRANCHES=1))
     assert len(keys) == 1, keys
 

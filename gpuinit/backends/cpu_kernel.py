@@ -257,19 +257,19 @@ def reset():
         _state.clear()
 
 
-def params(kind, p):
-    *values, flip = kernel_params(kind, p)
-    return Params(numpy_stream.KINDS[kind], flip, *(float(np.float32(v)) for v in values))
+def params(draw):
+    *values, flip = kernel_params(draw)
+    return Params(numpy_stream.KINDS[draw.kind], flip, *(float(np.float32(v)) for v in values))
 
 
-def draw_values(lib, kind, p, starts, length, seed, stream, out=None, store="float32"):
+def draw_values(lib, draw, starts, length, seed, stream, out=None, store="float32"):
     """[len(starts), length] values, as kernels.numpy_stream.draw_values computes them, written into
     ``out`` (C-contiguous) when given. ``store``: "float32", or "bfloat16" / "float16" to write 16-bit
     bit patterns (``out`` is any 2-byte dtype), rounded once to nearest even."""
     starts = np.ascontiguousarray(starts, dtype=np.uint64).reshape(-1)
     if out is None:
         out = np.empty((len(starts), length), np.float32 if store == "float32" else np.uint16)
-    args = (ctypes.byref(params(kind, p)), starts.ctypes.data, len(starts), length, seed, stream)
+    args = (ctypes.byref(params(draw)), starts.ctypes.data, len(starts), length, seed, stream)
     if store == "float32":
         lib.gi_cpu_fill_runs(*args, out.ctypes.data)
     else:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import launch_layout, structured
-from ..draws import ELEMENTWISE, kernel_params
+from ..draws import ELEMENTWISE, WORDS, TruncNormal, erfinv_branches, kernel_params
 from ..kernels import numpy_stream
 from . import checks
 
@@ -81,26 +81,26 @@ def fill(job):
     ``job.bits="bfloat16"``: a 16-bit integer array receives bfloat16 bit patterns. Returns the array."""
     a, draw = as_cupy(job.array), job.draw
     if draw.kind in ELEMENTWISE:
-        launch(a, draw.kind, draw.params, job.full_shape, job.offsets, job.seed, job.stream,
+        launch(a, draw, job.full_shape, job.offsets, job.seed, job.stream,
                storage="gi_bf16" if job.bits else None)
     else:
         structured.fill(_target(a, job), draw)
     return job.array
 
 
-def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0, storage=None):
+def launch(out, draw, full_shape, offsets, seed, stream, base_index=0, storage=None):
     """Fill cupy array ``out`` (the block at ``offsets`` of a ``full_shape`` tensor) with an elementwise draw,
     on the current CuPy stream."""
     import cupy
 
     strides = tuple(st // out.itemsize for st in out.strides)
-    k = plan(out.shape, strides, out.itemsize, out.data.ptr, kind, params, full_shape, offsets, base_index,
+    k = plan(out.shape, strides, out.itemsize, out.data.ptr, draw, full_shape, offsets, base_index,
              storage or STORAGE[out.dtype.name])
     meta = cupy.asarray(np.array(k["meta"], np.int64))
     kernel(k["name"])((k["grid"],), (THREADS,), (out, meta, *k["args"], np.uint64(seed), np.uint64(stream)))
 
 
-def plan(shape, strides, itemsize, address, kind, params, full_shape, offsets, base_index=0, storage="float",
+def plan(shape, strides, itemsize, address, draw, full_shape, offsets, base_index=0, storage="float",
          wide=None):
     """How gi_fill fills an array of ``shape``, ``strides`` (in elements) and data ``address``: a dict of the
     kernel's ``name`` expression, its ``meta`` vector, ``grid`` (blocks of THREADS), the draw's scalar ``args``
@@ -128,9 +128,9 @@ def plan(shape, strides, itemsize, address, kind, params, full_shape, offsets, b
     if wide is None:
         wide = max(numel, threads, span) + 16 >= 2**31
     meta = launch_layout.gi_fill_meta(geo, per_run, threads, wide)
-    branches = params.get("branches", 3) if kind == "trunc_normal" else 0
-    *p, flip = kernel_params(kind, params)
-    return {"name": f"gi_fill<{storage}, {numpy_stream.KINDS[kind]}, {branches}, {path}, {dims}, {int(wide)}>",
+    branches = draw.branches if isinstance(draw, TruncNormal) else 0
+    *p, flip = kernel_params(draw)
+    return {"name": f"gi_fill<{storage}, {numpy_stream.KINDS[draw.kind]}, {branches}, {path}, {dims}, {int(wide)}>",
             "meta": meta, "grid": max(1, min(-(-threads // THREADS), MAX_GRID)), "threads": threads,
             "args": (*(np.float32(v) for v in p), np.int32(flip))}
 
@@ -147,13 +147,13 @@ def _target(a, job):
             values = numpy_stream.bfloat16_bits(cupy.asarray(values, cupy.float32), cupy).view(a.dtype)
         a[index] = values
 
-    def draw(kind, params, shape, block_full_shape, block_offsets, base_index):
+    def draw(elementwise, shape, block_full_shape, block_offsets, base_index):
         out = cupy.empty(shape, dtype=cupy.float32)
-        launch(out, kind, params, block_full_shape, block_offsets, seed, stream, base_index=base_index)
-        return out.view(cupy.uint32).astype(cupy.int64) if kind == "words" else out
+        launch(out, elementwise, block_full_shape, block_offsets, seed, stream, base_index=base_index)
+        return out.view(cupy.uint32).astype(cupy.int64) if elementwise == WORDS else out
 
-    def draw_into(kind, params):
-        launch(a, kind, params, full_shape, offsets, seed, stream, storage="gi_bf16" if bits else None)
+    def draw_into(elementwise):
+        launch(a, elementwise, full_shape, offsets, seed, stream, storage="gi_bf16" if bits else None)
 
     return structured.Target(structured.Namespace(cupy), a.shape, full_shape, offsets, a.dtype == cupy.float64, put,
                              draw_into, draw)
@@ -174,8 +174,8 @@ def fill_group(jobs):
             geo = launch_layout.launch_geometry(a.shape, tuple(st // a.itemsize for st in a.strides),
                                                 job.full_shape, job.offsets)
             if geo.single_run and geo.contiguous:
-                key = (a.device.id, a.dtype.name, draw.kind, draw.params.get("branches", 3))
-                groups.setdefault(key, []).append((a.data.ptr, a.size, geo.base, draw.params, job.seed, job.stream))
+                key = (a.device.id, a.dtype.name, draw.kind, erfinv_branches(draw))
+                groups.setdefault(key, []).append((a.data.ptr, a.size, geo.base, draw, job.seed, job.stream))
                 continue
         fill(job)
         launches += 1
@@ -189,19 +189,19 @@ def fill_group(jobs):
 
 
 def group_plan(storage, kind, members):
-    """gi_fill_group's launch for ``members``, (address, numel, start, draw params, seed, stream) of contiguous
+    """gi_fill_group's launch for ``members``, (address, numel, start, draw, seed, stream) of contiguous
     arrays of one storage type holding one run of logical indices from ``start`` each: a dict of the kernel's
     ``name`` expression, ``grid``, and its arguments ``table`` (int64), ``params`` (float32), ``owner`` (int32,
     the table row of each grid block)."""
     table, params, blocks, first = [], [], [], 0
-    for address, numel, start, draw_params, seed, stream in members:
-        *p, flip = kernel_params(kind, draw_params)
+    for address, numel, start, draw, seed, stream in members:
+        *p, flip = kernel_params(draw)
         table.append(launch_layout.GI_GROUP_ROW.vector(ADDRESS=address, NUMEL=numel, FIRST_BLOCK=first, SEED=seed,
                                                        STREAM=stream, FLIP=flip, START=start))
         params.append(launch_layout.GI_GROUP_PARAMS.vector(PARAMS=p))
         blocks.append(-(-((start % 4 + numel + 3) // 4) // THREADS))
         first += blocks[-1]
-    branches = members[0][3].get("branches", 3) if kind == "trunc_normal" else 0
+    branches = members[0][3].branches if kind == "trunc_normal" else 0
     return {"name": f"gi_fill_group<{storage}, {numpy_stream.KINDS[kind]}, {branches}>", "grid": first,
             "table": np.array(table, np.uint64).view(np.int64), "params": np.array(params, np.float32),
             "owner": np.repeat(np.arange(len(members), dtype=np.int32), blocks)}

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .. import regions, structured
-from ..draws import ELEMENTWISE, Draw
+from ..draws import ELEMENTWISE
 from ..kernels import numpy_stream as ks
 from . import cpu_kernel
 from .checks import check, holds_values  # noqa: F401 - check: the backend interface
@@ -83,12 +83,12 @@ def _bump_version(array):
         torch.autograd.graph.increment_version(array)
 
 
-def draw_values(kind, params, starts, length, seed, stream):
+def draw_values(draw, starts, length, seed, stream):
     """float32 values of runs: the compiled host kernel when it is available, else NumPy (same bits)."""
     lib = cpu_kernel.load()
     if lib is not None:
-        return cpu_kernel.draw_values(lib, kind, params, starts, length, seed, stream)
-    return ks.draw_values(kind, params, starts, length, seed, stream)
+        return cpu_kernel.draw_values(lib, draw, starts, length, seed, stream)
+    return ks.draw_values(draw, starts, length, seed, stream)
 
 
 def _piece_work(view, bf16, job):
@@ -103,9 +103,9 @@ def _piece_work(view, bf16, job):
         dst = view[index]
         if lib is not None and dst.flags.c_contiguous and dst.dtype.isnative and store != "float64":  # in place
             out = dst.reshape(len(starts), length)
-            cpu_kernel.draw_values(lib, draw.kind, draw.params, starts, length, seed, stream, out=out, store=store)
+            cpu_kernel.draw_values(lib, draw, starts, length, seed, stream, out=out, store=store)
         else:
-            values = draw_values(draw.kind, draw.params, starts, length, seed, stream).reshape(dst.shape)
+            values = draw_values(draw, starts, length, seed, stream).reshape(dst.shape)
             dst[...] = ks.bfloat16_bits(values) if bf16 else values
 
     return [lambda piece=piece: work(piece) for piece in regions.pieces(view.shape, job.full_shape, job.offsets, CHUNK)]
@@ -152,25 +152,25 @@ def _target(job, view, bf16):
         values = host(values)
         view[index] = ks.bfloat16_bits(np.asarray(values, np.float32)) if bf16 else values
 
-    def draw(kind, params, shape, block_full_shape, block_offsets, base_index):
-        out = _block(kind, params, shape, block_full_shape, block_offsets, job.seed, job.stream, base_index)
+    def draw(elementwise, shape, block_full_shape, block_offsets, base_index):
+        out = _block(elementwise, shape, block_full_shape, block_offsets, job.seed, job.stream, base_index)
         return torch.from_numpy(out) if on_torch else out
 
-    def draw_into(kind, params):
-        _run_all(_piece_work(view, bf16, dataclasses.replace(job, draw=Draw(kind, params))))
+    def draw_into(elementwise):
+        _run_all(_piece_work(view, bf16, dataclasses.replace(job, draw=elementwise)))
 
     return structured.Target(structured.Namespace(torch if on_torch else np), view.shape, job.full_shape, job.offsets,
                              view.dtype.kind == "f" and view.dtype.itemsize == 8, put, draw_into, draw)
 
 
-def _block(kind, params, shape, full_shape, offsets, seed, stream, base_index=0):
+def _block(draw, shape, full_shape, offsets, seed, stream, base_index=0):
     """A new array of a block's values, gathered piece by piece: float32 of an elementwise draw, or int64 of
-    the raw words of the logical indices from ``base_index`` on for kind "words"."""
-    words = kind == "words"
+    the raw words of the logical indices from ``base_index`` on for ``draws.WORDS``."""
+    words = draw.kind == "words"
     out = np.empty(shape, np.int64 if words else np.float32)
     for index, _, starts, length in regions.pieces(shape, full_shape, offsets, CHUNK):
         starts = starts + np.uint64(base_index)
         values = ks.element_words(starts, length, seed, stream) if words else \
-            draw_values(kind, params, starts, length, seed, stream)
+            draw_values(draw, starts, length, seed, stream)
         out[index] = values.reshape(out[index].shape)
     return out

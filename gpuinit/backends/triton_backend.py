@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from .. import launch_layout, structured
-from ..draws import ELEMENTWISE, folded_params
+from ..draws import ELEMENTWISE, WORDS, erfinv_branches, folded_params
 from ..seeding import as_int64
 from .checks import check, holds_values  # noqa: F401 - check: the backend interface
 
@@ -47,20 +47,20 @@ def fill(job):
 
     with torch.no_grad():
         if job.draw.kind in ELEMENTWISE:
-            launch(job.array, job.draw.kind, job.draw.params, job.full_shape, job.offsets, job.seed, job.stream)
+            launch(job.array, job.draw, job.full_shape, job.offsets, job.seed, job.stream)
         else:
             structured.fill(_target(job), job.draw)
     return job.array
 
 
-def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0):
+def launch(out, draw, full_shape, offsets, seed, stream, base_index=0):
     """Fill tensor ``out`` (the block at ``offsets`` of a ``full_shape`` tensor) with an elementwise draw."""
     import torch
 
     from ..kernels import triton_fill as kt
 
     geo = launch_layout.launch_geometry(out.shape, out.stride(), full_shape, offsets, base_index)
-    options = fill_options(kind, params, geo, out.data_ptr())
+    options = fill_options(draw, geo, out.data_ptr())
     n_runs = geo.numel // geo.run_len
     if options["RUNS"] > 1:  # several short runs per program
         runs = n_runs
@@ -70,10 +70,10 @@ def launch(out, kind, params, full_shape, offsets, seed, stream, base_index=0):
         grid = (n_runs * tiles,)
     meta = torch.tensor(launch_layout.fill_meta(geo, runs), dtype=torch.int64).to(out.device, non_blocking=True)
     kt.fill_kernel[grid](out, meta, seed & 0xFFFFFFFF, seed >> 32, stream & 0xFFFFFFFF, stream >> 32,
-                         *folded_params(kind, params), **options)
+                         *folded_params(draw), **options)
 
 
-def fill_options(kind, params, geo, address):
+def fill_options(draw, geo, address):
     """The compile-time choices of fill_kernel for a launch: its constexprs and code-generation options."""
     from ..kernels import triton_fill as kt
 
@@ -83,8 +83,8 @@ def fill_options(kind, params, geo, address):
     else:
         aligned = geo.single_run and geo.contiguous and geo.base % 4 == 0 and address % 16 == 0
     narrow = (runs > 1 or not geo.contiguous) and geo.numel + 4 * BLOCK < 2**31
-    return {"KIND": kt.KINDS[kind], "SINGLE_RUN": geo.single_run, "CONTIGUOUS": geo.contiguous,
-            "BLOCK": BLOCK, "BRANCHES": params.get("branches", 3), "ALIGNED": aligned,
+    return {"KIND": kt.KINDS[draw.kind], "SINGLE_RUN": geo.single_run, "CONTIGUOUS": geo.contiguous,
+            "BLOCK": BLOCK, "BRANCHES": erfinv_branches(draw), "ALIGNED": aligned,
             "HW_ROUND": not interpreting(), "NDIM": geo.ndim if narrow else 0, "RUNS": runs,
             "enable_fp_fusion": False}
 
@@ -124,7 +124,7 @@ def fill_group(jobs):
         geo = launch_layout.launch_geometry(t.shape, t.stride(), job.full_shape, job.offsets)
         if draw.kind in ELEMENTWISE and geo.contiguous and geo.single_run:
             aligned = geo.base % 4 == 0 and t.data_ptr() % (4 * t.element_size()) == 0
-            key = (t.device, t.dtype, draw.kind, draw.params.get("branches", 3), aligned)
+            key = (t.device, t.dtype, draw.kind, erfinv_branches(draw), aligned)
             groups.setdefault(key, []).append((job, geo.base))
         else:
             fill(job)
@@ -133,7 +133,7 @@ def fill_group(jobs):
         table, owner = [], []
         for i, (job, start) in enumerate(members):
             t = job.array
-            params = np.array(folded_params(kind, job.draw.params), dtype=np.float32).view(np.int64)
+            params = np.array(folded_params(job.draw), dtype=np.float32).view(np.int64)
             table.append(launch_layout.GROUP_ROW.vector(ADDRESS=t.data_ptr(), NUMEL=t.numel(), SEED=as_int64(job.seed),
                                                         STREAM=as_int64(job.stream), START=start,
                                                         PARAMS=params.tolist()))
@@ -156,7 +156,7 @@ def words(device, shape, full_shape, offsets, seed, stream, base_index=0):
     import torch
 
     buf = torch.empty(shape, dtype=torch.float32, device=device)
-    launch(buf, "words", {}, full_shape, offsets, seed, stream, base_index)
+    launch(buf, WORDS, full_shape, offsets, seed, stream, base_index)
     return buf.view(torch.int32).to(torch.int64) & 0xFFFFFFFF
 
 
@@ -170,15 +170,15 @@ def _target(job):
     def put(index, values):
         t[index] = values
 
-    def draw(kind, params, shape, block_full_shape, block_offsets, base_index):
-        if kind == "words":
+    def draw(elementwise, shape, block_full_shape, block_offsets, base_index):
+        if elementwise == WORDS:
             return words(t.device, shape, block_full_shape, block_offsets, seed, stream, base_index)
         out = torch.empty(shape, dtype=torch.float32, device=t.device)
-        launch(out, kind, params, block_full_shape, block_offsets, seed, stream, base_index)
+        launch(out, elementwise, block_full_shape, block_offsets, seed, stream, base_index)
         return out
 
-    def draw_into(kind, params):
-        launch(t, kind, params, full_shape, offsets, seed, stream)
+    def draw_into(elementwise):
+        launch(t, elementwise, full_shape, offsets, seed, stream)
 
     return structured.Target(structured.Namespace(torch, t.device), tuple(t.shape), full_shape, offsets,
                              t.dtype == torch.float64, put, draw_into, draw)

@@ -16,7 +16,7 @@ def device_bits(t):
 
 def reference_bits(draw, starts, length, seed, stream, dtype):
     """The NumPy reference stream's bits of runs ``starts[r] + (0 .. length)`` of ``draw``, in ``dtype``."""
-    values = ks.draw_values(draw.kind, draw.params, starts, length, seed, stream).reshape(-1)
+    values = ks.draw_values(draw, starts, length, seed, stream).reshape(-1)
     if dtype == torch.bfloat16:
         return ks.bfloat16_bits(values)
     as_float = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64}[dtype]

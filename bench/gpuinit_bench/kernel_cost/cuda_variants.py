@@ -75,8 +75,8 @@ def cuda_plan(v):
     storage = {**cb.STORAGE, "bfloat16": "gi_bf16"}[v["dtype"]]
     draw = draw_of(v)
     if hasattr(cb, "plan"):
-        k = cb.plan(tuple(out.shape), tuple(out.stride()), out.element_size(), 0, v["kind"], draw.params, full_shape,
-                    offsets, storage=storage)
+        k = cb.plan(tuple(out.shape), tuple(out.stride()), out.element_size(), 0, draw, full_shape, offsets,
+                    storage=storage)
         name, threads, grid, args = k["name"], k["threads"], k["grid"], k["args"]
     else:
         geo = regions.launch_geometry(out.shape, out.stride(), full_shape, offsets)

@@ -79,7 +79,7 @@ def _triton_launch(v, block):
             numel = GROUP_SIZE * 64 * 64
         else:
             out, full_shape, offsets = region(v["path"], dtype)
-            tb.launch(out, v["kind"], draw.params, full_shape, offsets, SEED, stream_of(STREAM_OF))
+            tb.launch(out, draw, full_shape, offsets, SEED, stream_of(STREAM_OF))
             numel = out.numel()
     finally:
         setattr(kt, v["kernel"], real)

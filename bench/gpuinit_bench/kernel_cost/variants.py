@@ -59,8 +59,8 @@ def draw_of(v):
     from gpuinit import draws
 
     d = getattr(draws, v["kind"])(*DRAWS[(v["kind"], v["branches"])])
-    if v["branches"] is not None and d.params["branches"] != v["branches"]:
-        raise AssertionError(f"{d.params} reaches {d.params['branches']} erfinv branches, not {v['branches']}")
+    if v["branches"] is not None and d.branches != v["branches"]:
+        raise AssertionError(f"{d} reaches {d.branches} erfinv branches, not {v['branches']}")
     return d
 
 
