@@ -1,4 +1,5 @@
 """Every scheme x dtype against its analytic distribution, with the fans and gains written again here."""
+import doctest
 import math
 
 import numpy as np
@@ -8,6 +9,7 @@ from helpers import DTYPES, filled, ks_rounded, rounded
 from scipy import stats
 
 import gpuinit
+from gpuinit import schemes
 
 SHAPE = (300, 200, 4)  # torch layout (out, in, k): fan_in = 800, fan_out = 1200
 FI, FO = 200 * 4, 300 * 4
@@ -146,3 +148,15 @@ def test_sparse(sparsity, rng):
     nz = x[x != 0]
     if nz.size > 1000:
         assert stats.kstest(nz, stats.norm(0, 0.1).cdf).statistic < 2.5 / math.sqrt(nz.size)
+
+
+@pytest.mark.parametrize("name", list(gpuinit.SCHEMES))
+def test_docstring_example_numbers_are_the_codes(name):
+    """Every scheme's docstring states its formula and works it out on an example (doctest lines): each number
+    the example shows is what the code computes."""
+    tests = [t for t in doctest.DocTestFinder().find(gpuinit.SCHEMES[name], name, globs=vars(schemes)) if t.examples]
+    assert tests, f"{name}: no worked example in its docstring"
+    runner, report = doctest.DocTestRunner(), []
+    for t in tests:
+        runner.run(t, out=report.append)
+    assert runner.failures == 0, "".join(report)
