@@ -109,7 +109,8 @@ Elementwise = Uniform | Normal | TruncNormal | Words  # what the kernels draw, k
 _Clamped = TypeVar("_Clamped", Uniform, TruncNormal)
 
 
-def _finite(name: str, value: object, *, positive: bool = False, nonnegative: bool = False) -> float:
+def finite(name: str, value: object, *, positive: bool = False, nonnegative: bool = False) -> float:
+    """``value`` as a float, checked: a real number (not a bool), finite, and > 0 or >= 0 where asked."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise InitError(f"{name} must be a real number, got {value!r}")
     value = float(value)
@@ -141,12 +142,12 @@ def _f32_inward(lo: float, hi: float) -> tuple[float, float]:
 
 
 def constant(value: object) -> Constant:
-    return Constant(_finite("value", value))
+    return Constant(finite("value", value))
 
 
 def uniform(low: object, high: object) -> Uniform:
     """Uniform on [low, high]: x = center + half_width * v, v the signed uniform in (-1, 1)."""
-    low, high = _finite("low", low), _finite("high", high)
+    low, high = finite("low", low), finite("high", high)
     if not low < high:
         raise InitError(f"uniform needs low < high, got low={low}, high={high}")
     lo, hi = _f32_inward(low, high)
@@ -154,7 +155,7 @@ def uniform(low: object, high: object) -> Uniform:
 
 
 def normal(mean: object, std: object) -> Normal:
-    mean, std = _finite("mean", mean), _finite("std", std, nonnegative=True)
+    mean, std = finite("mean", mean), finite("std", std, nonnegative=True)
     return Normal(mean=mean, std=std)
 
 
@@ -164,7 +165,7 @@ def _phi(x: float) -> float:
 
 def trunc_normal(mean: object, std: object, a: object, b: object) -> TruncNormal:
     """Normal(mean, std) truncated to the absolute interval [a, b], by inverse CDF in one pass."""
-    mean, std = _finite("mean", mean), _finite("std", std, positive=True)
+    mean, std = finite("mean", mean), finite("std", std, positive=True)
     a, b = _real("a", a), _real("b", b)
     if not a < b:
         raise InitError(f"trunc_normal needs a < b, got a={a}, b={b}")
@@ -198,7 +199,7 @@ def erfinv_branches(draw: Elementwise) -> int:
 
 
 def eye(gain: object = 1.0) -> Eye:
-    return Eye(_finite("gain", gain))
+    return Eye(finite("gain", gain))
 
 
 def dirac(groups: object = 1) -> Dirac:
@@ -208,14 +209,14 @@ def dirac(groups: object = 1) -> Dirac:
 
 
 def orthogonal(gain: object, out_axis: int, batch_axis: tuple[int, ...]) -> Orthogonal:
-    return Orthogonal(gain=_finite("gain", gain), out_axis=out_axis, batch_axis=tuple(batch_axis))
+    return Orthogonal(gain=finite("gain", gain), out_axis=out_axis, batch_axis=tuple(batch_axis))
 
 
 def sparse(sparsity: object, std: object) -> Sparse:
-    sparsity = _finite("sparsity", sparsity)
+    sparsity = finite("sparsity", sparsity)
     if not 0.0 <= sparsity <= 1.0:
         raise InitError(f"sparsity must lie in [0, 1], got {sparsity}")
-    return Sparse(sparsity=sparsity, std=_finite("std", std, nonnegative=True))
+    return Sparse(sparsity=sparsity, std=finite("std", std, nonnegative=True))
 
 
 # ---- fitting a draw to the dtype it is written in ----------------------------------------------------

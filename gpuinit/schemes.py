@@ -108,7 +108,7 @@ def variance_scaling(layout, scale=1.0, mode="fan_in", distribution="truncated_n
     >>> variance_scaling(Layout.of((256, 512)), scale=2.0, mode="fan_avg", distribution="uniform").half_width
     0.125
     """
-    draws._finite("scale", scale, positive=True)
+    draws.finite("scale", scale, positive=True)
     if distribution not in DISTRIBUTIONS:
         raise InitError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
     variance = scale / fan(layout, mode, floor=floor)
@@ -202,7 +202,7 @@ def truncated_normal(layout, mean=0.0, stddev=0.05):
     >>> round(d.lo, 6), round(d.hi, 6), round(draws.expected_std(d), 6)
     (-0.1, 0.1, 0.043981)
     """
-    draws._finite("stddev", stddev, positive=True)
+    draws.finite("stddev", stddev, positive=True)
     return draws.trunc_normal(mean, stddev, mean - 2.0 * stddev, mean + 2.0 * stddev)
 
 
@@ -379,7 +379,7 @@ def he_leaky_normal(layout, negative_slope=0.01):
 
 
 def _slope(a):
-    return draws._finite("negative_slope", a)
+    return draws.finite("negative_slope", a)
 
 
 # ---- torch names (torch.nn.init semantics; fans need >= 2 dims) ---------------------------------
@@ -500,7 +500,7 @@ def _kaiming(layout, a, mode, nonlinearity, distribution):
 
 
 def _gain_sq(gain):
-    return draws._finite("gain", gain) ** 2
+    return draws.finite("gain", gain) ** 2
 
 
 def sparse(layout, sparsity, std=0.01):

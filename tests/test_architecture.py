@@ -1,6 +1,6 @@
 """docs/architecture.md's layers hold in the code: every module of gpuinit/ and kernels/ is in exactly one
 layer, imports only its own layer or the layers below (imports inside functions included, those under
-``if TYPE_CHECKING:`` not), and no import circle exists."""
+``if TYPE_CHECKING:`` not), no import circle exists, and no private name (a leading underscore) crosses a file."""
 import ast
 import re
 from pathlib import Path
@@ -29,13 +29,26 @@ def modules():
     return out
 
 
+def _package(name, path):
+    return name if path.name == "__init__.py" else name.rpartition(".")[0]
+
+
+def _absolute(node, package):
+    """The absolute module name an ``ImportFrom`` node reads from."""
+    base = node.module or ""
+    if node.level:
+        up = package.split(".")[: len(package.split(".")) - node.level + 1]
+        base = ".".join(up + ([base] if base else []))
+    return base
+
+
 def imports(name, path, known):
     """The gpuinit modules that module ``name`` imports anywhere but under ``if TYPE_CHECKING:``."""
     tree = ast.parse(path.read_text())
     typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
                    and getattr(block.test, "id", getattr(block.test, "attr", None)) == "TYPE_CHECKING"
                    for n in ast.walk(block)}
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    package = _package(name, path)
     out = set()
     for node in ast.walk(tree):
         if id(node) in typing_only:
@@ -43,10 +56,7 @@ def imports(name, path, known):
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                up = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(up + ([base] if base else []))
+            base = _absolute(node, package)
             targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
         else:
             continue
@@ -98,6 +108,34 @@ def test_no_import_circle():
         if name not in state:
             visit(name, [name])
     assert not circles, circles
+
+
+def private_crossings(name, path, known):
+    """``from module import _name`` and ``module._name`` reads of another gpuinit module, in module ``name``."""
+    tree, package, aliases, out = ast.parse(path.read_text()), _package(name, path), {}, []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (base := _absolute(node, package)).startswith("gpuinit"):
+            for a in node.names:
+                if f"{base}.{a.name}" in known:
+                    aliases[a.asname or a.name] = f"{base}.{a.name}"
+                elif a.name.startswith("_") and not a.name.startswith("__"):
+                    out.append(f"{name} imports {base}.{a.name}")
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                and node.attr.startswith("_") and not node.attr.startswith("__")):
+            out.append(f"{name} reads {aliases[node.value.id]}.{node.attr}")
+    return out
+
+
+def test_no_private_name_crosses_a_file(tmp_path):
+    mods = modules()
+    crossings = [c for name, path in mods.items() for c in private_crossings(name, path, mods)]
+    assert not crossings, crossings
+    probe = tmp_path / "probe.py"  # what a crossing looks like, found
+    probe.write_text("from .names import _hidden\nfrom . import names\nx = names._other\n")
+    assert private_crossings("gpuinit.model_init.probe", probe, mods) == [
+        "gpuinit.model_init.probe imports gpuinit.model_init.names._hidden",
+        "gpuinit.model_init.probe reads gpuinit.model_init.names._other"]
 
 
 def test_the_checks_see_an_upward_import(tmp_path):
