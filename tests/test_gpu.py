@@ -1,5 +1,5 @@
 """On a CUDA device: tensors past 2**31 elements, zero extra device memory, the current stream.
-(The bit-for-bit comparisons of tests/test_triton.py run on the device too when one is present.)"""
+(The bit-for-bit comparisons of tests/test_triton_backend.py run on the device too when one is present.)"""
 import pytest
 import torch
 

@@ -104,7 +104,7 @@ def test_orthogonal_bits_without_torch():
 @pytest.fixture
 def host_cupy(monkeypatch):
     """cupy_backend with NumPy standing in for CuPy and the NumPy backend for its kernels: its structured glue runs
-    on the host (tests/test_cupy.py runs the real thing on a device)."""
+    on the host (tests/test_cupy_backend.py runs the real thing on a device)."""
     def launch(out, draw, full_shape, offsets, seed, stream, base_index=0, storage=None):
         if draw == draws.WORDS:
             words = numpy_backend._block(draw, out.shape, full_shape, offsets, seed, stream, base_index)
