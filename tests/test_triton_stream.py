@@ -1,6 +1,6 @@
-"""The Triton kernels compile for sm_80 and sm_90 without a GPU, and their PTX keeps the stream's
-arithmetic rules: no contracted multiply-add (only the deliberate fusions of exact products), correctly
-rounded sqrt, no approximate math."""
+"""kernels/triton_stream.py under the fill kernels: they compile for sm_80 and sm_90 without a GPU, and their
+PTX keeps the stream's arithmetic rules: no contracted multiply-add (only the deliberate fusions of exact
+products), correctly rounded sqrt, no approximate math."""
 import json
 import os
 import subprocess

@@ -1,5 +1,6 @@
-"""One compiled Triton kernel serves every seed, stream and parameter value: the specialization key Triton
-computes at launch (types, divisibility and equality-to-1 of scalar arguments) must not depend on them."""
+"""kernels/triton_fill.py: one compiled Triton kernel serves every seed, stream and parameter value: the
+specialization key Triton computes at launch (types, divisibility and equality-to-1 of scalar arguments) must
+not depend on them."""
 import numpy as np
 import pytest
 import torch
