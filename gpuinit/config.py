@@ -7,6 +7,7 @@ cannot take is an error that names the variable and the values it takes.
 - GPUINIT_CACHE: the directory of the compiled host kernel (default: $XDG_CACHE_HOME/gpuinit).
 An empty variable counts as unset.
 """
+import functools
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ BACKEND = "GPUINIT_BACKEND"
 NUM_THREADS = "GPUINIT_NUM_THREADS"
 CPU_KERNEL = "GPUINIT_CPU_KERNEL"
 CACHE = "GPUINIT_CACHE"
+VARIABLES = (BACKEND, NUM_THREADS, CPU_KERNEL, CACHE)
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -42,7 +44,7 @@ def flag(name, default):
 def num_threads():
     """Threads of the NumPy backend: $GPUINIT_NUM_THREADS, a positive integer; 0 or unset: one per CPU."""
     value = raw(NUM_THREADS)
-    cpus = os.cpu_count() or 1
+    cpus = _cpus()
     if value is None:
         return cpus
     try:
@@ -53,6 +55,11 @@ def num_threads():
         raise ConfigError(f"${NUM_THREADS}={os.environ[NUM_THREADS]!r} is not a thread count: set it to a "
                           f"positive integer, or 0 or unset for one thread per CPU ({cpus} here)")
     return n or cpus
+
+
+@functools.cache
+def _cpus():
+    return os.cpu_count() or 1
 
 
 def backend(choices):
@@ -81,9 +88,17 @@ def cache_dir():
     return path
 
 
+_checked: list = [None]  # the variables' values (and the backend names) that check() last passed
+
+
 def check(backends):
-    """Parse every variable (``backends``: the names $GPUINIT_BACKEND may take); raise on the first bad one."""
+    """Parse every variable (``backends``: the names $GPUINIT_BACKEND may take); raise on the first bad one. Values
+    that passed are not parsed again while they stay the same (a call per tensor costs four dictionary reads)."""
+    key = (*map(os.environ.get, VARIABLES), *backends)
+    if key == _checked[0]:
+        return
     backend(backends)
     num_threads()
     flag(CPU_KERNEL, default=True)
     cache_dir()
+    _checked[0] = key

@@ -10,6 +10,7 @@ a (256, 512) weight has fan_in 512, fan_out 256 and (fan_in + fan_out) / 2 = 384
 ``std`` is that of the normal before truncation; ``draws.expected_std`` is the std of the values written.
 """
 import difflib
+import functools
 import inspect
 import math
 from dataclasses import dataclass
@@ -543,13 +544,21 @@ def resolve(name):
 def plan(name, layout, params):
     """The Draw for scheme ``name`` on ``layout`` with keyword ``params``, all checked."""
     fn = resolve(name)
-    sig = inspect.signature(fn)
-    accepted = [p for p in list(sig.parameters)[1:] if sig.parameters[p].kind is not inspect.Parameter.KEYWORD_ONLY]
-    unknown = set(params) - set(accepted)
+    sig, accepted, required = _signature(fn)
+    unknown = set(params) - accepted
     if unknown:
-        raise InitError(f"scheme {name!r} takes {accepted or 'no parameters'}, not {sorted(unknown)}")
-    try:
-        sig.bind(layout, **params)
-    except TypeError as e:
-        raise InitError(f"scheme {name!r}: {e}") from None
+        raise InitError(f"scheme {name!r} takes {list(accepted) or 'no parameters'}, not {sorted(unknown)}")
+    if not required <= set(params):
+        try:
+            sig.bind(layout, **params)
+        except TypeError as e:
+            raise InitError(f"scheme {name!r}: {e}") from None
     return fn(layout, **params)
+
+
+@functools.cache
+def _signature(fn):
+    """(signature, the keyword parameters a scheme takes after its layout, in order, those without a default)."""
+    sig = inspect.signature(fn)
+    params = [p for p in list(sig.parameters.values())[1:] if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    return sig, dict.fromkeys(p.name for p in params).keys(), {p.name for p in params if p.default is p.empty}

@@ -148,6 +148,7 @@ def test_threads(n, threads_seen, monkeypatch):
     with one, all in the calling thread."""
     want = fill(np.empty((40, 50), np.float32), "he_normal", {})
     monkeypatch.setattr(numpy_backend, "CHUNK", 64)
+    monkeypatch.setattr(numpy_backend, "SERIAL_ELEMENTS", 0)  # as a fill too large for the calling thread alone
     monkeypatch.setenv("GPUINIT_NUM_THREADS", str(n))
     threads_seen.clear()
     got = fill(np.empty((40, 50), np.float32), "he_normal", {})
@@ -157,6 +158,31 @@ def test_threads(n, threads_seen, monkeypatch):
         assert set(threads_seen) == {threading.current_thread().name}
     else:
         assert set(threads_seen) <= {f"gpuinit_{i}" for i in range(n)}
+
+
+def test_a_small_fill_stays_on_the_calling_thread(threads_seen, monkeypatch):
+    """Fewer than SERIAL_ELEMENTS elements in all (many small tensors of a model): no pool handoff; more: the pool
+    takes them in about one batch of equal elements per thread and a few more, not one handoff per piece."""
+    monkeypatch.setenv("GPUINIT_NUM_THREADS", "2")
+    monkeypatch.setattr(numpy_backend, "CHUNK", 64)
+    threads_seen.clear()
+    fill(np.empty((40, 50), np.float32), "he_normal", {})
+    assert len(threads_seen) >= 2000 // 64 and set(threads_seen) == {threading.current_thread().name}
+    monkeypatch.setattr(numpy_backend, "SERIAL_ELEMENTS", 1000)
+    batches = []
+    real = numpy_backend._executor
+
+    class Counting:
+        def map(self, fn, items):
+            items = list(items)
+            batches.extend(len(b) for b in items)
+            return real().map(fn, items)
+
+    monkeypatch.setattr(numpy_backend, "_executor", Counting)
+    threads_seen.clear()
+    fill(np.empty((40, 50), np.float32), "he_normal", {})
+    assert sum(batches) == len(threads_seen) >= 2000 // 64 and len(batches) <= 4 * 2 + 1
+    assert set(threads_seen) <= {"gpuinit_0", "gpuinit_1"}
 
 
 def test_the_pool_is_kept_until_the_thread_count_changes(monkeypatch):

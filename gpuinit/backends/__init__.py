@@ -49,9 +49,22 @@ def using(name):
         _USING.reset(token)
 
 
+_VALID: dict = {}  # name: backend module, once imported and checked against the contract
+
+
 def load(name):
     """The backend module ``name``: UnknownBackendError (a ValueError) for a name that is none of gpuinit's,
     BackendUnavailableError saying what to install for one that cannot run here."""
+    module = _VALID.get(name) if isinstance(name, str) else None
+    if module is None:
+        module = _import(name)
+    why = module.available()
+    if why:
+        raise BackendUnavailableError(f"backend {name!r} is unavailable: {why}; install {module.INSTALL}")
+    return module
+
+
+def _import(name):
     if not isinstance(name, str) or name not in _ALL:
         raise UnknownBackendError(f"unknown backend {name!r}; backends: {sorted(_MODULES)}, and "
                                   f"{sorted(_FALLBACKS)} for torch tensors on devices without a gpuinit kernel")
@@ -60,9 +73,7 @@ def load(name):
     except ImportError as e:
         raise BackendUnavailableError(f"backend {name!r} cannot be imported ({e})") from e
     validate(module, name)
-    why = module.available()
-    if why:
-        raise BackendUnavailableError(f"backend {name!r} is unavailable: {why}; install {module.INSTALL}")
+    _VALID[name] = module
     return module
 
 

@@ -20,6 +20,7 @@ from .checks import check, holds_values  # noqa: F401 - check: the backend inter
 NAME = "numpy"
 INSTALL = "numpy"
 CHUNK = 1 << 18  # elements per piece: fastest of 2**15..2**20 on 2 cores (bench/cpu.py)
+SERIAL_ELEMENTS = 1 << 16  # a fill of fewer elements in all runs on the calling thread
 _pool, _pool_size = None, 0
 _pool_lock = threading.Lock()
 
@@ -108,16 +109,27 @@ def _piece_work(view, bf16, job):
             values = draw_values(draw, starts, length, seed, stream).reshape(dst.shape)
             dst[...] = ks.bfloat16_bits(values) if bf16 else values
 
-    return [lambda piece=piece: work(piece) for piece in regions.pieces(view.shape, job.full_shape, job.offsets, CHUNK)]
+    return [(len(piece[2]) * piece[3], lambda piece=piece: work(piece))
+            for piece in regions.pieces(view.shape, job.full_shape, job.offsets, CHUNK)]
 
 
 def _run_all(tasks):
-    if len(tasks) <= 1 or num_threads() == 1:
-        for task in tasks:
+    """Run (elements, callable) tasks: on the calling thread when they are one or few elements, else in batches
+    of about equal elements, one batch per thread (a pool handoff per tiny tensor would cost more than its fill)."""
+    threads = num_threads()
+    total = sum(size for size, _ in tasks)
+    if len(tasks) <= 1 or threads == 1 or total <= SERIAL_ELEMENTS:
+        for _, task in tasks:
             task()
-    else:
-        for _ in _executor().map(lambda task: task(), tasks):
-            pass
+        return
+    batches, share, done = [[]], total / (4 * threads), 0
+    for size, task in tasks:
+        if done >= share * len(batches):
+            batches.append([])
+        batches[-1].append(task)
+        done += size
+    for _ in _executor().map(lambda batch: [task() for task in batch], batches):
+        pass
 
 
 def fill_group(jobs):

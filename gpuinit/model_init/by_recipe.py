@@ -76,7 +76,8 @@ def recipe_plan(module, recipe, rules):
         code = OwnCode(False, targets, frozenset(targets) - set(by_code), modules, partial(_unwritten, recipe))
     filled = [e for e in entries if e.spec is not None]
     return Plan(params, buffers, [(e.fqn, e.spec) for e in filled], buffer_fills, code, restores,
-                [partial(_padding_row, e.module, e.fqn) for e in filled])
+                [partial(_padding_row, e.module, e.fqn) for e in filled if getattr(e.module, "padding_idx", None)
+                 is not None])
 
 
 def _padding_row(m, fqn, root):

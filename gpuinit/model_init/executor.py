@@ -15,7 +15,7 @@ import sys
 from .. import distributed, jobs
 from ..errors import InitError
 from . import own_code
-from .names import on_meta, tensor_at
+from .names import by_name, on_meta
 
 
 def fill_model(module, plan, *, seed, device=None, progress=None):
@@ -65,11 +65,11 @@ def _check_written(report, code, *, dry):
 def _jobs(module, plan, seed):
     """The checked fill jobs of ``plan.fills`` and of ``plan.buffer_fills``; a tensor stored twice under distinct
     objects (a view registered twice) is filled once, for its first name."""
-    out, seen = [], set()
+    out, seen, tensors = [], set(), by_name(module)
     for targets in (plan.fills, plan.buffer_fills):
         out.append([])
         for fqn, (scheme, params) in targets:
-            t = tensor_at(module, fqn)
+            t = tensors[fqn]
             key = distributed.storage_key(t)
             if key is not None and key in seen:
                 continue

@@ -31,6 +31,12 @@ def on_meta(module):
     return any(t.is_meta for t in tensors(module))
 
 
+def by_name(module):
+    """{name: tensor} of every parameter and buffer under each of its names, in one walk of the module tree."""
+    return {**dict(module.named_parameters(remove_duplicate=False)),
+            **dict(module.named_buffers(remove_duplicate=False))}
+
+
 def tensor_at(module, fqn):
     owner, _, name = fqn.rpartition(".")
     return getattr(module.get_submodule(owner) if owner else module, name)

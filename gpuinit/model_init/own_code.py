@@ -10,7 +10,7 @@ import sys
 
 from .. import distributed
 from .intercept import Router, serving
-from .names import tensor_at, tensors
+from .names import by_name, tensors
 
 RESET_METHODS = ("reset_parameters", "_reset_parameters")
 
@@ -19,7 +19,8 @@ def run(module, plan, seed, *, dry):
     """Run ``plan.code`` on ``module``, its fills served on gpuinit's stream (``dry``: checked, nothing written);
     return an OwnInitReport whose ``untouched`` lists the targets no code wrote."""
     code = plan.code
-    targets = [(fqn, tensor_at(module, fqn)) for fqn in code.targets]
+    tensors = by_name(module)
+    targets = [(fqn, tensors[fqn]) for fqn in code.targets]
     router = Router(targets, seed=seed, skip=code.skip, dry=dry)
     untied = {}
     if code.modules is None:
@@ -37,8 +38,9 @@ def run(module, plan, seed, *, dry):
             owner._parameters[name] = t
     router.flush()
     router.derived.clear()  # it holds model tensors: to_empty swaps them out only when nothing else does
+    now = by_name(module) if any(fqn not in router.touched for fqn, _ in targets) else tensors
     for fqn, t in targets:  # a tensor the code replaced (``self.freqs_cis = ...``, as torchtitan does) is written
-        if fqn not in router.touched and tensor_at(module, fqn) is not t:
+        if fqn not in router.touched and now.get(fqn) is not t:
             router.touched.add(fqn)
             router.report.as_written["replaced"] += 1
     router.report.untouched = [fqn for fqn, _ in targets if fqn not in router.touched]
