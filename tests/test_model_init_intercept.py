@@ -116,6 +116,21 @@ def test_a_fill_replaced_before_it_ran_is_never_written(runs):
     assert router.report.served == {"uniform": 1, "normal": 1} and router.touched == {"w"}
 
 
+def test_a_fill_through_torch_nn_init_replaced_before_it_ran_is_never_written(runs):
+    """torch.nn.init's functions too: looking the tensor up runs nothing that waits (a fill replaced by the next
+    fill of the same tensor is dropped, not written first)."""
+    w = nn.Parameter(torch.zeros(8, 8))
+    router = Router([("w", w)], seed=3)
+    with serving(router):
+        nn.init.uniform_(w, -5.0, 5.0)
+        nn.init.normal_(w, 0.0, 0.1)
+        nn.init.zeros_(w)
+    assert runs == []
+    router.flush()
+    assert runs == [["w"]] and w.eq(0).all()
+    assert router.report.served == {"uniform": 1, "normal": 1, "zeros": 1}
+
+
 def test_fills_of_each_target_on_the_stream_of_its_name(runs):
     a, b = torch.empty(4, 5), torch.empty(6)
     router = Router([("x.a", a), ("y.b", b)], seed=9)

@@ -121,6 +121,13 @@ class Router:
 
         if not isinstance(t, torch.Tensor):
             return False
+        self.busy = True  # gpuinit's own look at the tensor: none of its torch calls is the model's code
+        try:
+            return self._serve(t, spec)
+        finally:
+            self.busy = False
+
+    def _serve(self, t, spec):
         fqn = self.by_view.get(_view(t))
         if fqn is None or not t.is_floating_point():
             return False
@@ -128,45 +135,49 @@ class Router:
         if fqn in self.skip:  # a rule fills it afterwards
             return True
         k = self.calls[fqn]
-        self.busy = True
         try:
             job = jobs.prepare(t, spec[0], spec[1], seed=self.seed, name=fqn,
                                stream=distributed.stream_of(fqn if k == 0 else f"{fqn}#{k}"))
         except (InitError, BackendUnavailableError, TypeError, ValueError):  # not servable: runs as written
             return False
-        finally:
-            self.busy = False
         self.calls[fqn] += 1
-        self.pending.pop(_storage(t), None)  # a waiting fill of the same tensor is replaced, never written
+        storage = _storage(t)
+        self.pending.pop(storage, None)  # a waiting fill of the same tensor is replaced, never written
         if not self.dry:
-            self.pending[_storage(t)] = job
+            self.pending[storage] = job
         self.report.served[spec[0]] += 1
         return True
 
     def flush(self):
         if self.pending:
             work, self.pending = list(self.pending.values()), {}
-            self.busy = True
+            busy, self.busy = self.busy, True
             try:
                 jobs.run(work)
             finally:
-                self.busy = False
+                self.busy = busy
 
     def before(self, func, args, kwargs):
         """Called before a call that runs as written: run waiting jobs it may read or overwrite, count it."""
         import torch
-        from torch.utils._pytree import tree_leaves
 
-        tensors = [x for x in tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)]
-        stores = {_storage(x) for x in tensors}
-        if self.pending and stores & set(self.pending):
-            self.flush()
-        name = getattr(func, "__name__", str(func))
-        written = [kwargs["out"]] if isinstance(kwargs.get("out"), torch.Tensor) else []
-        if name.endswith("_") and not name.endswith("__") and tensors:
-            written.append(tensors[0])
-        for t in written:
-            fqn = self.by_storage.get(_storage(t))
+        name = getattr(func, "__name__", "")
+        in_place = name.endswith("_") and not name.endswith("__")
+        if not (self.pending or in_place or "out" in kwargs):
+            return  # nothing waits and nothing is written: most torch calls of init code (shapes, reads)
+        tensors = _tensor_leaves((*args, *kwargs.values()), torch.Tensor, [])
+        self.busy = True  # the storage lookups below are gpuinit's
+        try:
+            if self.pending and {_storage(x) for x in tensors} & self.pending.keys():
+                self.flush()
+            written = [kwargs["out"]] if isinstance(kwargs.get("out"), torch.Tensor) else []
+            if in_place and tensors:
+                written.append(tensors[0])
+            written = [self.by_storage.get(_storage(t)) for t in written]
+        finally:
+            self.busy = False
+        name = name or str(func)
+        for fqn in written:
             if fqn is not None:
                 self.touched.add(fqn)
                 self.report.as_written[name] += 1
@@ -198,6 +209,18 @@ class Router:
                 local[region[0]].copy_(values[region[1]])
         finally:
             self.busy = False
+
+
+def _tensor_leaves(items, tensor_type, out):
+    """The tensors among ``items``, looking into lists, tuples (named ones too) and dicts, as torch's pytrees do."""
+    for x in items:
+        if isinstance(x, tensor_type):
+            out.append(x)
+        elif isinstance(x, (list, tuple)):
+            _tensor_leaves(x, tensor_type, out)
+        elif isinstance(x, dict):
+            _tensor_leaves(x.values(), tensor_type, out)
+    return out
 
 
 def _local_region(index, full_shape, offsets, local_shape):
