@@ -189,6 +189,8 @@ BENCH_OPTIONS = {  # the options of each script that are checked before it start
             ("--seed", checks.seed, False), ("--model-params", checks.gpu_model_params, False)),
     "model": (("--params", checks.parse_size, True), ("--repeat", checks.positive_int, False)),
     "kernels": (("--jobs", checks.positive_int, False),),
+    "host": (("--layers", checks.positive_int, False), ("--width", checks.positive_int, False),
+             ("--repeat", checks.positive_int, False), ("--calls", checks.positive_int, False)),
     "explore": (("--repeat", checks.positive_int, False), ("--busy", checks.int_range(0, 64), False)),
 }
 OUT = ("--out", checks.out_path, False)  # every script's
@@ -278,7 +280,7 @@ def main(argv=None):
     e.add_argument("--out", type=checks.out_path, required=True)
     e.add_argument("--quick", action="store_true", help="shorter runs (fewer steps, seeds and samples)")
     e.set_defaults(run=explore)
-    b = sub.add_parser("bench", help="run bench/cpu.py, gpu.py, model.py, kernel_cost.py or explore.py "
+    b = sub.add_parser("bench", help="run bench/cpu.py, gpu.py, model.py, host.py, kernel_cost.py or explore.py "
                                      "(--out DIR saves results)")
     b.add_argument("which", choices=list(BENCH_OPTIONS))
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options for the script")

@@ -27,6 +27,16 @@ def test_cpu_bench(tmp_path):
     assert "x torch" in out
 
 
+def test_host_bench(tmp_path):
+    out = run(["bench/host.py", "--layers", "2", "--width", "8", "--repeat", "1", "--calls", "5"], tmp_path)
+    data = json.loads((tmp_path / "out" / "host-cpu.json").read_text())
+    assert data["small_model"]["tensors"] == 24 and "torch.nn.init.normal_(tensor)" in data["per_call_s"]
+    assert set(data["small_model"]["seconds"]) >= {"gpuinit.own_init in place", "torch reset_parameters in place",
+                                                   "gpuinit.fingerprint", "meta -> gpuinit.init_module(device=...)"}
+    assert all(s > 0 for s in [*data["per_call_s"].values(), *data["small_model"]["seconds"].values()])
+    assert "x torch" in out and "its own" in out  # the ratios, Hugging Face's configs included
+
+
 KINDS = {"uniform", "normal", "trunc_normal", "kaiming_uniform"}
 LAYOUTS = {"block at a random offset", "t.T view", "column block", "grouped launch"}
 ROW_KEYS = {"case", "kind", "dtype", "size", "impl", "elements_per_s", "pct_store_ceiling", "pct_hbm", "ms",

@@ -1,0 +1,205 @@
+"""Host-path benchmark: what gpuinit costs on the host per call and per tensor, against torch, in one run.
+
+- per call, on a 1-element tensor (and array): ``gpuinit.init_``, ``gpuinit.nn.init.normal_`` and an
+  ``Initializer``'s call against ``Tensor.normal_`` and ``torch.nn.init.normal_``;
+- per tensor, on a model of many small tensors (``--layers`` blocks of two LayerNorms and four Linears with
+  biases, 12 tensors each): ``init_module`` in place by every recipe, ``own_init``, ``fingerprint``, and from
+  the meta device, against torch's ``reset_parameters`` of every module (and meta + ``to_empty`` + it);
+- per tensor on small Hugging Face configs (GPT-2, Llama), when transformers is installed: recipe ``hf`` in
+  place against the model's own ``init_weights``.
+
+Times are the best of ``--repeat`` runs after a warm-up, on ``--device`` (cpu or cuda; CUDA work is synchronized).
+Prints a table with gpuinit / torch ratios; ``--out DIR`` also writes DIR/host-<device>.json.
+
+    python bench/host.py [--device cpu] [--layers 167] [--width 64] [--repeat 5] [--out DIR]
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+import gpuinit
+from gpuinit import initializers
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--layers", type=int, default=167, help="blocks of the small-tensor model (12 tensors each)")
+    p.add_argument("--width", type=int, default=64, help="the small-tensor model's width (default 64)")
+    p.add_argument("--repeat", type=int, default=5, help="timed runs per measurement, best taken (default 5)")
+    p.add_argument("--calls", type=int, default=500, help="calls per per-call timing (default 500)")
+    p.add_argument("--out", default=None, help="directory for host-<device>.json")
+    args = p.parse_args(argv)
+    for name in ("layers", "width", "repeat", "calls"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name}: must be an integer >= 1")
+    return args
+
+
+def small_model(width, layers):
+    d = width
+    return nn.ModuleList(nn.ModuleList([nn.LayerNorm(d), nn.Linear(d, 3 * d), nn.Linear(d, d), nn.LayerNorm(d),
+                                        nn.Linear(d, 4 * d), nn.Linear(4 * d, d)]) for _ in range(layers))
+
+
+def reset_all(model):
+    with torch.no_grad():
+        for m in model.modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+    return model
+
+
+class Timer:
+    def __init__(self, device, repeat):
+        self.cuda = device.type == "cuda"
+        self.repeat = repeat
+
+    def sync(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def best(self, fn, repeat=None):
+        fn()  # warm-up: compiles, caches, imports
+        best = float("inf")
+        for _ in range(repeat or self.repeat):
+            self.sync()
+            t = time.perf_counter()
+            fn()
+            self.sync()
+            best = min(best, time.perf_counter() - t)
+        return best
+
+
+def per_call(timer, device, calls):
+    """Seconds per call on a 1-element tensor or array."""
+    t = torch.empty(1, device=device)
+    a = np.empty(1, np.float32)
+    init = initializers.RandomNormal(seed=0)
+    cases = {
+        "gpuinit.init_(tensor, 'normal')": lambda: gpuinit.init_(t, "normal", seed=0),
+        "gpuinit.init_(ndarray, 'normal')": lambda: gpuinit.init_(a, "normal", seed=0),
+        "gpuinit.nn.init.normal_(tensor)": lambda: gpuinit.nn.init.normal_(t),
+        "gpuinit.initializers.RandomNormal()((1,))": lambda: init((1,)),
+        "torch.nn.init.normal_(tensor)": lambda: torch.nn.init.normal_(t),
+        "tensor.normal_()": lambda: t.normal_(),
+    }
+    return {name: timer.best(lambda fn=fn: [fn() for _ in range(calls)], 3) / calls for name, fn in cases.items()}
+
+
+def per_model(timer, device, width, layers):
+    """Seconds for the whole small-tensor model, and its tensor count."""
+    with torch.device(device):
+        model = small_model(width, layers)
+    n = sum(1 for _ in model.parameters())
+
+    def from_meta(fill):
+        def run():
+            with torch.device("meta"):
+                m = small_model(width, layers)
+            fill(m)
+        return run
+
+    cases = {f"gpuinit.init_module(recipe={r!r}) in place": (lambda r=r: gpuinit.init_module(model, r, seed=0))
+             for r in ("torch", "gpt2", "xavier", "he", "lecun", "own")}
+    cases.update({
+        "gpuinit.own_init in place": lambda: gpuinit.own_init(model, seed=0),
+        "gpuinit.fingerprint": lambda: gpuinit.fingerprint(model),
+        "meta -> gpuinit.init_module(device=...)": from_meta(lambda m: gpuinit.init_module(m, seed=0, device=device)),
+        "torch reset_parameters in place": lambda: reset_all(model),
+        "meta -> to_empty + reset_parameters": from_meta(lambda m: reset_all(m.to_empty(device=device))),
+    })
+    return n, {name: timer.best(fn) for name, fn in cases.items()}
+
+
+def per_hf(timer, device):
+    """{config: (tensors, {way: seconds})} for small Hugging Face models, or {} without transformers."""
+    try:
+        import transformers as tf
+    except ImportError:
+        return {}
+    configs = {
+        "gpt2 (12 layers, 256 wide)": lambda: tf.GPT2LMHeadModel(tf.GPT2Config(
+            n_layer=12, n_embd=256, n_head=4, vocab_size=1000, n_positions=256, bos_token_id=0, eos_token_id=0)),
+        "llama (12 layers, 256 wide)": lambda: tf.LlamaForCausalLM(tf.LlamaConfig(
+            num_hidden_layers=12, hidden_size=256, intermediate_size=688, num_attention_heads=4,
+            num_key_value_heads=2, vocab_size=1000)),
+    }
+    out = {}
+    for name, build in configs.items():
+        with torch.device(device):
+            model = build()
+        n = sum(1 for _ in model.parameters())
+
+        def own(model=model):
+            for x in [*model.modules(), *model.parameters(), *model.buffers()]:  # or it skips what it did before
+                x.__dict__.pop("_is_hf_initialized", None)
+            with torch.no_grad():
+                model.init_weights()
+
+        out[name] = (n, {"gpuinit.init_module(recipe='hf') in place": timer.best(
+            lambda model=model: gpuinit.init_module(model, "hf", seed=0)), "the model's init_weights": timer.best(own)})
+    return out
+
+
+def table(calls, n, model, hf):
+    rows = [("per call", name, f"{s * 1e6:.1f} us", "") for name, s in calls.items()]
+    base = calls["torch.nn.init.normal_(tensor)"]
+    for name in list(calls)[:4]:
+        rows[list(calls).index(name)] = (*rows[list(calls).index(name)][:3], f"{calls[name] / base:.1f}x torch.nn.init")
+    refs = ("torch reset_parameters in place", "meta -> to_empty + reset_parameters")
+    for name, s in model.items():
+        against = model[refs[1] if name.startswith("meta") else refs[0]]
+        ratio = "" if name in refs else f"{s / against:.1f}x torch"
+        rows.append((f"{n} small tensors", name, f"{s * 1e3:.1f} ms ({s / n * 1e6:.1f} us/tensor)", ratio))
+    for cfg, (k, ways) in hf.items():
+        own = ways["the model's init_weights"]
+        for name, s in ways.items():
+            rows.append((f"{cfg}, {k} tensors", name, f"{s * 1e3:.1f} ms ({s / k * 1e6:.1f} us/tensor)",
+                         "" if name.startswith("the model") else f"{s / own:.1f}x its own"))
+    return rows
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    timer = Timer(device, args.repeat)
+    print(f"host path on {device}: per call ...", file=sys.stderr, flush=True)
+    calls = per_call(timer, device, args.calls)
+    print(f"a model of {12 * args.layers} small tensors ...", file=sys.stderr, flush=True)
+    n, model = per_model(timer, device, args.width, args.layers)
+    print("Hugging Face configs ...", file=sys.stderr, flush=True)
+    hf = per_hf(timer, device)
+    rows = table(calls, n, model, hf)
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Table(title=f"gpuinit host path on {device} (best of {args.repeat})")
+    for col in ("case", "what", "time", "ratio"):
+        out.add_column(col, justify="right" if col == "time" else "left", no_wrap=True)
+    for row in rows:
+        out.add_row(*row)
+    Console(width=160).print(out)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        path = os.path.join(args.out, f"host-{device.type}.json")
+        meta = {"date": time.strftime("%Y-%m-%d"), "python": platform.python_version(), "torch": torch.__version__,
+                "gpuinit": gpuinit.__version__, "cpus": os.cpu_count(), "device": str(device),
+                "layers": args.layers, "width": args.width, "repeat": args.repeat, "calls": args.calls}
+        with open(path, "w") as f:
+            json.dump({"meta": meta, "per_call_s": calls, "small_model": {"tensors": n, "seconds": model},
+                       "hf": {k: {"tensors": t, "seconds": w} for k, (t, w) in hf.items()},
+                       "rows": rows}, f, indent=1)
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
