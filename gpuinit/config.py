@@ -7,6 +7,8 @@ cannot take is an error that names the variable and the values it takes.
 - GPUINIT_CACHE: the directory of the compiled host kernel (default: $XDG_CACHE_HOME/gpuinit).
 An empty variable counts as unset.
 """
+import contextlib
+import contextvars
 import functools
 import os
 from pathlib import Path
@@ -64,6 +66,9 @@ def _cpus():
 
 def backend(choices):
     """The backend $GPUINIT_BACKEND names (one of ``choices``, any case), or None when it is unset."""
+    pinned = _PINNED.get()
+    if pinned is not None:
+        return pinned[0]
     value = raw(BACKEND)
     if value is None:
         return None
@@ -94,6 +99,8 @@ _checked: list = [None]  # the variables' values (and the backend names) that ch
 def check(backends):
     """Parse every variable (``backends``: the names $GPUINIT_BACKEND may take); raise on the first bad one. Values
     that passed are not parsed again while they stay the same (a call per tensor costs four dictionary reads)."""
+    if _PINNED.get() is not None:
+        return
     key = (*map(os.environ.get, VARIABLES), *backends)
     if key == _checked[0]:
         return
@@ -102,3 +109,21 @@ def check(backends):
     flag(CPU_KERNEL, default=True)
     cache_dir()
     _checked[0] = key
+
+
+_PINNED: contextvars.ContextVar = contextvars.ContextVar("gpuinit_settings_pinned", default=None)
+
+
+@contextlib.contextmanager
+def pinned(backends):
+    """Within the block the variables are parsed once, on entry, and not read again (a whole-model call reads
+    them once, not once per tensor); ``backends``: the names $GPUINIT_BACKEND may take."""
+    if _PINNED.get() is not None:
+        yield
+        return
+    check(backends)
+    token = _PINNED.set((backend(backends),))
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)

@@ -46,8 +46,7 @@ def prepare(array, scheme, params, *, seed, stream=0, in_axis=1, out_axis=0, bat
         module = backends.select(array, backend)
         module.check(array, bits)
         full_shape, offsets = regions.check_region(tuple(array.shape), full_shape, offsets)
-        layout = schemes.Layout.of(full_shape, in_axis, out_axis, batch_axis)
-        draw = draws.fit(schemes.plan(scheme, layout, params), value_dtype(array, bits))
+        draw = _draw(scheme, params, full_shape, in_axis, out_axis, batch_axis, value_dtype(array, bits))
         stream = seeding.check_u64("stream", stream)
         seed = seeding.next_seed() if seed is None else seeding.check_u64("seed", seed)
     except InitError as e:
@@ -55,6 +54,31 @@ def prepare(array, scheme, params, *, seed, stream=0, in_axis=1, out_axis=0, bat
             raise
         raise type(e)(f"{name}: {e}") from e
     return Job(array, draw, full_shape, offsets, seed, stream, module, bits, name)
+
+
+_DRAWS: dict = {}  # (scheme, params, shape, axes, dtype): the fitted Draw (they are immutable); a model repeats them
+_DRAWS_MAX = 4096
+
+
+def _draw(scheme, params, full_shape, in_axis, out_axis, batch_axis, dtype):
+    """The Draw of ``scheme(**params)`` on ``full_shape`` fitted to ``dtype``, planned once per distinct key (the
+    tensors of a model's layers share a few). The key holds each parameter's type and repr: True is refused where
+    1 is taken, and -0.0 is not 0.0 (a constant's sign of zero)."""
+    try:
+        key = (scheme, tuple(sorted((k, type(v), repr(v)) for k, v in params.items())), full_shape, in_axis, out_axis,
+               tuple(batch_axis) if isinstance(batch_axis, list) else batch_axis, dtype)
+        hash(key)
+    except TypeError:
+        key = None
+    draw = _DRAWS.get(key) if key is not None else None
+    if draw is None:
+        layout = schemes.Layout.of(full_shape, in_axis, out_axis, batch_axis)
+        draw = draws.fit(schemes.plan(scheme, layout, params), dtype)
+        if key is not None:
+            if len(_DRAWS) >= _DRAWS_MAX:
+                _DRAWS.clear()
+            _DRAWS[key] = draw
+    return draw
 
 
 def run(jobs, on_progress=None):

@@ -155,3 +155,31 @@ def test_values_are_read_when_asked(monkeypatch):
     assert config.num_threads() == 5 and backends.load("numpy").num_threads() == 5
     monkeypatch.setenv(config.CPU_KERNEL, "No")
     assert config.flag(config.CPU_KERNEL, default=True) is False
+
+
+def test_pinned_reads_the_variables_once(monkeypatch):
+    """A whole-model call reads the settings on entry only: a bad value is refused then, and changes within the
+    block are not seen (no read per tensor); outside it they are read again."""
+    monkeypatch.setenv(config.BACKEND, "numpy")
+    with config.pinned(BACKENDS):
+        monkeypatch.setenv(config.BACKEND, "cupy")
+        monkeypatch.setenv(config.NUM_THREADS, "-1")
+        assert config.backend(BACKENDS) == "numpy"
+        config.check(BACKENDS)  # not read again: no error
+        with config.pinned(BACKENDS):  # nested: the outer settings stay
+            assert config.backend(BACKENDS) == "numpy"
+    assert config.backend(BACKENDS) == "cupy"
+    with pytest.raises(ConfigError, match="GPUINIT_NUM_THREADS"):
+        config.check(BACKENDS)
+    with pytest.raises(ConfigError, match="GPUINIT_NUM_THREADS"), config.pinned(BACKENDS):
+        pass
+
+
+def test_check_parses_again_when_a_value_changes(monkeypatch, tmp_path):
+    config.check(BACKENDS)
+    config.check(BACKENDS)  # the same values: not parsed again
+    monkeypatch.setenv(config.CPU_KERNEL, "maybe")
+    with pytest.raises(ConfigError, match="GPUINIT_CPU_KERNEL='maybe'"):
+        config.check(BACKENDS)
+    monkeypatch.setenv(config.CPU_KERNEL, "1")
+    config.check(BACKENDS)

@@ -174,3 +174,18 @@ def test_jobs_are_compared_by_identity():
     assert one != two and one == one and len({one, two}) == 2
     with pytest.raises(AttributeError):
         one.seed = 1  # frozen: a job is what prepare checked
+
+
+def test_a_planned_draw_is_reused_only_for_the_same_typed_parameters():
+    """Draws are planned once per (scheme, parameters, shape, axes, dtype); a parameter of another type is planned
+    (and checked) again: True is refused where 1 was taken, and equal draws come back for equal requests."""
+    a = np.empty((8, 4), np.float32)
+    first = jobs.prepare(a, "kaiming_uniform", {"a": 1}, seed=0).draw
+    assert jobs.prepare(np.empty((8, 4), np.float32), "kaiming_uniform", {"a": 1}, seed=1).draw is first
+    assert jobs.prepare(a, "kaiming_uniform", {"a": 1.0}, seed=0).draw == first  # the same numbers
+    with pytest.raises(ValueError, match="negative_slope True not a valid number"):  # as without a plan before
+        jobs.prepare(a, "kaiming_uniform", {"a": True}, seed=0)
+    other = jobs.prepare(np.empty((8, 4), np.float16), "kaiming_uniform", {"a": 1}, seed=0).draw
+    assert other is not first  # fitted to float16
+    wide = jobs.prepare(np.empty((8, 40), np.float32), "kaiming_uniform", {"a": 1}, seed=0).draw
+    assert wide.half_width < first.half_width  # another fan_in

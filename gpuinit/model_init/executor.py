@@ -12,7 +12,7 @@ whoever planned it (by_recipe.py for ``init_module``, by_own_code.py for ``own_i
 """
 import sys
 
-from .. import distributed, jobs
+from .. import backends, config, distributed, jobs
 from ..errors import InitError
 from . import own_code
 from .names import by_name, on_meta
@@ -20,7 +20,13 @@ from .names import by_name, on_meta
 
 def fill_model(module, plan, *, seed, device=None, progress=None):
     """Materialize ``module`` if it is on the meta device (or move it to ``device``) and fill it as ``plan`` says;
-    return the OwnInitReport of its own code's run, or None when the plan runs no code. ``seed``: resolved."""
+    return the OwnInitReport of its own code's run, or None when the plan runs no code. ``seed``: resolved.
+    The $GPUINIT_* settings are read once for the whole call."""
+    with config.pinned(backends.names()):
+        return _fill_model(module, plan, seed, device, progress)
+
+
+def _fill_model(module, plan, seed, device, progress):
     import torch
 
     from .materialize import materialize
