@@ -25,14 +25,15 @@ class PlanEntry(NamedTuple):
     module: Any
 
 
-def plan_module(module, recipe="torch", rules=None, *, fallback=False):
+def plan_module(module, recipe="torch", rules=None, *, fallback=False, names=None):
     """[PlanEntry(fully qualified name, tensor, (scheme, params), owner module)] for every parameter (a tied one once,
     under its first name); raises for any parameter that neither the recipe nor a rule covers, unless
-    ``fallback``: then its spec is None (its module's own reset code fills it)."""
+    ``fallback``: then its spec is None (its module's own reset code fills it). ``names``: tied(module), when the
+    caller has it."""
     if recipe not in RECIPES:
         raise InitError(f"unknown recipe {recipe!r}; recipes: {sorted([*RECIPES, *OWN_RECIPES])}")
     rules = check_rules(rules)
-    names = tied(module)
+    names = tied(module) if names is None else names
     names_of = aliases(names)
     ctx = {"root": module, "n_layers": n_layers(module), "residual": residual_outputs(module)}
     asks, owners = {}, {}  # the recipe is asked only for parameters that no rule covers
@@ -64,8 +65,8 @@ def plan_module(module, recipe="torch", rules=None, *, fallback=False):
 def recipe_plan(module, recipe, rules):
     """The Plan of ``init_module(module, recipe, rules=rules)``: every check made, nothing written."""
     rules = check_rules(rules)
-    entries = plan_module(module, recipe, rules, fallback=True)
     params, buffers = tied(module), tied(module, "buffers")
+    entries = plan_module(module, recipe, rules, fallback=True, names=params)
     check_patterns(rules, params, buffers)
     restores, buffer_fills = plan_buffers(module, rules, buffers, on_meta(module))
     by_code = [e.fqn for e in entries if e.spec is None]

@@ -1,6 +1,7 @@
 """Recipes: what each layer type draws when ``init_module`` fills a model by layer type (``recipe="torch"``,
 ``"gpt2"``, ``"xavier"``, ``"he"``, ``"lecun"``); ``"own"`` and ``"hf"`` run the model's own code instead
 (gpuinit/model_init/by_own_code.py)."""
+import functools
 import math
 
 from .. import distributed
@@ -40,8 +41,13 @@ def _vector_params(m):
 def _torch_bias(weight):
     """nn.Linear / nn.Conv*'s bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with the weight's fan_in (the fans of
     gpuinit.schemes, torch's for a weight of 2 or more dimensions), zeros when fan_in is 0."""
-    fan_in, _ = Layout.of(weight.shape).fans
+    fan_in = _fan_in(tuple(weight.shape))
     return ("uniform", {"a": -1.0 / math.sqrt(fan_in), "b": 1.0 / math.sqrt(fan_in)}) if fan_in > 0 else ZEROS
+
+
+@functools.lru_cache(maxsize=4096)
+def _fan_in(shape):  # a model's layers repeat a few weight shapes
+    return Layout.of(shape).fans[0]
 
 
 def recipe_torch(kind, m, name, ctx):
