@@ -4,6 +4,8 @@ call before ``run`` writes any of them, so an error leaves every array as it was
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from . import backends, distributed, draws, regions, schemes, seeding
 from .backends.checks import holds_values, value_dtype
 from .errors import InitError
@@ -62,14 +64,17 @@ _DRAWS_MAX = 4096
 
 def _draw(scheme, params, full_shape, in_axis, out_axis, batch_axis, dtype):
     """The Draw of ``scheme(**params)`` on ``full_shape`` fitted to ``dtype``, planned once per distinct key (the
-    tensors of a model's layers share a few). The key holds each parameter's type and repr: True is refused where
-    1 is taken, and -0.0 is not 0.0 (a constant's sign of zero)."""
-    try:
-        key = (scheme, tuple(sorted((k, type(v), repr(v)) for k, v in params.items())), full_shape, in_axis, out_axis,
-               tuple(batch_axis) if isinstance(batch_axis, list) else batch_axis, dtype)
-        hash(key)
-    except TypeError:
-        key = None
+    tensors of a model's layers share a few). Only plain values key it, each by type and repr (exact for them):
+    True is refused where 1 is taken, and -0.0 is not 0.0 (a constant's sign of zero); anything else (a tensor,
+    whose repr rounds) is planned every time."""
+    key = None
+    if all(type(v) in _PLAIN for v in params.values()):
+        key = (scheme, tuple(sorted((k, type(v), repr(v)) for k, v in params.items())), full_shape, in_axis,
+               out_axis, tuple(batch_axis) if isinstance(batch_axis, list) else batch_axis, dtype)
+        try:
+            hash(key)
+        except TypeError:  # axes of a form the checks will refuse
+            key = None
     draw = _DRAWS.get(key) if key is not None else None
     if draw is None:
         layout = schemes.Layout.of(full_shape, in_axis, out_axis, batch_axis)
@@ -79,6 +84,10 @@ def _draw(scheme, params, full_shape, in_axis, out_axis, batch_axis, dtype):
                 _DRAWS.clear()
             _DRAWS[key] = draw
     return draw
+
+
+_PLAIN = (bool, int, float, str, type(None), np.float16, np.float32, np.float64, np.int8, np.int16, np.int32,
+          np.int64, np.uint8, np.uint16, np.uint32, np.uint64)
 
 
 def run(jobs, on_progress=None):

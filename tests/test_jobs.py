@@ -189,3 +189,18 @@ def test_a_planned_draw_is_reused_only_for_the_same_typed_parameters():
     assert other is not first  # fitted to float16
     wide = jobs.prepare(np.empty((8, 40), np.float32), "kaiming_uniform", {"a": 1}, seed=0).draw
     assert wide.half_width < first.half_width  # another fan_in
+
+
+def test_only_plain_parameter_values_key_the_planned_draws():
+    """A value whose type is not a plain number or string (a float subclass here; a tensor, whose repr rounds) is
+    planned every time, never taken for another value that prints alike."""
+
+    class Rounded(float):
+        def __repr__(self):
+            return "0.1"
+
+    a, b = jobs._draw("normal", {"std": Rounded(0.1)}, (4, 4), 1, 0, (), "float32"), \
+        jobs._draw("normal", {"std": Rounded(0.1000001)}, (4, 4), 1, 0, (), "float32")
+    assert a.std == 0.1 and b.std == 0.1000001 and a is not b
+    plain = jobs._draw("normal", {"std": 0.25}, (4, 4), 1, 0, (), "float32")
+    assert jobs._draw("normal", {"std": 0.25}, (4, 4), 1, 0, (), "float32") is plain
