@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 import torch
-from torch import nn
+from gpuinit_bench.small_tensors import reset_all, small_model
 
 import gpuinit
 from gpuinit import initializers
@@ -41,20 +41,6 @@ def parse_args(argv=None):
         if getattr(args, name) < 1:
             p.error(f"--{name}: must be an integer >= 1")
     return args
-
-
-def small_model(width, layers):
-    d = width
-    return nn.ModuleList(nn.ModuleList([nn.LayerNorm(d), nn.Linear(d, 3 * d), nn.Linear(d, d), nn.LayerNorm(d),
-                                        nn.Linear(d, 4 * d), nn.Linear(4 * d, d)]) for _ in range(layers))
-
-
-def reset_all(model):
-    with torch.no_grad():
-        for m in model.modules():
-            if hasattr(m, "reset_parameters"):
-                m.reset_parameters()
-    return model
 
 
 class Timer:
@@ -150,10 +136,9 @@ def per_hf(timer, device):
 
 
 def table(calls, n, model, hf):
-    rows = [("per call", name, f"{s * 1e6:.1f} us", "") for name, s in calls.items()]
     base = calls["torch.nn.init.normal_(tensor)"]
-    for name in list(calls)[:4]:
-        rows[list(calls).index(name)] = (*rows[list(calls).index(name)][:3], f"{calls[name] / base:.1f}x torch.nn.init")
+    rows = [("per call", name, f"{s * 1e6:.1f} us",
+             f"{s / base:.1f}x torch.nn.init" if name.startswith("gpuinit") else "") for name, s in calls.items()]
     refs = ("torch reset_parameters in place", "meta -> to_empty + reset_parameters")
     for name, s in model.items():
         against = model[refs[1] if name.startswith("meta") else refs[0]]

@@ -15,6 +15,7 @@ import sys
 from .. import backends, config, distributed, jobs
 from ..errors import InitError
 from . import own_code
+from .materialize import materialize
 from .names import by_name, on_meta
 
 
@@ -28,8 +29,6 @@ def fill_model(module, plan, *, seed, device=None, progress=None):
 
 def _fill_model(module, plan, seed, device, progress):
     import torch
-
-    from .materialize import materialize
 
     was_meta = on_meta(module)
     if was_meta and plan.code is not None:

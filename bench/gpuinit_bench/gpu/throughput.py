@@ -1,10 +1,10 @@
 """The throughput cases of bench/gpu.py: whole buffers, strided views and shards, many small tensors,
 orthogonal, a whole model."""
 import torch
-from torch import nn
 
 import gpuinit
 
+from ..small_tensors import reset_all, small_model
 from ..whole_model import CHILD, WAYS
 from .bench import COLS, KINDS, Skip, apply_ceiling, empty, error_note, init, itemsize
 from .checks import spot_check
@@ -138,22 +138,6 @@ def shard_rows(b, dtype):
 
 
 # ---- many small tensors ----------------------------------------------------------------------------
-
-def small_model(width, layers):
-    """A transformer's parameter list: per layer two LayerNorms (1-D weight and bias) and four Linears with
-    biases (qkv, out, up, down): 12 tensors."""
-    d = width
-    return nn.ModuleList(nn.ModuleList([nn.LayerNorm(d), nn.Linear(d, 3 * d), nn.Linear(d, d), nn.LayerNorm(d),
-                                        nn.Linear(d, 4 * d), nn.Linear(4 * d, d)]) for _ in range(layers))
-
-
-def reset_all(model):
-    with torch.no_grad():
-        for m in model.modules():
-            if hasattr(m, "reset_parameters"):
-                m.reset_parameters()
-    return model
-
 
 class triton_on_cpu:
     """Make init_module use the Triton backend (the interpreter) for CPU tensors, as it does for CUDA ones."""
