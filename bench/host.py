@@ -110,6 +110,7 @@ def per_hf(timer, device):
     try:
         import transformers as tf
     except ImportError:
+        print("  skipped: transformers is not installed", file=sys.stderr)
         return {}
     configs = {
         "gpt2 (12 layers, 256 wide)": lambda: tf.GPT2LMHeadModel(tf.GPT2Config(
@@ -141,8 +142,9 @@ def table(calls, n, model, hf):
              f"{s / base:.1f}x torch.nn.init" if name.startswith("gpuinit") else "") for name, s in calls.items()]
     refs = ("torch reset_parameters in place", "meta -> to_empty + reset_parameters")
     for name, s in model.items():
-        against = model[refs[1] if name.startswith("meta") else refs[0]]
-        ratio = "" if name in refs else f"{s / against:.1f}x torch"
+        meta = name.startswith("meta")
+        against = model[refs[1] if meta else refs[0]]
+        ratio = "" if name in refs else f"{s / against:.1f}x {'meta + ' if meta else ''}reset_parameters"
         rows.append((f"{n} small tensors", name, f"{s * 1e3:.1f} ms ({s / n * 1e6:.1f} us/tensor)", ratio))
     for cfg, (k, ways) in hf.items():
         own = ways["the model's init_weights"]
@@ -171,7 +173,7 @@ def main(argv=None):
         out.add_column(col, justify="right" if col == "time" else "left", no_wrap=True)
     for row in rows:
         out.add_row(*row)
-    Console(width=160).print(out)
+    Console(width=180).print(out)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         path = os.path.join(args.out, f"host-{device.type}.json")
