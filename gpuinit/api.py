@@ -1,5 +1,4 @@
 """``init_``: fill an array in place with a scheme, on the backend its type calls for."""
-import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -46,13 +45,15 @@ def init_(array: _A, scheme: "str | Initializer", *, seed: Any = None, generator
     >>> import numpy as np, gpuinit
     >>> w = gpuinit.init_(np.empty((256, 128), np.float32), "kaiming_uniform", seed=0, a=5 ** 0.5)
     """
-    name, params, seed = _resolve_scheme(scheme, params, seed)
-    seeding.check_seed(seed, generator)
-    job = jobs.prepare(array, name, params, seed=0, stream=stream,  # every check; the seed comes after them
-                       in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis, full_shape=full_shape,
-                       offsets=offsets, backend=backend, bits=bits)
-    seed = seeding.resolve_seed(seed, array, generator, draw=job.draw.kind not in _NO_RANDOMNESS)
-    jobs.run([dataclasses.replace(job, seed=seed)])
+    if type(scheme) is not str:
+        scheme, params, seed = _resolve_scheme(scheme, params, seed)
+    if seed is not None or generator is not None:
+        seeding.check_seed(seed, generator)
+    target, draw, full_shape, offsets, stream, module = jobs.checked(  # every check; the seed comes after them
+        array, scheme, params, stream=stream, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis,
+        full_shape=full_shape, offsets=offsets, backend=backend, bits=bits)
+    seed = seeding.resolve_seed(seed, array, generator, draw=draw.kind not in _NO_RANDOMNESS)
+    jobs.run([jobs.Job(target, draw, full_shape, offsets, seed, stream, module, bits)])
     return array
 
 

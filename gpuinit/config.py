@@ -96,12 +96,28 @@ def cache_dir():
 _checked: list = [None]  # the variables' values (and the backend names) that check() last passed
 
 
+def snapshot():
+    """What the settings depend on, cheaply (a few dictionary reads, no parsing): the raw values of the
+    variables and the pinned settings. Equal snapshots mean equal settings, so a result computed under one
+    holds under the other."""
+    data = getattr(os.environ, "_data", None)
+    if data is None or _KEYS is None:
+        return (*map(os.environ.get, VARIABLES), _PINNED.get())
+    return (*map(data.get, _KEYS), _PINNED.get())
+
+
+try:  # os.environ's own table and key encoding (CPython), read without the per-key encode of os.environ.get
+    _KEYS = tuple(map(os.environ.encodekey, VARIABLES))
+except AttributeError:
+    _KEYS = None
+
+
 def check(backends):
     """Parse every variable (``backends``: the names $GPUINIT_BACKEND may take); raise on the first bad one. Values
     that passed are not parsed again while they stay the same (a call per tensor costs four dictionary reads)."""
     if _PINNED.get() is not None:
         return
-    key = (*map(os.environ.get, VARIABLES), *backends)
+    key = (*snapshot(), *backends)
     if key == _checked[0]:
         return
     backend(backends)

@@ -2,7 +2,8 @@
 a stream and the backend that writes it. ``prepare`` makes every check; callers build all the jobs of a
 call before ``run`` writes any of them, so an error leaves every array as it was."""
 import math
-from dataclasses import dataclass
+import sys
+from typing import NamedTuple
 
 import numpy as np
 
@@ -13,8 +14,9 @@ from .errors import InitError
 HOST_BACKENDS = ("numpy", "staged")  # fill on the CPU: progress is reported per slice
 
 
-@dataclass(frozen=True, eq=False)
-class Job:
+class Job(NamedTuple):
+    """What one fill writes; immutable (a job is what ``prepare`` checked), compared by identity, and cheap to
+    make (a model makes thousands). ``job._replace(...)`` gives a changed copy."""
     array: object  # what the backend writes: the array, or a DTensor's local shard
     draw: draws.Draw
     full_shape: tuple
@@ -24,6 +26,10 @@ class Job:
     backend: object  # the backend module
     bits: str | None = None
     name: str | None = None  # the parameter or buffer it fills, for messages and progress
+
+    __eq__ = object.__eq__  # two jobs are two fills, even of equal arrays
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
 
     @property
     def numel(self):
@@ -39,23 +45,120 @@ def prepare(array, scheme, params, *, seed, stream=0, in_axis=1, out_axis=0, bat
     """A checked Job filling ``array`` with ``scheme(**params)``; raises InitError (naming ``name``) if any
     part of it cannot be done. ``seed=None`` takes the next seed of ``gpuinit.manual_seed``'s source, once
     everything else has passed."""
+    target, draw, full_shape, offsets, stream, module = checked(
+        array, scheme, params, stream=stream, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis,
+        full_shape=full_shape, offsets=offsets, backend=backend, bits=bits, name=name)
+    if seed is None:
+        seed = seeding.next_seed()
+    elif type(seed) is not int or not 0 <= seed < 1 << 64:
+        seed = _named(name, seeding.check_u64, "seed", seed)
+    return Job(target, draw, full_shape, offsets, seed, stream, module, bits, name)
+
+
+def checked(array, scheme, params, *, stream=0, in_axis=1, out_axis=0, batch_axis=(), full_shape=None,
+            offsets=None, backend=None, bits=None, name=None):
+    """Every check of a fill, before its seed: (the array the backend writes, the Draw, full_shape, offsets,
+    stream, the backend module); raises InitError naming ``name``.
+
+    A call whose every input that a check depends on equals an earlier call's (the array's type, dtype, shape,
+    strides, device and writability, the scheme and its plain parameters, the axes, stream, backend and
+    settings) passed those checks already: its result is taken from a table, with no check made again."""
+    key = _key(array, scheme, params, stream, in_axis, out_axis, batch_axis, backend) \
+        if full_shape is None and offsets is None and bits is None else None
+    done = _CHECKED.get(key) if key is not None else None
+    if done is not None:
+        return (array, *done)
+    out = _named(name, _check, array, scheme, params, stream, in_axis, out_axis, batch_axis, full_shape, offsets,
+                 backend, bits)
+    if key is not None:
+        if len(_CHECKED) >= _MEMO_MAX:
+            _CHECKED.clear()
+        _CHECKED[key] = out[1:]  # never the array: the table holds no memory of the caller's
+    return out
+
+
+def forget():
+    """Empty the tables of checked calls and planned draws (they are renewed as calls come)."""
+    _CHECKED.clear()
+    _DRAWS.clear()
+
+
+def _named(name, f, *args):
+    """f(*args), its InitError prefixed with ``name`` when given."""
     try:
-        if distributed.is_dtensor(array):  # the local shard is a block of the global tensor
-            if full_shape is not None or offsets is not None:
-                raise InitError("a DTensor carries its own global shape and offsets: pass neither full_shape nor "
-                                "offsets")
-            array, full_shape, offsets = distributed.local_block(array)
-        module = backends.select(array, backend)
-        module.check(array, bits)
-        full_shape, offsets = regions.check_region(tuple(array.shape), full_shape, offsets)
-        draw = _draw(scheme, params, full_shape, in_axis, out_axis, batch_axis, value_dtype(array, bits))
-        stream = seeding.check_u64("stream", stream)
-        seed = seeding.next_seed() if seed is None else seeding.check_u64("seed", seed)
+        return f(*args)
     except InitError as e:
         if name is None:
             raise
         raise type(e)(f"{name}: {e}") from e
-    return Job(array, draw, full_shape, offsets, seed, stream, module, bits, name)
+
+
+def _check(array, scheme, params, stream, in_axis, out_axis, batch_axis, full_shape, offsets, backend, bits):
+    if distributed.is_dtensor(array):  # the local shard is a block of the global tensor
+        if full_shape is not None or offsets is not None:
+            raise InitError("a DTensor carries its own global shape and offsets: pass neither full_shape nor "
+                            "offsets")
+        array, full_shape, offsets = distributed.local_block(array)
+    module = backends.select(array, backend)
+    module.check(array, bits)
+    full_shape, offsets = regions.check_region(tuple(array.shape), full_shape, offsets)
+    draw = _draw(scheme, params, full_shape, in_axis, out_axis, batch_axis, value_dtype(array, bits))
+    stream = seeding.check_u64("stream", stream)
+    return array, draw, full_shape, offsets, stream, module
+
+
+_CHECKED: dict = {}  # call key (_key): (draw, full_shape, offsets, stream, backend module) that passed every check
+_MEMO_MAX = 4096
+
+
+def _key(array, scheme, params, stream, in_axis, out_axis, batch_axis, backend):
+    """What every check of a call depends on, as a hashable key; None where a part of it is not a plain value
+    of an exact type (a subclass, a DTensor, a list, a tensor parameter): such calls are checked in full."""
+    kind = type(array)
+    if kind is np.ndarray:
+        sig = (array.dtype, array.shape, array.strides, array.flags.writeable)
+    elif kind in _TORCH_TYPES:
+        if array.layout is not _TORCH_TYPES[kind]:
+            return None
+        device = -1 if array.is_cpu else array.get_device() if array.is_cuda else array.device  # torch.device: slow
+        sig = (array.dtype, array.shape, array.stride(), device, array.is_neg())
+    else:
+        torch = sys.modules.get("torch")
+        if torch is None or kind not in (torch.Tensor, torch.nn.Parameter):
+            return None
+        _TORCH_TYPES[kind] = torch.strided
+        return _key(array, scheme, params, stream, in_axis, out_axis, batch_axis, backend)
+    plain = _params_key(params)
+    if plain is None or type(scheme) is not str or type(stream) is not int \
+            or not (type(in_axis) is int or _axis(in_axis)) or not (type(out_axis) is int or _axis(out_axis)) \
+            or not (batch_axis == () or _axis(batch_axis)) or not (backend is None or type(backend) is str):
+        return None
+    return (kind, sig, scheme, plain, stream, in_axis, out_axis, batch_axis, backend, backends.settings())
+
+
+_TORCH_TYPES: dict = {}  # torch.Tensor and torch.nn.Parameter: torch.strided, once torch is in use
+
+
+def _axis(axis):
+    return type(axis) is int or (type(axis) is tuple and all(type(a) is int for a in axis))
+
+
+def _params_key(params):
+    """Plain parameters as a key, each by name, type and value (a float by its repr, exact: -0.0 is not 0.0),
+    so True is not 1; None when one is not plain (a tensor, whose repr rounds). The order is the caller's: the
+    same parameters in another order make another key of the same result."""
+    if not params:
+        return ()
+    key = []
+    for k, v in params.items():
+        kind = type(v)
+        if kind in _EXACT:
+            key.append((k, kind, v))
+        elif kind in _PLAIN:
+            key.append((k, kind, repr(v)))
+        else:
+            return None
+    return tuple(key)
 
 
 _DRAWS: dict = {}  # (scheme, params, shape, axes, dtype): the fitted Draw (they are immutable); a model repeats them
@@ -64,13 +167,13 @@ _DRAWS_MAX = 4096
 
 def _draw(scheme, params, full_shape, in_axis, out_axis, batch_axis, dtype):
     """The Draw of ``scheme(**params)`` on ``full_shape`` fitted to ``dtype``, planned once per distinct key (the
-    tensors of a model's layers share a few). Only plain values key it, each by type and repr (exact for them):
-    True is refused where 1 is taken, and -0.0 is not 0.0 (a constant's sign of zero); anything else (a tensor,
-    whose repr rounds) is planned every time."""
+    tensors of a model's layers share a few). Only plain values key it (``_params_key``); anything else is
+    planned every time."""
     key = None
-    if all(type(v) in _PLAIN for v in params.values()):
-        key = (scheme, tuple(sorted((k, type(v), repr(v)) for k, v in params.items())), full_shape, in_axis,
-               out_axis, tuple(batch_axis) if isinstance(batch_axis, list) else batch_axis, dtype)
+    plain = _params_key(params)
+    if plain is not None:
+        key = (scheme, plain, full_shape, in_axis, out_axis,
+               tuple(batch_axis) if isinstance(batch_axis, list) else batch_axis, dtype)
         try:
             hash(key)
         except TypeError:  # axes of a form the checks will refuse
@@ -86,6 +189,7 @@ def _draw(scheme, params, full_shape, in_axis, out_axis, batch_axis, dtype):
     return draw
 
 
+_EXACT = (bool, int, str, type(None))  # keyed by value: equal values of one of these types are the same value
 _PLAIN = (bool, int, float, str, type(None), np.float16, np.float32, np.float64, np.int8, np.int16, np.int32,
           np.int64, np.uint8, np.uint16, np.uint32, np.uint64)
 
@@ -94,6 +198,10 @@ def run(jobs, on_progress=None):
     """Write every job: each backend fills its jobs as one group (one kernel launch per dtype and draw kind
     on a GPU, one thread pool over all pieces on the CPU). ``on_progress(elements, name)`` is called after
     each slice of CPU work when given. A job alone goes to ``backend.fill``, several to ``backend.fill_group``."""
+    if len(jobs) == 1 and on_progress is None:
+        if jobs[0].writes:
+            jobs[0].backend.fill(jobs[0])
+        return
     by_backend = {}
     for job in jobs:
         if job.writes:

@@ -67,6 +67,26 @@ def resolve_seed(seed=None, array=None, generator=None, *, draw=True):
     ``array`` is what is filled: a torch tensor or module makes torch's global generator the fallback; a
     meta tensor or an empty array draws nothing. ``draw=False``: the fill needs no randomness (returns an
     integer ``seed`` as given, else 0, advancing nothing)."""
+    if seed is None and generator is None:  # the common case first: no seed given
+        if not draw:
+            return 0
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(array, torch.Tensor):
+            if array.is_meta or 0 in array.shape:  # a DTensor's shape is its global one
+                return 0
+            if _rng is None:
+                return _torch_draw(torch.default_generator)
+        elif _empty(array):
+            return 0
+        if _rng is not None:
+            with _lock:
+                if _rng is not None:
+                    return int(_rng.integers(0, 2**64, dtype=np.uint64))
+        if torch is not None and isinstance(array, torch.nn.Module):
+            return _torch_draw(torch.default_generator)
+        return secrets.randbits(64)
+    if type(seed) is int and generator is None and 0 <= seed < 1 << 64:
+        return seed
     check_seed(seed, generator)
     if seed is not None and not _is_generator(seed) and not isinstance(seed, np.random.SeedSequence):
         return int(seed)
@@ -100,10 +120,19 @@ def as_int64(x):
 
 def _torch_draw(generator):
     """One uniform 64-bit integer from a torch.Generator (it advances by one draw)."""
-    import torch  # already imported: the generator is a torch object
+    torch = sys.modules["torch"]  # imported: the generator is a torch object
 
-    t = torch.empty((), dtype=torch.int64, device=generator.device)
+    if generator is torch.default_generator:  # a scalar of this thread's, not a new tensor per draw
+        t = getattr(_scalars, "t", None)
+        if t is None:
+            with torch.inference_mode(False):  # a normal tensor, written in and out of inference mode alike
+                t = _scalars.t = torch.empty((), dtype=torch.int64, device="cpu")
+    else:
+        t = torch.empty((), dtype=torch.int64, device=generator.device)
     return int(t.random_(-2**63, None, generator=generator).item()) % 2**64
+
+
+_scalars = threading.local()
 
 
 def _is_torch_generator(x):

@@ -185,6 +185,7 @@ def test_init_module_refuses_a_device_without_backend_before_materializing(monke
     with torch.device("meta"):
         m = _net()
     monkeypatch.setattr(numpy_backend, "accepts", lambda array: array.is_meta)
+    gpuinit.jobs.forget()  # calls checked before the patch chose another backend
     with pytest.raises(gpuinit.BackendUnavailableError, match="cannot fill torch.float32 tensors on cpu"):
         gpuinit.init_module(m, seed=0, device="cpu")
     assert all(t.is_meta for t in m.parameters())

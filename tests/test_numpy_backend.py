@@ -127,7 +127,7 @@ def test_piece_size_changes_no_bits(chunk, monkeypatch):
 
 @pytest.fixture
 def threads_seen(monkeypatch):
-    """The names of the threads that computed each piece (the kernel call and the NumPy fallback both)."""
+    """The names of the threads that computed each piece (the kernel calls and the NumPy fallback all)."""
     names, lock = [], threading.Lock()
 
     def spy(real):
@@ -138,6 +138,7 @@ def threads_seen(monkeypatch):
         return call
 
     monkeypatch.setattr(cpu_kernel, "draw_values", spy(cpu_kernel.draw_values))
+    monkeypatch.setattr(cpu_kernel, "fill_run", spy(cpu_kernel.fill_run))
     monkeypatch.setattr(numpy_backend, "draw_values", spy(numpy_backend.draw_values))
     return names
 
@@ -167,7 +168,10 @@ def test_a_small_fill_stays_on_the_calling_thread(threads_seen, monkeypatch):
     monkeypatch.setattr(numpy_backend, "CHUNK", 64)
     threads_seen.clear()
     fill(np.empty((40, 50), np.float32), "he_normal", {})
-    assert len(threads_seen) >= 2000 // 64 and set(threads_seen) == {threading.current_thread().name}
+    assert threads_seen and set(threads_seen) == {threading.current_thread().name}
+    threads_seen.clear()
+    fill(np.empty((40, 50), np.float32)[:, :49], "he_normal", {})  # not contiguous: piece by piece, as many
+    assert len(threads_seen) >= 1960 // 64 and set(threads_seen) == {threading.current_thread().name}
     monkeypatch.setattr(numpy_backend, "SERIAL_ELEMENTS", 1000)
     batches = []
     real = numpy_backend._executor

@@ -155,6 +155,7 @@ def test_init_module_through_the_staged_backend(tiny, monkeypatch):
     expect = gpuinit.init_module(build(), seed=3, device="cpu").state_dict()
     default_name = backends.default_name
     monkeypatch.setattr(backends, "default_name", lambda kind: "staged" if kind == "torch-cpu" else default_name(kind))
+    gpuinit.jobs.forget()  # calls checked before the patch chose another backend
     assert backends.select(torch.empty(1)).NAME == "staged"
     got = gpuinit.init_module(build(), seed=3, device="cpu").state_dict()
     assert got.keys() == expect.keys() and len(tiny) > 10

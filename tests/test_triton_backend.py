@@ -1,7 +1,6 @@
 """The Triton kernels compute the reference stream: every scheme x dtype, odd shapes, strided views,
 shards (offsets past 2**32 included), bit for bit against the NumPy backend. Without a GPU they run
 in Triton's interpreter on CPU tensors; with one, on the device."""
-import dataclasses
 
 import numpy as np
 import pytest
@@ -151,5 +150,5 @@ def test_grouped_launch_equals_single_fills(rng):
     # shard, one launch each
     assert triton_backend.fill_group(items) == 5 + 2
     for j in items:
-        ref = numpy_backend.fill(dataclasses.replace(j, array=torch.empty(j.array.shape, dtype=j.array.dtype)))
+        ref = numpy_backend.fill(j._replace(array=torch.empty(j.array.shape, dtype=j.array.dtype)))
         assert torch.equal(j.array.cpu(), ref)

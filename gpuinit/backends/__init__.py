@@ -116,6 +116,12 @@ def default_name(kind):
     return name
 
 
+def settings():
+    """What ``select`` depends on besides the array and ``backend=``: the variables' raw values, pinned
+    settings and the enclosing ``using()``. Equal values choose the same backend."""
+    return config.snapshot(), _USING.get()
+
+
 def select(array, backend=None):
     """The backend module for ``array``: ``backend=``, else the one of an enclosing ``using()``, else
     $GPUINIT_BACKEND, else by array type. Every $GPUINIT_* variable is parsed here, so that a bad one is an

@@ -227,6 +227,9 @@ def _library():
 
 def load():
     """The ctypes library, or None (with the reason in ``why_not()``) when it cannot be built."""
+    lib = _state.get("lib", _state)  # decided already: read without the lock (_state itself marks "not yet")
+    if lib is not _state:
+        return lib
     with _lock:
         if "lib" not in _state:
             lib, why = None, None
@@ -260,6 +263,25 @@ def reset():
 def params(draw):
     *values, flip = kernel_params(draw)
     return Params(numpy_stream.KINDS[draw.kind], flip, *(float(np.float32(v)) for v in values))
+
+
+_PARAMS: dict = {}  # id(draw): (draw, its Params, held by reference); draws are immutable and recur
+_ZERO = np.zeros(1, np.uint64)  # the one run of a whole tensor starts at logical index 0
+_ZERO_AT = _ZERO.ctypes.data
+
+
+def fill_run(lib, draw, length, seed, stream, pointer, store="float32"):
+    """Write elements 0..length-1 of the stream (``draw``'s values) at address ``pointer`` as ``store``
+    ("float32", "bfloat16" or "float16"), on the calling thread."""
+    entry = _PARAMS.get(id(draw))
+    if entry is None or entry[0] is not draw:
+        if len(_PARAMS) >= 4096:
+            _PARAMS.clear()
+        entry = _PARAMS[id(draw)] = (draw, ctypes.byref(params(draw)))
+    if store == "float32":
+        lib.gi_cpu_fill_runs(entry[1], _ZERO_AT, 1, length, seed, stream, pointer)
+    else:
+        lib.gi_cpu_fill_runs_16(entry[1], _ZERO_AT, 1, length, seed, stream, int(store == "float16"), pointer)
 
 
 def draw_values(lib, draw, starts, length, seed, stream, out=None, store="float32"):

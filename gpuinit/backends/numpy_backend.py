@@ -4,7 +4,7 @@ Memory stays bounded: each worker holds one chunk of ``CHUNK`` elements (a few M
 floats), never a full-size temporary, except orthogonal (QR needs the whole matrix) and sparse
 (a column's rank needs its keys).
 """
-import dataclasses
+import math
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -69,6 +69,8 @@ def _numpy_view(array, bits=None):
 def fill(job):
     """Fill ``job.array`` (the block at ``job.offsets`` of a ``job.full_shape`` tensor) with ``job.draw``;
     ``job.bits="bfloat16"``: a 16-bit integer array receives bfloat16 bit patterns. Returns the array."""
+    if job.draw.kind in ELEMENTWISE and _fill_whole(job):
+        return job.array
     view, bf16 = _numpy_view(job.array, job.bits)
     if job.draw.kind in ELEMENTWISE:
         _run_all(_piece_work(view, bf16, job))
@@ -76,6 +78,44 @@ def fill(job):
         structured.fill(_target(job, view, bf16), job.draw)
     _bump_version(job.array)
     return job.array
+
+
+def _fill_whole(job):
+    """Fill a small C-contiguous array that is its whole logical tensor with one call of the host kernel, on the
+    calling thread (the common case of a model's tensors: no view, no pieces); False when the fill is not
+    such a case (the caller then goes the general way)."""
+    array = job.array
+    if type(array) is np.ndarray:
+        if job.bits is not None or not array.flags.c_contiguous:
+            return False
+        store = _STORES.get(array.dtype)  # native byte order only: '>f4' is not a key here
+        shape, pointer = array.shape, None
+    else:
+        torch = sys.modules.get("torch")
+        if torch is None or not isinstance(array, torch.Tensor) or not array.is_cpu or not array.is_contiguous() \
+                or array.is_neg():
+            return False
+        if not _TORCH_STORES:
+            _TORCH_STORES.update({torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"})
+        store = _TORCH_STORES.get(array.dtype)
+        shape, pointer = array.shape, array.data_ptr()
+    if store is None or job.full_shape != shape or any(job.offsets):  # torch.Size is a tuple
+        return False
+    n = math.prod(shape)
+    if n > SERIAL_ELEMENTS or n == 0:
+        return False
+    lib = cpu_kernel.load()
+    if lib is None:
+        return False
+    if pointer is None:
+        pointer = array.ctypes.data
+    cpu_kernel.fill_run(lib, job.draw, n, job.seed, job.stream, pointer, store)
+    _bump_version(array)
+    return True
+
+
+_STORES = {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16"}  # the kernel's stores (float64: NumPy)
+_TORCH_STORES: dict = {}
 
 
 def _bump_version(array):
@@ -169,7 +209,7 @@ def _target(job, view, bf16):
         return torch.from_numpy(out) if on_torch else out
 
     def draw_into(elementwise):
-        _run_all(_piece_work(view, bf16, dataclasses.replace(job, draw=elementwise)))
+        _run_all(_piece_work(view, bf16, job._replace(draw=elementwise)))
 
     return structured.Target(structured.Namespace(torch if on_torch else np), view.shape, job.full_shape, job.offsets,
                              view.dtype.kind == "f" and view.dtype.itemsize == 8, put, draw_into, draw)

@@ -19,7 +19,6 @@ It is chosen for torch tensors on any device other than cpu, meta and cuda, with
 device type per process; ``backend="staged"`` forces it for a torch tensor on any device (cpu included: how the
 tests compare it with the NumPy backend bit for bit).
 """
-import dataclasses
 import importlib.util
 import itertools
 import math
@@ -138,7 +137,7 @@ def fill(job):
         block = _narrow(dst, starts, lengths)
         buf = _buffer(block)
         at = tuple(o + s for o, s in zip(job.offsets, starts, strict=True))
-        numpy_backend.fill(dataclasses.replace(job, array=buf, offsets=at, backend=numpy_backend))
+        numpy_backend.fill(job._replace(array=buf, offsets=at, backend=numpy_backend))
         block.copy_(buf)
     return job.array
 

@@ -53,6 +53,8 @@ class InitZeroDivisionError(InitError, ZeroDivisionError):
 
 def _num(name, value):
     """A float from a Python or numpy real number or a 0-d real tensor."""
+    if type(value) is float:
+        return value
     if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_complex():
         value = value.item()
     if isinstance(value, (int, float, np.integer, np.floating)):
@@ -62,17 +64,23 @@ def _num(name, value):
 
 def _run(tensor, scheme, seed=None, generator=None, **params):
     """``init_`` under no_grad; an InitError of gpuinit's own checks becomes an InitRuntimeError."""
-    seeding.check_seed(seed, generator)  # a bad seed or generator stays a plain InitError
+    if seed is not None or generator is not None:
+        seeding.check_seed(seed, generator)  # a bad seed or generator stays a plain InitError
     if tensor.dtype not in _FILLED_DTYPES:
         raise InitNotImplementedError(f"gpuinit.nn.init draws float16, bfloat16, float32 and float64 tensors, "
                                       f"not {tensor.dtype}")
+    grad = torch.is_grad_enabled()
+    if grad:  # torch.no_grad(), without building a context manager per call
+        torch._C._set_grad_enabled(False)
     try:
-        with torch.no_grad():
-            return init_(tensor, scheme, seed=seed, generator=generator, **params)
+        return init_(tensor, scheme, seed=seed, generator=generator, **params)
     except InitError as e:
         if isinstance(e, (RuntimeError, ArithmeticError, TypeError)):
             raise
         raise InitRuntimeError(str(e)) from e
+    finally:
+        if grad:
+            torch._C._set_grad_enabled(True)
 
 
 def _need_dims(tensor, ok, what):
