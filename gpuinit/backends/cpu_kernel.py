@@ -3,6 +3,8 @@ cached, and called through ctypes (which releases the GIL, so chunks run on all 
 
 It returns the same bits as kernels/numpy_stream.py, only faster; without a compiler, or with
 GPUINIT_CPU_KERNEL=0, the NumPy backend computes the stream with NumPy alone.
+The same library holds gpuinit.fingerprint's checksum (kernels/cpu/gpuinit_checksum.c); without it,
+fingerprint computes its torch reference (gpuinit/distributed.py).
 
 The cache directory is ``$GPUINIT_CACHE``, else ``$XDG_CACHE_HOME/gpuinit``, else ``~/.cache/gpuinit``.
 A cached library is code that runs in this process, so it is used only when:
@@ -49,7 +51,8 @@ from ..draws import kernel_params
 from ..kernels import numpy_stream
 
 KERNELS = Path(numpy_stream.__file__).resolve().parent
-SOURCES = (KERNELS / "cuda" / "gpuinit_stream.cuh", KERNELS / "cpu" / "gpuinit_cpu.c")
+SOURCES = (KERNELS / "cuda" / "gpuinit_stream.cuh", KERNELS / "cpu" / "gpuinit_cpu.c",
+           KERNELS / "cpu" / "gpuinit_checksum.c")  # every .c file is compiled into the one library
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared",
          "-std=c11")
 log = logging.getLogger("gpuinit")
@@ -69,7 +72,10 @@ SYMBOLS = {  # every function the library must export, with its argument types
     "gi_cpu_fill_runs_16": [ctypes.POINTER(Params), _ptr, _u64, _u64, _u64, _u64, ctypes.c_int, _ptr],
     "gi_cpu_half_bits": [_ptr, _u64, _ptr],
     "gi_cpu_words": [_u64, _u64, _u64, _u64, _ptr],
+    "gi_cpu_checksums": [_ptr, _u64, _ptr],
+    "gi_cpu_checksum_runs": [_ptr, _u64, _ptr, _u64, _u64],
 }
+RESTYPES = {"gi_cpu_checksum_runs": _u64}  # the functions that return a value (the others return nothing)
 
 
 class _NoCompilerError(RuntimeError):
@@ -175,9 +181,10 @@ def _compile(cc, so):
     """Compile the library, store it with its digest sidecar, and return its bytes."""
     with tempfile.TemporaryDirectory(prefix=".build-", dir=so.parent) as tmp:
         out = Path(tmp) / so.name
-        r = _run([*cc, *FLAGS, str(SOURCES[1]), "-o", str(out)])
+        c_files = [f for f in SOURCES if f.suffix == ".c"]
+        r = _run([*cc, *FLAGS, *map(str, c_files), "-o", str(out)])
         if r.returncode:
-            raise RuntimeError(f"compiling {SOURCES[1].name} failed: {r.stderr.strip()[-2000:]}")
+            raise RuntimeError(f"compiling {', '.join(f.name for f in c_files)} failed: {r.stderr.strip()[-2000:]}")
         out.chmod(0o600)  # the compiler's file follows the umask; it is ours, in our private directory
         data = _read_private(out)
     _write_atomic(so.parent, so.name, data)
@@ -196,9 +203,10 @@ def _open(so, data):
         os.unlink(tmp)
     for name, argtypes in SYMBOLS.items():
         try:
-            getattr(lib, name).argtypes = argtypes
+            fn = getattr(lib, name)
         except AttributeError:
             raise RuntimeError(f"{so.name} lacks the function {name}") from None
+        fn.argtypes, fn.restype = argtypes, RESTYPES.get(name)
     return lib
 
 
