@@ -5,6 +5,10 @@
 - per tensor, on a model of many small tensors (``--layers`` blocks of two LayerNorms and four Linears with
   biases, 12 tensors each): ``init_module`` in place by every recipe, ``own_init``, ``fingerprint``, and from
   the meta device, against torch's ``reset_parameters`` of every module (and meta + ``to_empty`` + it);
+- per tensor on the same model, the host side of the Triton backend's launches up to the kernel call, the launch
+  itself replaced by a counting stub in this process (gpuinit_bench/triton_host.py: no GPU needed):
+  ``triton_backend.fill_group`` of the jobs ``init_module`` makes, ``fill`` of each job alone, and
+  ``init_module(backend="triton")`` in place, against the same ``reset_parameters``;
 - per tensor on small Hugging Face configs (GPT-2, Llama), when transformers is installed: recipe ``hf`` in
   place against the model's own ``init_weights``.
 
@@ -22,6 +26,7 @@ import time
 
 import numpy as np
 import torch
+from gpuinit_bench import triton_host
 from gpuinit_bench.small_tensors import reset_all, small_model
 
 import gpuinit
@@ -136,7 +141,7 @@ def per_hf(timer, device):
     return out
 
 
-def table(calls, n, model, hf):
+def table(calls, n, model, triton, hf):
     base = calls["torch.nn.init.normal_(tensor)"]
     rows = [("per call", name, f"{s * 1e6:.1f} us",
              f"{s / base:.1f}x torch.nn.init" if name.startswith("gpuinit") else "") for name, s in calls.items()]
@@ -146,6 +151,11 @@ def table(calls, n, model, hf):
         against = model[refs[1] if meta else refs[0]]
         ratio = "" if name in refs else f"{s / against:.1f}x {'meta + ' if meta else ''}reset_parameters"
         rows.append((f"{n} small tensors", name, f"{s * 1e3:.1f} ms ({s / n * 1e6:.1f} us/tensor)", ratio))
+    for name, s in triton["seconds"].items():
+        k = triton["launches"][name]
+        rows.append((f"{n} small tensors, {k} Triton launch{'es' * (k != 1)}", name,
+                     f"{s * 1e3:.1f} ms ({triton['us_per_tensor'][name]:.1f} us/tensor)",
+                     f"{triton['x_reset_parameters'][name]:.2f}x reset_parameters"))
     for cfg, (k, ways) in hf.items():
         own = ways["the model's init_weights"]
         for name, s in ways.items():
@@ -162,9 +172,14 @@ def main(argv=None):
     calls = per_call(timer, device, args.calls)
     print(f"a model of {12 * args.layers} small tensors ...", file=sys.stderr, flush=True)
     n, model = per_model(timer, device, args.width, args.layers)
+    print("the Triton backend's host side, its launches stubbed ...", file=sys.stderr, flush=True)
+    triton = triton_host.measure(timer, device, args.width, args.layers)
+    reset = model["torch reset_parameters in place"] / n  # per tensor, as the Triton case's
+    triton["us_per_tensor"] = {k: s / triton["tensors"] * 1e6 for k, s in triton["seconds"].items()}
+    triton["x_reset_parameters"] = {k: us / (reset * 1e6) for k, us in triton["us_per_tensor"].items()}
     print("Hugging Face configs ...", file=sys.stderr, flush=True)
     hf = per_hf(timer, device)
-    rows = table(calls, n, model, hf)
+    rows = table(calls, n, model, triton, hf)
     from rich.console import Console
     from rich.table import Table
 
@@ -182,6 +197,7 @@ def main(argv=None):
                 "layers": args.layers, "width": args.width, "repeat": args.repeat, "calls": args.calls}
         with open(path, "w") as f:
             json.dump({"meta": meta, "per_call_s": calls, "small_model": {"tensors": n, "seconds": model},
+                       "triton_launch_stubbed": triton,
                        "hf": {k: {"tensors": t, "seconds": w} for k, (t, w) in hf.items()},
                        "rows": rows}, f, indent=1)
         print(f"wrote {path}", file=sys.stderr)

@@ -36,6 +36,16 @@ def test_host_bench(tmp_path):
     assert all(s > 0 for s in [*data["per_call_s"].values(), *data["small_model"]["seconds"].values()])
     assert "x reset_parameters" in out and "x meta + reset_parameters" in out  # what each ratio is against
     assert "its own" in out  # the ratios, Hugging Face's configs included
+    triton = data["triton_launch_stubbed"]  # the Triton backend's host side, its launches stubbed
+    group, each, module = triton["seconds"]
+    assert "fill_group" in group and "fill(job)" in each and "init_module" in module
+    assert triton["tensors"] == 24 and triton["jobs"] == {"elementwise": 16, "other": 8}  # 8 LayerNorm constants
+    assert triton["launches"] == {group: 1, each: 16, module: 1}  # one grouped launch; one per elementwise tensor
+    reset = data["small_model"]["seconds"]["torch reset_parameters in place"] / 24
+    for name, s in triton["seconds"].items():
+        assert s > 0 and triton["us_per_tensor"][name] == pytest.approx(s / 24 * 1e6)
+        assert triton["x_reset_parameters"][name] == pytest.approx(s / 24 / reset)
+    assert "triton fill_group(jobs), launch stubbed" in out and "1 Triton launch " in out
 
 
 KINDS = {"uniform", "normal", "trunc_normal", "kaiming_uniform"}

@@ -5,6 +5,8 @@ one runs, so the scripts import this package as ``gpuinit_bench``):
 - kernel_cost: the kernel variants bench/kernel_cost.py compiles and counts, the harness, the report
 - gpu: the cases of bench/gpu.py, what they share, the report
 - whole_model: the ways bench/model.py and bench/gpu.py's model case build a model, in a fresh process each
+- small_tensors: the many-small-tensors model of bench/gpu.py and bench/host.py, and torch's init of it
+- triton_host: bench/host.py's Triton case, the backend's host side with its kernel launches stubbed
 
 bench/cpu.py and bench/explore.py hold all of their own code.
 """
