@@ -57,8 +57,11 @@ def _mix(x):
     return x ^ (x >> 31)
 
 
-def block_checksum(t, full_shape, offsets, chunk_rows=4096):
-    """Sum over the elements of block ``t`` of mix(global index, value bits): int64 tensor, wrapping."""
+def block_checksum_reference(t, full_shape, offsets, chunk_rows=4096):
+    """Sum over the elements of block ``t`` of mix(global index, value bits): int64 tensor, wrapping.
+
+    The definition, in torch on ``t``'s device (CUDA and others, and the host without the C kernel);
+    ``block_checksums`` computes the same bits on the host with kernels/cpu/gpuinit_checksum.c."""
     import torch
 
     from .regions import row_major_strides
@@ -87,6 +90,139 @@ def block_checksum(t, full_shape, offsets, chunk_rows=4096):
     return total
 
 
+def block_checksum(t, full_shape, offsets):
+    """``block_checksum_reference``'s int64 tensor (on ``t``'s device), by the host kernel where it applies."""
+    import torch
+
+    from .backends import cpu_kernel
+
+    if not _on_host(t, cpu_kernel.load()):
+        return block_checksum_reference(t, full_shape, offsets)
+    (value,) = block_checksums([(t, full_shape, offsets)])
+    return torch.tensor(as_int64(value), dtype=torch.int64)
+
+
+# The host kernel: every element of a block on the CPU, summed by the C library in segments of at most _SEGMENT
+# elements (the unit of work of a thread), on the NumPy backend's threads.
+_SEGMENT = 1 << 20
+_SERIAL_ELEMENTS = 1 << 16  # fewer elements in all: on the calling thread
+_MASK = (1 << 64) - 1
+_HOST_DTYPES = ("bool", "uint8", "int8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float16",
+                "bfloat16", "float32", "float64", "complex32", "complex64", "float8_e4m3fn", "float8_e4m3fnuz",
+                "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu")
+_host: dict = {}
+
+
+def _on_host(t, lib):
+    """Whether the host kernel reads ``t``: a plain CPU tensor (no subclass, no conjugate or negative bit) of a
+    dtype of 1, 2, 4 or 8 bytes (others: the reference, which raises where it does)."""
+    if not _host:
+        import torch
+
+        _host.update(types=(torch.Tensor, torch.nn.Parameter), strided=torch.strided,
+                     dtypes=frozenset(getattr(torch, n) for n in _HOST_DTYPES if hasattr(torch, n)))
+    return (lib is not None and type(t) in _host["types"] and t.is_cpu and t.layout == _host["strided"]
+            and t.dtype in _host["dtypes"] and not t.is_conj() and not t.is_neg())
+
+
+def block_checksums(blocks):
+    """The checksums of blocks ``[(tensor, full_shape, offsets)]`` (``None, None``: the whole tensor), as ints
+    in [0, 2**64): ``block_checksum_reference``'s bits. CPU tensors are read in place by the host kernel
+    (a non-contiguous block is copied a piece at a time); the rest, or all without the kernel, by the reference."""
+    from . import regions
+    from .backends import cpu_kernel
+
+    lib = cpu_kernel.load()
+    host = [i for i, (t, _, _) in enumerate(blocks) if _on_host(t, lib)]
+    sums = dict(zip(host, _host_sums(lib, [blocks[i] for i in host]), strict=True))
+    for i, (t, full_shape, offsets) in enumerate(blocks):
+        if i not in sums:
+            full_shape, offsets = regions.check_region(t.shape, full_shape, offsets)
+            sums[i] = int(block_checksum_reference(t, full_shape, offsets).item()) & _MASK
+    return [sums[i] for i in range(len(blocks))]
+
+
+def _host_sums(lib, blocks):
+    """``block_checksums`` of blocks that ``_on_host`` accepts."""
+    import numpy as np
+
+    from . import regions
+
+    sums = [0] * len(blocks)
+    segments, firsts, owners = [], [], []  # contiguous whole tensors: 4 numbers a segment; each owner's first
+    pieces = []  # (elements, block, tensor, index, starts, length) of the others
+    for i, (t, full_shape, offsets) in enumerate(blocks):
+        n = t.numel()
+        if n == 0:
+            continue
+        whole = full_shape is None and offsets is None
+        if not whole:
+            full_shape, offsets = regions.check_region(t.shape, full_shape, offsets)
+            whole = full_shape == tuple(t.shape) and not any(offsets)
+        if whole and t.is_contiguous():
+            firsts.append(len(segments) >> 2)
+            owners.append(i)
+            address, size = t.data_ptr(), t.element_size()
+            if n <= _SEGMENT:
+                segments += (address, size, 0, n)
+            else:
+                for c in range(0, n, _SEGMENT):
+                    segments += (address + c * size, size, c, min(_SEGMENT, n - c))
+        else:
+            full_shape, offsets = regions.check_region(t.shape, full_shape, offsets)  # None, None: the tensor
+            t = t.detach()
+            for index, _, starts, length in regions.pieces(tuple(t.shape), full_shape, offsets, _SEGMENT):
+                pieces.append((len(starts) * length, i, t, index, starts, length))
+
+    seg = np.array(segments, np.uint64).reshape(-1, 4)
+    out = np.zeros(len(seg), np.uint64)
+    found = []  # (block, sum) of the pieces, appended by the threads
+
+    def run_segments(a, b):
+        lib.gi_cpu_checksums(seg[a:].ctypes.data, b - a, out[a:].ctypes.data)
+
+    def run_piece(i, t, index, starts, length):
+        block = t[index]
+        if not block.is_contiguous():
+            block = block.contiguous()  # one piece at a time: at most _SEGMENT elements
+        found.append((i, lib.gi_cpu_checksum_runs(block.data_ptr(), block.element_size(), starts.ctypes.data,
+                                                  len(starts), length)))
+
+    _run_tasks(seg[:, 3], run_segments, pieces, run_piece)
+    if owners:
+        for i, v in zip(owners, np.add.reduceat(out, firsts).tolist(), strict=True):  # uint64: wraps
+            sums[i] = v
+    for i, v in found:
+        sums[i] = (sums[i] + v) & _MASK
+    return sums
+
+
+def _run_tasks(lengths, run_segments, pieces, run_piece):
+    """Segments (``lengths`` elements each) in ranges of about equal elements, and ``pieces``: on the calling
+    thread when they are few elements, else on the NumPy backend's threads (ctypes releases the GIL)."""
+    import numpy as np
+
+    from .backends import numpy_backend
+
+    threads = numpy_backend.num_threads()
+    total = int(lengths.sum()) + sum(p[0] for p in pieces)
+    bounds = [0, len(lengths)] if len(lengths) else []
+    if threads > 1 and total > _SERIAL_ELEMENTS and len(lengths) > 1:
+        # about 4 tasks a thread: cut the segments where their running total crosses a multiple of the share
+        share = max(_SERIAL_ELEMENTS, total // (4 * threads))
+        ends = np.cumsum(lengths, dtype=np.int64)
+        cuts = np.searchsorted(ends, np.arange(share, int(ends[-1]), share), side="right")
+        bounds = [0, *sorted({int(c) for c in cuts if 0 < c < len(lengths)}), len(lengths)]
+    tasks = [lambda a=a, b=b: run_segments(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+    tasks += [lambda args=p[1:]: run_piece(*args) for p in pieces]
+    if threads == 1 or total <= _SERIAL_ELEMENTS or len(tasks) == 1:
+        for task in tasks:
+            task()
+        return
+    for _ in numpy_backend._executor().map(lambda task: task(), tasks):
+        pass
+
+
 def fingerprint(module: Any) -> dict[str, int]:
     """{parameter name: 64-bit checksum of its values}, the same whatever the sharding of each parameter;
     a tensor stored under several names (tied weights) is listed once, under its first name.
@@ -95,9 +231,19 @@ def fingerprint(module: Any) -> dict[str, int]:
     the order and placement of shards do not matter. Sharded parameters are all-reduced over their
     device mesh (replicas count once), so every rank returns the same numbers.
     """
+    from .backends import cpu_kernel
 
-    out, seen = {}, set()
+    lib = cpu_kernel.load()
+    out, seen, host = {}, set(), []
     for name, p in module.named_parameters():  # a tied parameter once, under its first name
+        if _on_host(p, lib):  # storage_key(p) of a CPU tensor, without its checks
+            key = ("cpu", p.untyped_storage().data_ptr(), p.storage_offset(), tuple(p.shape), tuple(p.stride()),
+                   p.dtype)
+            if key not in seen:
+                seen.add(key)
+                out[name] = None  # below, all in one go (the dict keeps the parameters' order)
+                host.append((name, (p, None, None)))
+            continue
         key = storage_key(p)
         if key is not None and key in seen:
             continue
@@ -106,9 +252,11 @@ def fingerprint(module: Any) -> dict[str, int]:
             local, full_shape, offsets = local_block(p)
             s = block_checksum(local, full_shape, offsets)
             out[name] = _reduce_over_mesh(s, p)
-        else:
-            out[name] = block_checksum(p, tuple(p.shape), (0,) * p.dim())
-    return {k: int(v.item()) % (1 << 64) for k, v in out.items()} if out else {}
+        else:  # read back below, once every device's work is queued
+            out[name] = block_checksum_reference(p, tuple(p.shape), (0,) * p.dim())
+    for (name, _), value in zip(host, _host_sums(lib, [block for _, block in host]), strict=True):
+        out[name] = value
+    return {k: v if isinstance(v, int) else int(v.item()) & _MASK for k, v in out.items()}
 
 
 def _reduce_over_mesh(s, p):
