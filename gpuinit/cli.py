@@ -8,6 +8,7 @@ import argparse
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -62,28 +63,62 @@ def demo(args):
     checks.check_memory(cfg, probe.element_size(), args.dtype, device, torch)
     nearest = f" (the built-in size nearest to {checks.count(n)})" if abs(cfg.n_params / n - 1) > 0.25 else ""
     console = Console(width=None if sys.stdout.isatty() else 132)
-    model = Llama(cfg, device="meta", dtype=dtype)
     console.print(f"gpuinit {__version__}: {checks.article(cfg.n_layers)} {cfg.n_layers}-layer Llama-style model, "
                   f"{cfg.n_params / 1e6:,.0f}M parameters{nearest}, {args.dtype}, recipe [bold]{args.recipe}[/], "
                   f"seed {args.seed}, on {device}")
-    cpu_kernel.load()  # compile or load the host kernel before timing
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     t0 = time.perf_counter()
-    init_module(model, args.recipe, seed=args.seed, device=device, progress=False, backend=args.backend)
-    sync()
-    total = time.perf_counter() - t0
+    cpu_kernel.load()  # compile, or load from its cache, the host kernel: reported apart from the fills
+    kernel = time.perf_counter() - t0
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    first, steady, model = _runs(
+        args.repeat, lambda: Llama(cfg, device="meta", dtype=dtype),  # built outside the timing
+        lambda m: init_module(m, args.recipe, seed=args.seed, device=device, progress=False, backend=args.backend),
+        sync)
     console.print(_table(model, args.recipe, args.seed, args.backend, sync, torch))
     gb = sum(p.numel() * p.element_size() for p in model.parameters()) / 1e9
-    console.print(f"gpuinit: meta -> ready model in {total:.3f} s ({gb / total:.2f} GB/s)")
     del model
-    base = _torch_default_init(Llama, cfg, dtype, device, sync)
-    ratio = f"{base / total:.1f}x faster" if base >= total else f"{total / base:.1f}x slower"
-    console.print(f"torch's default init of the same model on {device}: {base:.3f} s, gpuinit [bold]{ratio}[/]")
+    why = cpu_kernel.why_not()
+    console.print(f"gpuinit: host C kernel ready in {_secs(kernel)} (a build on first use, then its cache)"
+                  if why is None else f"gpuinit: host C kernel not in use ({why})")
+    console.print(f"gpuinit: meta -> ready model in {_steady(steady)}, {gb / min(steady):#.3g} GB/s; first call "
+                  f"{_secs(first)} (compiles, first use)")
+    base_first, base, _ = _runs(args.repeat, lambda: None, lambda _: Llama(cfg, device=device, dtype=dtype), sync)
+    best, base_best = min(steady), min(base)
+    ratio = f"{base_best / best:.1f}x faster" if base_best >= best else f"{best / base_best:.1f}x slower"
+    console.print(f"torch's default init of the same model on {device}: {_steady(base)}; first call "
+                  f"{_secs(base_first)}; gpuinit [bold]{ratio}[/]")
     return 0
 
 
+def _runs(repeat, setup, run, sync):
+    """Time ``run(setup())`` once (the first call: compiles, caches, first use), then ``repeat`` more times, each
+    on a fresh ``setup()`` made outside the timing: (first seconds, [seconds of each repeat], the last result).
+    The previous result is released before each run, so at most one is alive."""
+    times, out = [], None
+    for _ in range(1 + repeat):
+        arg = setup()
+        out = None
+        sync()
+        t0 = time.perf_counter()
+        out = run(arg)
+        sync()
+        times.append(time.perf_counter() - t0)
+    return times[0], times[1:], out
+
+
+def _secs(s):
+    return f"{s:#.3g} s"
+
+
+def _steady(times):
+    """'X s (best of N; median Y s)'."""
+    return f"{_secs(min(times))} (best of {len(times)}; median {_secs(statistics.median(times))})"
+
+
 def _table(model, recipe, seed, backend, sync, torch):
-    """Per parameter group: scheme, expected and measured std, min, max, and the time of a second fill."""
+    """Per parameter group: scheme, expected and measured std, min, max, and the time of a fill of it in place,
+    after an untimed fill of its first tensor (on a GPU: the compile of the kernels a single tensor's fill
+    launches, which init_module's grouped launches do not)."""
     from rich.table import Table
 
     from . import draws, schemes
@@ -97,8 +132,9 @@ def _table(model, recipe, seed, backend, sync, torch):
         fqn = entry.fqn
         groups.setdefault(fqn.split(".", 2)[-1] if fqn.startswith("layers.") else fqn, []).append(entry)
     for name, members in groups.items():
-        t_fill = _refill([e.tensor for e in members], [e.spec for e in members], [e.fqn for e in members], seed,
-                         backend, sync)
+        tensors, specs, names = [e.tensor for e in members], [e.spec for e in members], [e.fqn for e in members]
+        _refill(tensors[:1], specs[:1], names[:1], seed, backend, sync)
+        t_fill = _refill(tensors, specs, names, seed, backend, sync)
         values = torch.cat([e.tensor.detach().flatten().float() for e in members])
         scheme, params = members[0].spec
         draw = schemes.plan(scheme, schemes.Layout.of(tuple(members[0].tensor.shape)), params)
@@ -112,16 +148,8 @@ def _table(model, recipe, seed, backend, sync, torch):
     return table
 
 
-def _torch_default_init(llama, cfg, dtype, device, sync):
-    """Seconds torch takes to build the model on ``device`` in ``dtype`` with each layer's own initialization."""
-    t0 = time.perf_counter()
-    llama(cfg, device=device, dtype=dtype)
-    sync()
-    return time.perf_counter() - t0
-
-
 def _refill(tensors, specs, names, seed, backend, sync):
-    """Time a second fill of a group of parameters in place (the same values: same seed and names)."""
+    """Time a fill of a group of parameters in place (the same values again: same seed and names)."""
     from .api import init_
     from .distributed import stream_of
 
@@ -273,6 +301,9 @@ def main(argv=None):
                    help="the backend of every fill (default: by the tensors' device)")
     d.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     d.add_argument("--dtype", choices=["float32", "bfloat16", "float16", "float64"], default="float32")
+    d.add_argument("--repeat", type=checks.positive_int, default=3,
+                   help="timed runs of gpuinit's init and of torch's, each after a first run timed apart (compiles, "
+                        "caches, first use); their best and median are reported (default 3)")
     d.set_defaults(run=demo)
     i = sub.add_parser("info", help="backends available here and why not")
     i.set_defaults(run=info)

@@ -23,10 +23,12 @@ def test_demo_small_model():
     r = gpuinit("demo", "--params", "2e6", "--recipe", "gpt2", "--dtype", "bfloat16")
     assert r.returncode == 0, r.stderr
     for text in ("std expected", "std measured", "output.weight", "meta -> ready model", "torch's default init",
-                 "a 1-layer", "nearest to 2M"):
+                 "a 1-layer", "nearest to 2M", "host C kernel"):
         assert text in r.stdout
-    assert re.search(r"torch's default init of the same model on cpu: [0-9.]+ s, gpuinit [0-9.]+x (faster|slower)",
-                     r.stdout)
+    assert re.search(r"meta -> ready model in [0-9.]+ s \(best of 3; median [0-9.]+ s\), [0-9.]+ GB/s; first call "
+                     r"[0-9.]+ s", r.stdout)  # --repeat's default
+    assert re.search(r"torch's default init of the same model on cpu: [0-9.]+ s \(best of 3; median [0-9.]+ s\); "
+                     r"first call [0-9.]+ s; gpuinit [0-9.]+x (faster|slower)", r.stdout)
     assert "0.02000" in r.stdout  # gpt2's std, expected and measured rows
     assert "0.00000" not in r.stdout  # ones (the norms): no std columns
     assert re.search(r"attention_norm\.weight .* ones .* - .* - .* 1\.0000 .* 1\.0000", r.stdout)
@@ -45,6 +47,50 @@ def test_demo_in_process_leaves_no_global_state(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "a 1-layer" in out and "bfloat16" in out
     assert ours() == environ and torch.get_default_dtype() == default_dtype
+
+
+NUMBER = r"([0-9]+\.?[0-9]*(?:e[-+][0-9]+)?)"
+
+
+def test_demo_times_a_first_call_then_repeats(capsys, monkeypatch):
+    """A first run of gpuinit and of torch each, timed apart, then --repeat timed runs; the report's numbers are
+    those runs' times: best <= median, GB/s the model's bytes over the best, all within the command's time."""
+    pytest.importorskip("torch")
+    import time
+
+    import gpuinit
+    from gpuinit import models
+
+    runs = {"gpuinit": 0, "torch": 0}
+
+    def spy(real, key, count=lambda *a, **k: True):
+        def call(*args, **kwargs):
+            runs[key] += count(*args, **kwargs)
+            return real(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(gpuinit, "init_module", spy(gpuinit.init_module, "gpuinit"))
+    monkeypatch.setattr(models, "Llama", spy(models.Llama, "torch", lambda *a, device=None, **k: device != "meta"))
+    t0 = time.perf_counter()
+    assert cli.main(["demo", "--params", "1e5", "--device", "cpu", "--repeat", "4"]) == 0
+    elapsed = time.perf_counter() - t0
+    out = " ".join(capsys.readouterr().out.split())
+    assert runs == {"gpuinit": 5, "torch": 5}
+    ours = re.search(rf"meta -> ready model in {NUMBER} s \(best of 4; median {NUMBER} s\), {NUMBER} GB/s; "
+                     rf"first call {NUMBER} s", out)
+    theirs = re.search(rf"on cpu: {NUMBER} s \(best of 4; median {NUMBER} s\); first call {NUMBER} s; "
+                       rf"gpuinit {NUMBER}x (faster|slower)", out)
+    kernel = re.search(rf"host C kernel (ready in {NUMBER} s|not in use)", out)
+    assert ours and theirs and kernel, out
+    best, median, gbs, first = map(float, ours.groups())
+    t_best, t_median, t_first, ratio = map(float, theirs.groups()[:4])
+    assert 0 < best <= median and 0 < t_best <= t_median and first > 0 and t_first > 0
+    assert first + 4 * best + t_first + 4 * t_best < elapsed
+    cfg = cli_checks.model_config(10**5, models.LlamaConfig)
+    assert gbs == pytest.approx(cfg.n_params * 4 / 1e9 / best, rel=0.015)
+    faster = theirs.group(5) == "faster"
+    assert ratio == pytest.approx(t_best / best if faster else best / t_best, rel=0.02, abs=0.051)
 
 
 def test_demo_backend_reaches_every_fill(capsys, monkeypatch):
@@ -113,6 +159,7 @@ def test_largest_model_does_not_fit_here(capsys):
     (["demo", "--seed", "x"], r"--seed: must be an integer from 0 to 2\*\*64 - 1, got 'x'"),
     (["demo", "--seed", "-1"], r"--seed: .*got '-1'"),
     (["demo", "--seed", str(2**64)], r"--seed: .*got '18446744073709551616'"),
+    (["demo", "--repeat", "0"], r"--repeat: must be an integer >= 1, got '0'"),
     (["explore", "--out", ""], "--out: must name a directory, got an empty string"),
     (["explore", "--out", "  "], "--out: must name a directory"),
     (["nosuchcommand"], "invalid choice"),
