@@ -2,6 +2,7 @@
 so filling it with ``full_shape``/``offsets`` gives exactly the values of the unsharded tensor."""
 import hashlib
 import sys
+import threading
 from typing import Any
 
 from .errors import InitError
@@ -103,7 +104,7 @@ def block_checksum(t, full_shape, offsets):
 
 
 # The host kernel: every element of a block on the CPU, summed by the C library in segments of at most _SEGMENT
-# elements (the unit of work of a thread), on the NumPy backend's threads.
+# elements (the unit of work of a thread), on GPUINIT_NUM_THREADS threads.
 _SEGMENT = 1 << 20
 _SERIAL_ELEMENTS = 1 << 16  # fewer elements in all: on the calling thread
 _MASK = (1 << 64) - 1
@@ -199,12 +200,12 @@ def _host_sums(lib, blocks):
 
 def _run_tasks(lengths, run_segments, pieces, run_piece):
     """Segments (``lengths`` elements each) in ranges of about equal elements, and ``pieces``: on the calling
-    thread when they are few elements, else on the NumPy backend's threads (ctypes releases the GIL)."""
+    thread when they are few elements, else on ``_executor``'s threads (ctypes releases the GIL)."""
     import numpy as np
 
-    from .backends import numpy_backend
+    from .config import num_threads
 
-    threads = numpy_backend.num_threads()
+    threads = num_threads()
     total = int(lengths.sum()) + sum(p[0] for p in pieces)
     bounds = [0, len(lengths)] if len(lengths) else []
     if threads > 1 and total > _SERIAL_ELEMENTS and len(lengths) > 1:
@@ -219,8 +220,24 @@ def _run_tasks(lengths, run_segments, pieces, run_piece):
         for task in tasks:
             task()
         return
-    for _ in numpy_backend._executor().map(lambda task: task(), tasks):
+    for _ in _executor(threads).map(lambda task: task(), tasks):
         pass
+
+
+_pool, _pool_size = None, 0
+_pool_lock = threading.Lock()
+
+
+def _executor(threads):
+    """A pool of ``threads`` threads (GPUINIT_NUM_THREADS, as the NumPy backend's; numpy_backend keeps its own
+    private), made again when that changes."""
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size != threads:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _pool, _pool_size = ThreadPoolExecutor(threads, thread_name_prefix="gpuinit-checksum"), threads
+        return _pool
 
 
 def fingerprint(module: Any) -> dict[str, int]:
