@@ -187,3 +187,16 @@ def test_gpu_bench_refuses_bad_arguments(args, message):
     r = subprocess.run([sys.executable, "bench/gpu.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
                        check=False)
     assert r.returncode == 2 and message in r.stderr, r.stderr[-2000:]
+
+
+def test_fingerprint_bench(tmp_path):
+    """bench/fingerprint.py: every case's fingerprint equal to the torch reference's, the markdown with its command."""
+    (tmp_path / "out").mkdir()
+    r = subprocess.run([sys.executable, "bench/fingerprint.py", "--elements", "2e5", "--tensors", "2", "--width", "64",
+                        "--layers", "2", "--repeat", "1", "--out", str(tmp_path / "out" / "fp.md")],
+                       capture_output=True, text=True, timeout=600, check=False, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    text = (tmp_path / "out" / "fp.md").read_text()
+    rows = json.loads(text.split("```json\n")[1].split("```")[0])["rows"]
+    assert len(rows) == 4 and all(row["equal"] for row in rows)
+    assert "python bench/fingerprint.py --elements 2e5" in text
