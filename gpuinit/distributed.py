@@ -97,7 +97,7 @@ def block_checksum(t, full_shape, offsets):
 
     from .backends import cpu_kernel
 
-    if not _on_host(t, cpu_kernel.load()):
+    if not _on_host(t) or cpu_kernel.load() is None:
         return block_checksum_reference(t, full_shape, offsets)
     (value,) = block_checksums([(t, full_shape, offsets)])
     return torch.tensor(as_int64(value), dtype=torch.int64)
@@ -114,16 +114,16 @@ _HOST_DTYPES = ("bool", "uint8", "int8", "int16", "uint16", "int32", "uint32", "
 _host: dict = {}
 
 
-def _on_host(t, lib):
-    """Whether the host kernel reads ``t``: a plain CPU tensor (no subclass, no conjugate or negative bit) of a
-    dtype of 1, 2, 4 or 8 bytes (others: the reference, which raises where it does)."""
+def _on_host(t):
+    """Whether the host kernel (when there is one) reads ``t``: a plain CPU tensor (no subclass, no conjugate or
+    negative bit) of a dtype of 1, 2, 4 or 8 bytes (others: the reference, which raises where it does)."""
     if not _host:
         import torch
 
         _host.update(types=(torch.Tensor, torch.nn.Parameter), strided=torch.strided,
                      dtypes=frozenset(getattr(torch, n) for n in _HOST_DTYPES if hasattr(torch, n)))
-    return (lib is not None and type(t) in _host["types"] and t.is_cpu and t.layout == _host["strided"]
-            and t.dtype in _host["dtypes"] and not t.is_conj() and not t.is_neg())
+    return (type(t) in _host["types"] and t.is_cpu and t.layout == _host["strided"] and t.dtype in _host["dtypes"]
+            and not t.is_conj() and not t.is_neg())
 
 
 def block_checksums(blocks):
@@ -133,8 +133,9 @@ def block_checksums(blocks):
     from . import regions
     from .backends import cpu_kernel
 
-    lib = cpu_kernel.load()
-    host = [i for i, (t, _, _) in enumerate(blocks) if _on_host(t, lib)]
+    host = [i for i, (t, _, _) in enumerate(blocks) if _on_host(t)]
+    lib = cpu_kernel.load() if host else None  # no CPU tensor: no build of the host kernel
+    host = host if lib is not None else []
     sums = dict(zip(host, _host_sums(lib, [blocks[i] for i in host]), strict=True))
     for i, (t, full_shape, offsets) in enumerate(blocks):
         if i not in sums:
@@ -250,10 +251,12 @@ def fingerprint(module: Any) -> dict[str, int]:
     """
     from .backends import cpu_kernel
 
-    lib = cpu_kernel.load()
+    lib, loaded = None, False  # loaded at the first CPU tensor: a model without one never builds the host kernel
     out, seen, host = {}, set(), []
     for name, p in module.named_parameters():  # a tied parameter once, under its first name
-        if _on_host(p, lib):  # storage_key(p) of a CPU tensor, without its checks
+        if not loaded and p.is_cpu:
+            lib, loaded = cpu_kernel.load(), True
+        if lib is not None and _on_host(p):  # storage_key(p) of a CPU tensor, without its checks
             key = ("cpu", p.untyped_storage().data_ptr(), p.storage_offset(), tuple(p.shape), tuple(p.stride()),
                    p.dtype)
             if key not in seen:
