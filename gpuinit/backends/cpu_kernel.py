@@ -72,6 +72,7 @@ SYMBOLS = {  # every function the library must export, with its argument types
     "gi_cpu_fill_runs_16": [ctypes.POINTER(Params), _ptr, _u64, _u64, _u64, _u64, ctypes.c_int, _ptr],
     "gi_cpu_half_bits": [_ptr, _u64, _ptr],
     "gi_cpu_words": [_u64, _u64, _u64, _u64, _ptr],
+    "gi_cpu_fill_items": [_ptr, _u64],
     "gi_cpu_checksums": [_ptr, _u64, _ptr],
     "gi_cpu_checksum_runs": [_ptr, _u64, _ptr, _u64, _u64],
 }
@@ -281,15 +282,33 @@ _ZERO_AT = _ZERO.ctypes.data
 def fill_run(lib, draw, length, seed, stream, pointer, store="float32"):
     """Write elements 0..length-1 of the stream (``draw``'s values) at address ``pointer`` as ``store``
     ("float32", "bfloat16" or "float16"), on the calling thread."""
+    ref = params_ref(draw)
+    if store == "float32":
+        lib.gi_cpu_fill_runs(ref, _ZERO_AT, 1, length, seed, stream, pointer)
+    else:
+        lib.gi_cpu_fill_runs_16(ref, _ZERO_AT, 1, length, seed, stream, int(store == "float16"), pointer)
+
+
+def params_ref(draw):
+    """``draw``'s kernel parameters, by reference (``ctypes.byref``: its ``_obj`` is the Params), made once per
+    draw and kept with it; hold the reference while an address of it is in use."""
     entry = _PARAMS.get(id(draw))
     if entry is None or entry[0] is not draw:
         if len(_PARAMS) >= 4096:
             _PARAMS.clear()
         entry = _PARAMS[id(draw)] = (draw, ctypes.byref(params(draw)))
-    if store == "float32":
-        lib.gi_cpu_fill_runs(entry[1], _ZERO_AT, 1, length, seed, stream, pointer)
-    else:
-        lib.gi_cpu_fill_runs_16(entry[1], _ZERO_AT, 1, length, seed, stream, int(store == "float16"), pointer)
+    return entry[1]
+
+
+STORES = {"float32": 0, "bfloat16": 1, "float16": 2}  # gi_fill_item.store
+
+
+def fill_items(lib, items, keep=None):
+    """Run ``gi_cpu_fill_items`` on ``items``, a C-contiguous uint64 array of rows (params address, out address,
+    start, n, seed, stream, store), on the calling thread (the GIL is released). ``keep``: what holds the
+    parameters the addresses point to, alive until the call returns."""
+    lib.gi_cpu_fill_items(items.ctypes.data, len(items))
+    return keep
 
 
 def draw_values(lib, draw, starts, length, seed, stream, out=None, store="float32"):

@@ -4,6 +4,7 @@ Memory stays bounded: each worker holds one chunk of ``CHUNK`` elements (a few M
 floats), never a full-size temporary, except orthogonal (QR needs the whole matrix) and sparse
 (a column's rank needs its keys).
 """
+import ctypes
 import math
 import sys
 import threading
@@ -69,49 +70,79 @@ def _numpy_view(array, bits=None):
 def fill(job):
     """Fill ``job.array`` (the block at ``job.offsets`` of a ``job.full_shape`` tensor) with ``job.draw``;
     ``job.bits="bfloat16"``: a 16-bit integer array receives bfloat16 bit patterns. Returns the array."""
-    if job.draw.kind in ELEMENTWISE and _fill_whole(job):
-        return job.array
+    kind = job.draw.kind
+    if kind in ELEMENTWISE:
+        whole = _whole(job)
+        if whole is not None:
+            lib, pointer, n, store = whole
+            if n <= SERIAL_ELEMENTS:  # on the calling thread, one kernel call
+                cpu_kernel.fill_run(lib, job.draw, n, job.seed, job.stream, pointer, store)
+            else:
+                _run_all(_item_tasks([(job, *whole)]))
+            _bump_version(job.array)
+            return job.array
     view, bf16 = _numpy_view(job.array, job.bits)
-    if job.draw.kind in ELEMENTWISE:
+    if kind in ELEMENTWISE:
         _run_all(_piece_work(view, bf16, job))
+    elif kind == "constant":  # what structured.fill would write, without building its Target
+        view[...] = ks.bfloat16_bits(np.asarray(job.draw.value, np.float32)) if bf16 else job.draw.value
     else:
         structured.fill(_target(job, view, bf16), job.draw)
     _bump_version(job.array)
     return job.array
 
 
-def _fill_whole(job):
-    """Fill a small C-contiguous array that is its whole logical tensor with one call of the host kernel, on the
-    calling thread (the common case of a model's tensors: no view, no pieces); False when the fill is not
-    such a case (the caller then goes the general way)."""
+def _whole(job):
+    """(the host kernel, address, elements, store) when the kernel can write ``job.array`` in place as one run: a
+    C-contiguous CPU array that is its whole logical tensor, of a dtype the kernel stores (float32, bfloat16,
+    float16) in the machine's byte order; None otherwise (then it is written piece by piece through a NumPy
+    view)."""
     array = job.array
     if type(array) is np.ndarray:
         if job.bits is not None or not array.flags.c_contiguous:
-            return False
+            return None
         store = _STORES.get(array.dtype)  # native byte order only: '>f4' is not a key here
         shape, pointer = array.shape, None
     else:
         torch = sys.modules.get("torch")
         if torch is None or not isinstance(array, torch.Tensor) or not array.is_cpu or not array.is_contiguous() \
                 or array.is_neg():
-            return False
+            return None
         if not _TORCH_STORES:
             _TORCH_STORES.update({torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"})
         store = _TORCH_STORES.get(array.dtype)
         shape, pointer = array.shape, array.data_ptr()
     if store is None or job.full_shape != shape or any(job.offsets):  # torch.Size is a tuple
-        return False
+        return None
     n = math.prod(shape)
-    if n > SERIAL_ELEMENTS or n == 0:
-        return False
     lib = cpu_kernel.load()
-    if lib is None:
-        return False
-    if pointer is None:
-        pointer = array.ctypes.data
-    cpu_kernel.fill_run(lib, job.draw, n, job.seed, job.stream, pointer, store)
-    _bump_version(array)
-    return True
+    if n == 0 or lib is None:
+        return None
+    return lib, (array.ctypes.data if pointer is None else pointer), n, store
+
+
+def _item_tasks(wholes):
+    """(elements, callable) tasks writing whole arrays ((job, kernel, address, elements, store) each) through the host
+    kernel's item list: arrays are cut into items of at most CHUNK elements, and the items into about
+    4 x threads runs of equal elements, each one kernel call (not one call, nor one task, per small tensor)."""
+    rows, keep, lib = [], [], wholes[0][1]
+    for job, _, pointer, n, store in wholes:
+        ref = cpu_kernel.params_ref(job.draw)
+        keep.append(ref)
+        at, code, size = ctypes.addressof(ref._obj), cpu_kernel.STORES[store], 4 if store == "float32" else 2
+        for s in range(0, n, CHUNK):
+            rows.append((at, pointer + s * size, s, min(CHUNK, n - s), job.seed, job.stream, code))
+    items = np.array(rows, np.uint64)
+    sizes = items[:, 3]
+    total = int(sizes.sum())
+    share = max(1, total // (4 * num_threads()))
+    ends = np.searchsorted(np.cumsum(sizes), np.arange(share, total, share), side="left") + 1
+    bounds = [0, *sorted(set(ends.tolist()) - {0, len(items)}), len(items)]
+    tasks = []
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        part = items[a:b]
+        tasks.append((int(part[:, 3].sum()), lambda part=part: cpu_kernel.fill_items(lib, part, keep)))
+    return tasks
 
 
 _STORES = {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16"}  # the kernel's stores (float64: NumPy)
@@ -173,15 +204,22 @@ def _run_all(tasks):
 
 
 def fill_group(jobs):
-    """Fill the arrays of many jobs. The pieces of all elementwise fills share the thread pool at once (no barrier
-    between arrays); returns the number of arrays written."""
-    tasks = []
+    """Fill the arrays of many jobs. The elementwise fills of whole contiguous arrays go to the host kernel as one
+    item list, in a few calls; the pieces of the others share the thread pool with them (no barrier between
+    arrays); returns the number of arrays written."""
+    tasks, wholes = [], []
     jobs = [job for job in jobs if holds_values(job.array)]
     for job in jobs:
         if job.draw.kind in ELEMENTWISE:
-            tasks += _piece_work(*_numpy_view(job.array, job.bits), job)
+            whole = _whole(job)
+            if whole is not None:
+                wholes.append((job, *whole))
+            else:
+                tasks += _piece_work(*_numpy_view(job.array, job.bits), job)
         else:
             fill(job)
+    if wholes:
+        tasks += _item_tasks(wholes)
     _run_all(tasks)
     for job in jobs:
         _bump_version(job.array)

@@ -1,16 +1,17 @@
 """How a recipe restores buffers: as their modules define them (``reset_running_stats``, ``reset_buffers``, a
 Hugging Face model's ``_init_weights``), or by a rule after that."""
 from ..errors import InitError
-from .names import aliases
+from .names import aliases, modules
 from .rules import buffer_rule
 
 
-def plan_buffers(module, rules, names, was_meta):
+def plan_buffers(module, rules, names, was_meta, tree=None):
     """(actions that restore buffers as their module defines them, [(name, (scheme, params))] of the buffers
-    a rule fills after them); raises for a buffer of a meta module that nothing restores."""
+    a rule fills after them); raises for a buffer of a meta module that nothing restores. ``tree``:
+    names.modules(module), when the caller has it."""
     actions, ruled, missing, names_of = [], [], [], aliases(names)
-    for mname, m in module.named_modules():
-        own = [f"{mname}.{n}" if mname else n for n, _ in m.named_buffers(recurse=False)]
+    for mname, m in modules(module) if tree is None else tree:
+        own = [f"{mname}.{n}" if mname else n for n, b in m._buffers.items() if b is not None]
         own = [fqn for fqn in own if names.get(fqn, fqn) == fqn]  # a tied buffer under its first name
         if not own:
             continue
@@ -18,7 +19,7 @@ def plan_buffers(module, rules, names, was_meta):
             actions.append(lambda root, mname=mname: root.get_submodule(mname).reset_running_stats())
         elif hasattr(m, "reset_buffers"):
             actions.append(lambda root, mname=mname: root.get_submodule(mname).reset_buffers())
-        elif hasattr(module, "_init_weights") and not any(True for _ in m.parameters(recurse=False)):
+        elif hasattr(module, "_init_weights") and not any(p is not None for p in m._parameters.values()):
             # a Hugging Face model restores a parameter-free module's buffers (rotary tables) itself
             actions.append(lambda root, mname=mname: root._init_weights(root.get_submodule(mname)))
         else:

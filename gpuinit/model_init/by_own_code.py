@@ -2,7 +2,7 @@
 then its ``init_weights()``: own_code.py), served by gpuinit; a rule's tensor is filled by the rule after the code
 ran (the code's fills of it are dropped). On a meta module every parameter and buffer must be written by the
 code or named by a rule, which the dry run on meta checks before anything is materialized."""
-from .names import owners, tied
+from .names import Walk, owners, tied
 from .plan import OwnCode, Plan
 from .rules import check_patterns, check_rules, ruled
 
@@ -10,7 +10,8 @@ from .rules import check_patterns, check_rules, ruled
 def own_plan(module, rules):
     """The Plan of ``own_init(module, rules=rules)``: every check made, nothing written."""
     rules = check_rules(rules)
-    params, buffers = tied(module), tied(module, "buffers")
+    walk = Walk(module)
+    params, buffers = tied(module, walk=walk), tied(module, "buffers", walk)
     check_patterns(rules, params, buffers)
     fills, buffer_fills = ruled(params, rules), ruled(buffers, rules, buffers=True)
     skip = frozenset(fqn for fqn, _ in fills + buffer_fills)

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from ..errors import InitError
 from .buffers import plan_buffers
-from .names import aliases, on_meta, tensor_at, tied
+from .names import Walk, aliases, on_meta, tensor_at, tied
 from .own_code import has_reset
 from .plan import OwnCode, Plan
 from .recipes import OWN_RECIPES, RECIPES, layer_kind, layer_spec, n_layers, residual_outputs, zero_padding_row
@@ -25,23 +25,25 @@ class PlanEntry(NamedTuple):
     module: Any
 
 
-def plan_module(module, recipe="torch", rules=None, *, fallback=False, names=None):
+def plan_module(module, recipe="torch", rules=None, *, fallback=False, names=None, walk=None):
     """[PlanEntry(fully qualified name, tensor, (scheme, params), owner module)] for every parameter (a tied one once,
     under its first name); raises for any parameter that neither the recipe nor a rule covers, unless
-    ``fallback``: then its spec is None (its module's own reset code fills it). ``names``: tied(module), when the
-    caller has it."""
+    ``fallback``: then its spec is None (its module's own reset code fills it). ``names``: tied(module), ``walk``:
+    names.Walk(module), when the caller has them."""
     if recipe not in RECIPES:
         raise InitError(f"unknown recipe {recipe!r}; recipes: {sorted([*RECIPES, *OWN_RECIPES])}")
     rules = check_rules(rules)
-    names = tied(module) if names is None else names
+    walk = walk or Walk(module)
+    names = tied(module, walk=walk) if names is None else names
     names_of = aliases(names)
-    ctx = {"root": module, "n_layers": n_layers(module), "residual": residual_outputs(module)}
+    tree = walk.modules()
+    ctx = {"root": module, "n_layers": n_layers(module, tree), "residual": residual_outputs(module, tree)}
     asks, owners = {}, {}  # the recipe is asked only for parameters that no rule covers
-    for mname, m in module.named_modules():
+    for mname, m in tree:
         kind = layer_kind(m)
-        for pname, p in m.named_parameters(recurse=False):
+        for pname, p in m._parameters.items():  # named_parameters(recurse=False); a repeat is no owner below
             fqn = f"{mname}.{pname}" if mname else pname
-            if names.get(fqn, fqn) == fqn:
+            if p is not None and names.get(fqn, fqn) == fqn:
                 owners[fqn] = (m, p)
                 asks.setdefault(fqn, (kind, m, pname, mname))
         if kind == "mha" and m.out_proj.bias is not None:  # MultiheadAttention zeroes its out_proj's bias
@@ -65,10 +67,11 @@ def plan_module(module, recipe="torch", rules=None, *, fallback=False, names=Non
 def recipe_plan(module, recipe, rules):
     """The Plan of ``init_module(module, recipe, rules=rules)``: every check made, nothing written."""
     rules = check_rules(rules)
-    params, buffers = tied(module), tied(module, "buffers")
-    entries = plan_module(module, recipe, rules, fallback=True, names=params)
+    walk = Walk(module)
+    params, buffers = tied(module, walk=walk), tied(module, "buffers", walk)
+    entries = plan_module(module, recipe, rules, fallback=True, names=params, walk=walk)
     check_patterns(rules, params, buffers)
-    restores, buffer_fills = plan_buffers(module, rules, buffers, on_meta(module))
+    restores, buffer_fills = plan_buffers(module, rules, buffers, on_meta(module, walk), walk.modules())
     by_code = [e.fqn for e in entries if e.spec is None]
     code = None
     if by_code:

@@ -10,13 +10,14 @@ whoever planned it (by_recipe.py for ``init_module``, by_own_code.py for ``own_i
    served, run before them (own_init) or after them (a recipe's fallback); then the buffers' restores and the
    buffers' fills.
 """
+import functools
 import sys
 
 from .. import backends, config, distributed, jobs
 from ..errors import InitError
 from . import own_code
 from .materialize import materialize
-from .names import by_name, on_meta
+from .names import Walk, by_name, on_meta
 
 
 def fill_model(module, plan, *, seed, device=None, progress=None):
@@ -30,13 +31,14 @@ def fill_model(module, plan, *, seed, device=None, progress=None):
 def _fill_model(module, plan, seed, device, progress):
     import torch
 
-    was_meta = on_meta(module)
+    walk = Walk(module)
+    was_meta = on_meta(module, walk)
     if was_meta and plan.code is not None:
         _check_written(own_code.run(module, plan, seed, dry=True), plan.code, dry=True)
-    param_jobs, buffer_jobs = _jobs(module, plan, seed)  # every check, on the tensors as they are
+    param_jobs, buffer_jobs = _jobs(module, plan, seed, walk)  # every check, on the tensors as they are
     if was_meta or device is not None:
         materialize(module, device, plan.params, plan.buffers, meta=was_meta)
-        param_jobs, buffer_jobs = _jobs(module, plan, seed)  # the materialized tensors
+        param_jobs, buffer_jobs = _jobs(module, plan, seed, walk)  # the materialized tensors
     report, code_first = None, plan.code is not None and plan.code.first
     bar = _progress_bar(sum(j.numel for j in param_jobs if j.backend.NAME in jobs.HOST_BACKENDS), progress)
     with torch.no_grad():
@@ -67,20 +69,39 @@ def _check_written(report, code, *, dry):
         raise InitError(message)
 
 
-def _jobs(module, plan, seed):
+def _jobs(module, plan, seed, walk):
     """The checked fill jobs of ``plan.fills`` and of ``plan.buffer_fills``; a tensor stored twice under distinct
     objects (a view registered twice) is filled once, for its first name."""
-    out, seen, tensors = [], set(), by_name(module)
+    out, seen, tensors = [], set(), by_name(module, walk)
     for targets in (plan.fills, plan.buffer_fills):
         out.append([])
         for fqn, (scheme, params) in targets:
             t = tensors[fqn]
-            key = distributed.storage_key(t)
+            key = _view_key(t)
             if key is not None and key in seen:
                 continue
             seen.add(key)
-            out[-1].append(jobs.prepare(t, scheme, params, seed=seed, stream=distributed.stream_of(fqn), name=fqn))
+            out[-1].append(jobs.prepare(t, scheme, params, seed=seed, stream=_stream_of(fqn), name=fqn))
     return out
+
+
+_stream_of = functools.lru_cache(maxsize=1 << 16)(distributed.stream_of)  # a SHA-256 per name, once per process
+
+
+def _view_key(t):
+    """What identifies the memory a tensor covers (distributed.storage_key), for plain tensors without building a
+    storage object: its first element's address, shape, strides, dtype and device; None for a meta tensor."""
+    if type(t) not in _PLAIN:
+        import torch
+
+        if not _PLAIN:
+            _PLAIN.update((torch.Tensor, torch.nn.Parameter))
+        if type(t) not in _PLAIN:
+            return distributed.storage_key(t)
+    return None if t.is_meta else (t.device, t.data_ptr(), t.shape, t.stride(), t.dtype)
+
+
+_PLAIN: set = set()
 
 
 def _progress_bar(total, progress):

@@ -1,12 +1,91 @@
-"""A model's tensors by name: the names a tied tensor goes by, a tensor looked up by name, the meta check."""
+"""A model's tensors by name: the names a tied tensor goes by, a tensor looked up by name, the meta check.
+
+The walks here give what torch's ``named_modules`` / ``named_parameters`` / ``named_buffers`` give, in their order,
+without torch's nested generators (a generator per tree level per module: most of a whole-model call's host time
+on a model of thousands of small tensors); a tree in which a module overrides one of those methods is walked by
+the methods themselves.
+"""
 
 
-def tied(module, kind="parameters"):
+class Walk:
+    """One walk of a module tree: ``unique`` is ``list(named_modules())``, ``every`` the same with a shared module
+    at each of its places (``remove_duplicate=False``; walked only when a module is shared). Where a module
+    overrides ``named_modules`` (or the root ``_named_members``, ``named_parameters``, ``named_buffers``), both
+    are None and torch's own methods are asked. The modules of a tree stay while its tensors change
+    (materializing, retying), so one walk serves a whole call."""
+
+    def __init__(self, module):
+        from torch import nn
+
+        self.module, self.every, self.unique = module, None, None
+        root = type(module)
+        if any(getattr(root, f) is not getattr(nn.Module, f)
+               for f in ("_named_members", "named_parameters", "named_buffers")):
+            return
+        self.unique, repeats = self._walk(True)
+        if self.unique is not None and not repeats:
+            self.every = self.unique  # no module is shared: both walks are one
+
+    def _walk(self, remove_duplicate):
+        """(named_modules(remove_duplicate=...) as a list, whether a module was met twice); (None, False) when a
+        module overrides named_modules."""
+        from torch import nn
+
+        base, out, memo, stack, repeats = nn.Module.named_modules, [], set(), [("", self.module)], False
+        while stack:
+            prefix, m = stack.pop()
+            if type(m).named_modules is not base:
+                return None, False
+            if m in memo:
+                repeats = True
+                continue
+            if remove_duplicate:
+                memo.add(m)
+            out.append((prefix, m))
+            stack.extend(reversed([(f"{prefix}.{name}" if prefix else name, child)
+                                   for name, child in m._modules.items() if child is not None]))
+        return out, repeats
+
+    def _walked(self, remove_duplicate):
+        if remove_duplicate or self.unique is None:
+            return self.unique
+        if self.every is None:  # shared modules: walked again, each place of them
+            self.every = self._walk(False)[0]
+        return self.every
+
+    def modules(self, remove_duplicate=True):
+        """``list(module.named_modules(remove_duplicate=...))``."""
+        walked = self._walked(remove_duplicate)
+        return list(self.module.named_modules(remove_duplicate=remove_duplicate)) if walked is None else walked
+
+    def members(self, kind="parameters", remove_duplicate=True):
+        """``list(module.named_parameters(remove_duplicate=...))`` (``kind="buffers"``: ``named_buffers``)."""
+        walked = self._walked(remove_duplicate)
+        if walked is None:
+            return list(getattr(self.module, f"named_{kind}")(remove_duplicate=remove_duplicate))
+        out, memo, table = [], set(), f"_{kind}"
+        for prefix, m in walked:
+            for k, v in getattr(m, table).items():
+                if v is None or v in memo:
+                    continue
+                if remove_duplicate:
+                    memo.add(v)
+                out.append((f"{prefix}.{k}" if prefix else k, v))
+        return out
+
+
+def modules(module, remove_duplicate=True):
+    """``list(module.named_modules(remove_duplicate=...))``."""
+    return Walk(module).modules(remove_duplicate)
+
+
+def tied(module, kind="parameters", walk=None):
     """{name: owner name} of a module's parameters (or buffers): a tensor registered under several names (tied
-    weights) is owned by its first name in ``named_parameters`` order and every name of it maps to that owner."""
+    weights) is owned by its first name in ``named_parameters`` order and every name of it maps to that owner.
+    ``walk``: a Walk of ``module``, when the caller has one."""
     first = {}
     return {fqn: first.setdefault(id(t), fqn)
-            for fqn, t in getattr(module, f"named_{kind}")(remove_duplicate=False)}
+            for fqn, t in (walk or Walk(module)).members(kind, remove_duplicate=False)}
 
 
 def aliases(names):
@@ -22,19 +101,21 @@ def owners(names):
     return [fqn for fqn, owner in names.items() if owner == fqn]
 
 
-def tensors(module):
-    yield from module.parameters()
-    yield from module.buffers()
+def tensors(module, walk=None):
+    """Every parameter, then every buffer, each once (``module.parameters()``, then ``module.buffers()``)."""
+    walk = walk or Walk(module)
+    return [t for kind in ("parameters", "buffers") for _, t in walk.members(kind)]
 
 
-def on_meta(module):
-    return any(t.is_meta for t in tensors(module))
+def on_meta(module, walk=None):
+    return any(t.is_meta for t in tensors(module, walk))
 
 
-def by_name(module):
-    """{name: tensor} of every parameter and buffer under each of its names, in one walk of the module tree."""
-    return {**dict(module.named_parameters(remove_duplicate=False)),
-            **dict(module.named_buffers(remove_duplicate=False))}
+def by_name(module, walk=None):
+    """{name: tensor} of every parameter and buffer under each of its names."""
+    walk = walk or Walk(module)
+    return {**dict(walk.members("parameters", remove_duplicate=False)),
+            **dict(walk.members("buffers", remove_duplicate=False))}
 
 
 def tensor_at(module, fqn):

@@ -10,7 +10,7 @@ import sys
 
 from .. import distributed
 from .intercept import Router, serving
-from .names import by_name, tensors
+from .names import by_name, modules, tensors
 
 RESET_METHODS = ("reset_parameters", "_reset_parameters")
 
@@ -181,7 +181,7 @@ def _no_args(fn):
 
 def _clear_hf_flags(module):
     """Hugging Face marks initialized modules and tensors and skips them later: start from a fresh model."""
-    for m in module.modules():
+    for _, m in modules(module):
         m.__dict__.pop("_is_hf_initialized", None)
     for t in tensors(module):
         if "_is_hf_initialized" in getattr(t, "__dict__", {}):

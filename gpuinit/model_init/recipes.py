@@ -6,6 +6,7 @@ import math
 
 from .. import distributed
 from ..schemes import Layout
+from .names import modules
 
 SQRT5 = math.sqrt(5.0)  # nn.Linear / nn.Conv*: kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in))
 GPT2_STD = 0.02
@@ -101,10 +102,10 @@ def layer_spec(recipe, kind, m, name, ctx):
     return None if kind is None else recipe(kind, m, name, ctx)
 
 
-def n_layers(module):
+def n_layers(module, tree=None):
     """The number of residual blocks: the config's layer count (``n_layer``, ``num_hidden_layers``, ...), the
     layers of ``nn.TransformerEncoder`` / ``Decoder`` stacks, an ``n_layers`` attribute, or the longest
-    ``ModuleList``."""
+    ``ModuleList``. ``tree``: names.modules(module), when the caller has it."""
     from torch import nn
 
     for owner in (getattr(module, "config", None), module):
@@ -112,20 +113,22 @@ def n_layers(module):
             value = getattr(owner, key, None)
             if isinstance(value, int) and not isinstance(value, bool) and value > 0:
                 return value
-    stacks = [m.num_layers for m in module.modules() if isinstance(m, (nn.TransformerEncoder, nn.TransformerDecoder))]
+    tree = modules(module) if tree is None else tree
+    stacks = [m.num_layers for _, m in tree if isinstance(m, (nn.TransformerEncoder, nn.TransformerDecoder))]
     if stacks:
         return sum(stacks)
-    return max([len(m) for m in module.modules() if isinstance(m, nn.ModuleList)] or [1])
+    return max([len(m) for _, m in tree if isinstance(m, nn.ModuleList)] or [1])
 
 
-def residual_outputs(module):
+def residual_outputs(module, tree=None):
     """Names of the modules whose output joins a residual stream: attention output and MLP output projections
-    (``RESIDUAL_NAMES``, and ``linear2`` of torch's Transformer layers)."""
+    (``RESIDUAL_NAMES``, and ``linear2`` of torch's Transformer layers). ``tree``: names.modules(module)."""
     from torch import nn
 
-    names = {n for n, _ in module.named_modules() if n.rsplit(".", 1)[-1] in RESIDUAL_NAMES}
+    tree = modules(module) if tree is None else tree
+    names = {n for n, _ in tree if n.rsplit(".", 1)[-1] in RESIDUAL_NAMES}
     layers = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
-    return names | {f"{n}.linear2" if n else "linear2" for n, m in module.named_modules() if isinstance(m, layers)}
+    return names | {f"{n}.linear2" if n else "linear2" for n, m in tree if isinstance(m, layers)}
 
 
 def zero_padding_row(m, fqn, t):

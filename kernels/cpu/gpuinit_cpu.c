@@ -99,3 +99,26 @@ void gi_cpu_words(uint64_t start, uint64_t n, uint64_t seed, uint64_t stream, ui
     out[i] = w[(start + i) & 3];
   }
 }
+
+/* Many fills in one call: item i writes elements [start, start + n) of its draw's stream, as `store`
+ * (0: float32, 1: bfloat16, 2: float16), to out[0 .. n). Every field is 64 bits, so the caller packs the
+ * items as rows of a uint64 array: a model's small tensors cost one call, not one call each. */
+typedef struct {
+  uint64_t params; /* const gi_params* */
+  uint64_t out;    /* float* or uint16_t* */
+  uint64_t start, n, seed, stream, store;
+} gi_fill_item;
+
+void gi_cpu_fill_items(const gi_fill_item* items, uint64_t count) {
+  for (uint64_t i = 0; i < count; ++i) {
+    const gi_fill_item* it = items + i;
+    const gi_params* p = (const gi_params*)(uintptr_t)it->params;
+    if (it->store == 0) {
+      gi_cpu_fill(p, it->start, it->n, it->seed, it->stream, (float*)(uintptr_t)it->out);
+    } else {
+      uint64_t start = it->start;
+      gi_cpu_fill_runs_16(p, &start, 1, it->n, it->seed, it->stream, it->store == 2,
+                          (uint16_t*)(uintptr_t)it->out);
+    }
+  }
+}
