@@ -158,6 +158,55 @@ def test_a_partial_write_flushes_waiting_fills_first(runs):
     assert router.report.served == {"normal": 1} and router.report.as_written == {"mul_": 1, "zero_": 1}
 
 
+def test_a_look_at_shapes_waits_a_read_of_values_does_not(runs):
+    """Reading a waiting tensor's shape, dtype, strides or ``.data`` (what torch's reset code does between its fills:
+    ``_calculate_fan_in_and_fan_out``) runs nothing, so a model's fills wait and run together; a read of its values
+    (``sum``) runs them first and sees them."""
+    w, b = nn.Parameter(torch.zeros(6, 4)), nn.Parameter(torch.zeros(6))
+    router = Router([("l.weight", w), ("l.bias", b)], seed=2)
+    with serving(router):
+        nn.init.kaiming_uniform_(w, a=5 ** 0.5)
+        fan_in, _ = nn.init._calculate_fan_in_and_fan_out(w)
+        looks = (w.dim(), w.size(1), w.shape, w.dtype, w.stride(), w.numel(), w.data.shape, w.is_contiguous())
+        nn.init.uniform_(b, -1 / fan_in ** 0.5, 1 / fan_in ** 0.5)
+        assert runs == [] and w.eq(0).all().item() is False  # eq reads the values: both waiting fills ran
+    assert runs == [["l.weight", "l.bias"]] and fan_in == 4 and looks[:3] == (2, 4, (6, 4))
+    assert torch.equal(w.detach(), fill((6, 4), "kaiming_uniform", "l.weight", 2, a=5 ** 0.5))
+    assert torch.equal(b.detach(), fill((6,), "uniform", "l.bias", 2, a=-0.5, b=0.5))
+
+
+@pytest.mark.parametrize("name", INIT_NAMES)
+def test_arguments_are_bound_as_python_binds_them(name):
+    """The patched functions read their arguments by a binder made once per function: for every call form (by
+    position, by keyword, defaults, mixed) it gives inspect's bind + apply_defaults, and for a call Python would
+    refuse it raises the same TypeError."""
+    from gpuinit.model_init.intercept import _binder
+
+    f = getattr(torch.nn.init, name)
+    signature = inspect.signature(f)
+    params = list(signature.parameters)
+    t = torch.empty(4, 4)
+    values = {"tensor": t, **REQUIRED.get(name, {})}
+    extra = {p: signature.parameters[p].default for p in params if p not in values}
+    calls = [((t,), dict(REQUIRED.get(name, {}))), ((t,), {**REQUIRED.get(name, {}), **extra})]
+    positional = [values.get(p, extra.get(p)) for p in params if signature.parameters[p].kind
+                  == inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    calls += [(tuple(positional[:k]), {p: values.get(p, extra.get(p)) for p in params[k:]
+                                         if signature.parameters[p].kind != inspect.Parameter.VAR_KEYWORD})
+              for k in range(1, len(positional) + 1)]
+    for args, kwargs in calls:
+        want = signature.bind(*args, **kwargs)
+        want.apply_defaults()
+        assert _binder(f)(*args, **kwargs) == dict(want.arguments), (args, kwargs)
+    bad = [((), {}), ((t, *positional[1:], 1.0, 2.0, 3.0), {}), ((t,), {"tensor": t}), ((t,), {"no_such": 1})]
+    for args, kwargs in bad:
+        with pytest.raises(TypeError) as want:
+            signature.bind(*args, **kwargs)
+        with pytest.raises(TypeError) as got:
+            _binder(f)(*args, **kwargs)
+        assert str(got.value) == str(want.value)
+
+
 def test_dry_router_checks_and_writes_nothing(runs):
     w = torch.zeros(3, 3)
     router = Router([("w", w)], seed=0, dry=True)

@@ -8,6 +8,7 @@ first). Jobs wait and run grouped (one launch per device, dtype and draw on a GP
 does on a model tensor (partial writes, copies, arithmetic) first runs the waiting jobs, then runs as
 written and is counted. A fill replaced before it ran is never written.
 """
+import functools
 import inspect
 import sys
 from collections import Counter
@@ -66,25 +67,43 @@ def init_spec(name, a):
     raise KeyError(name)
 
 
-def _method_spec(func, args, kwargs):
-    """(tensor, (scheme, params)) of an in-place fill method call, or None."""
-    import torch
+def _zero(args, kwargs):
+    return (args[0] if args else None), ("zeros", {})
 
-    t = args[0] if args else None
-    if func is torch.Tensor.zero_:
-        return t, ("zeros", {})
-    if func is torch.Tensor.fill_:
-        value = args[1] if len(args) > 1 else kwargs.get("value")
-        if hasattr(value, "numel") and value.numel() != 1:
-            return None
-        return t, ("constant", {"value": _num(value)})
-    if func is torch.Tensor.normal_:
-        b = dict(zip(("mean", "std"), args[1:], strict=False)) | kwargs
-        return t, init_spec("normal_", {"mean": b.get("mean", 0.0), "std": b.get("std", 1.0)})
-    if func is torch.Tensor.uniform_:
-        b = dict(zip(("from", "to"), args[1:], strict=False)) | kwargs
-        return t, init_spec("uniform_", {"a": b.get("from", 0.0), "b": b.get("to", 1.0)})
-    return None
+
+def _fill(args, kwargs):
+    value = args[1] if len(args) > 1 else kwargs.get("value")
+    if hasattr(value, "numel") and value.numel() != 1:
+        return None
+    return (args[0] if args else None), ("constant", {"value": _num(value)})
+
+
+def _normal(args, kwargs):
+    b = dict(zip(("mean", "std"), args[1:], strict=False)) | kwargs
+    return (args[0] if args else None), init_spec("normal_", {"mean": b.get("mean", 0.0), "std": b.get("std", 1.0)})
+
+
+def _uniform(args, kwargs):
+    b = dict(zip(("from", "to"), args[1:], strict=False)) | kwargs
+    return (args[0] if args else None), init_spec("uniform_", {"a": b.get("from", 0.0), "b": b.get("to", 1.0)})
+
+
+_FILL_METHODS: dict = {}  # torch.Tensor's in-place fill methods: the function that reads a call's spec
+_SHAPE_ONLY: set = set()  # torch functions that read no values and write nothing (shapes, dtypes, views' data)
+
+
+def _fill_methods():
+    if not _FILL_METHODS:
+        import torch
+
+        T = torch.Tensor
+        _SHAPE_ONLY.update({T.dim, T.ndimension, T.size, T.stride, T.numel, T.nelement, T.element_size,
+                            T.storage_offset, T.is_contiguous, T.is_floating_point, T.is_complex, T.get_device,
+                            T.__len__, *(getattr(T, a).__get__ for a in (
+                                "shape", "dtype", "device", "ndim", "is_meta", "is_cuda", "is_cpu", "layout",
+                                "requires_grad", "data", "is_leaf", "itemsize") if hasattr(T, a))})
+        _FILL_METHODS.update({T.zero_: _zero, T.fill_: _fill, T.normal_: _normal, T.uniform_: _uniform})
+    return _FILL_METHODS
 
 
 def _storage(t):
@@ -93,9 +112,13 @@ def _storage(t):
     return local.untyped_storage()._cdata
 
 
-def _view(t):
+def _view(t, storage=None):
     local = t.to_local() if distributed.is_dtensor(t) else t
-    return (_storage(t), local.storage_offset(), tuple(local.shape), tuple(local.stride()), local.dtype)
+    return (_storage(t) if storage is None else storage, local.storage_offset(), tuple(local.shape),
+            tuple(local.stride()), local.dtype)
+
+
+stream_of = functools.lru_cache(maxsize=1 << 16)(distributed.stream_of)  # a SHA-256 per name, once per process
 
 
 class Router:
@@ -123,12 +146,14 @@ class Router:
             return False
         self.busy = True  # gpuinit's own look at the tensor: none of its torch calls is the model's code
         try:
-            return self._serve(t, spec)
+            with torch._C.DisableTorchFunction():  # nor do they pass through any torch function mode
+                return self._serve(t, spec)
         finally:
             self.busy = False
 
     def _serve(self, t, spec):
-        fqn = self.by_view.get(_view(t))
+        storage = _storage(t)
+        fqn = self.by_view.get(_view(t, storage))
         if fqn is None or not t.is_floating_point():
             return False
         self.touched.add(fqn)
@@ -137,11 +162,10 @@ class Router:
         k = self.calls[fqn]
         try:
             job = jobs.prepare(t, spec[0], spec[1], seed=self.seed, name=fqn,
-                               stream=distributed.stream_of(fqn if k == 0 else f"{fqn}#{k}"))
+                               stream=stream_of(fqn if k == 0 else f"{fqn}#{k}"))
         except (InitError, BackendUnavailableError, TypeError, ValueError):  # not servable: runs as written
             return False
         self.calls[fqn] += 1
-        storage = _storage(t)
         self.pending.pop(storage, None)  # a waiting fill of the same tensor is replaced, never written
         if not self.dry:
             self.pending[storage] = job
@@ -150,10 +174,13 @@ class Router:
 
     def flush(self):
         if self.pending:
+            import torch
+
             work, self.pending = list(self.pending.values()), {}
             busy, self.busy = self.busy, True
             try:
-                jobs.run(work)
+                with torch._C.DisableTorchFunction():
+                    jobs.run(work)
             finally:
                 self.busy = busy
 
@@ -263,12 +290,15 @@ def _mode(router):
     import torch
     from torch.overrides import TorchFunctionMode
 
+    fills = _fill_methods()
+
     class Mode(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
-            if router.busy:
+            if router.busy or func in _SHAPE_ONLY:  # gpuinit's own work, or a look at shapes: no value is read
                 return func(*args, **kwargs)
-            found = _method_spec(func, args, kwargs)
+            spec = fills.get(func)
+            found = None if spec is None else spec(args, kwargs)
             if found is not None and router.serve(found[0], found[1], func.__name__):
                 return found[0]
             router.before(func, args, kwargs)
@@ -284,6 +314,36 @@ def _mode(router):
     return Mode()
 
 
+@functools.lru_cache(maxsize=64)
+def _binder(f):
+    """A function taking ``f``'s arguments and returning {parameter: value}, defaults applied, as
+    ``inspect.signature(f).bind(...)`` then ``apply_defaults()`` give; a call that does not fit the plain case
+    (too many positional arguments, an unknown, repeated or missing one) goes to ``bind`` itself, which raises
+    what Python would."""
+    signature = inspect.signature(f)
+    params = list(signature.parameters.values())
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY) for p in params):
+        return lambda *args, **kwargs: _bound(signature, args, kwargs)
+    positional = [p.name for p in params if p.kind == p.POSITIONAL_OR_KEYWORD]
+    defaults = {p.name: p.default for p in params if p.default is not p.empty}
+    names = {p.name for p in params}
+
+    def bind(*args, **kwargs):
+        if len(args) > len(positional) or not kwargs.keys() <= names or \
+                any(k in kwargs for k in positional[:len(args)]):
+            return _bound(signature, args, kwargs)
+        out = {**defaults, **dict(zip(positional, args, strict=False)), **kwargs}
+        return out if len(out) == len(names) else _bound(signature, args, kwargs)
+
+    return bind
+
+
+def _bound(signature, args, kwargs):
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    return bound.arguments
+
+
 class _Patched:
     """torch.nn.init's functions (and transformers.initialization's table of them) replaced by versions that
     hand whole model tensors to the router."""
@@ -293,18 +353,16 @@ class _Patched:
 
         self.router, self.saved = router, []
         self.originals = {n: getattr(tinit, n) for n in INIT_NAMES}
-        self.signatures = {n: inspect.signature(f) for n, f in self.originals.items()}
 
     def wrapper(self, name):
-        original, signature = self.originals[name], self.signatures[name]
+        original, bind = self.originals[name], _binder(self.originals[name])
 
         def fill(tensor, *args, **kwargs):
             if self.router.busy:
                 return original(tensor, *args, **kwargs)
-            bound = signature.bind(tensor, *args, **kwargs)
-            bound.apply_defaults()
+            arguments = bind(tensor, *args, **kwargs)
             try:
-                spec = init_spec(name, bound.arguments)
+                spec = init_spec(name, arguments)
             except (TypeError, ValueError):
                 spec = None
             if spec is not None and self.router.serve(tensor, spec, name):

@@ -5,6 +5,7 @@ as construction runs them, then the model's own ``init_weights()`` (a Hugging Fa
 every module, a torchtitan-style model's ``init_weights()``); a recipe's fallback (by_recipe.py) runs the reset
 code of some modules only.
 """
+import functools
 import inspect
 import sys
 
@@ -172,11 +173,32 @@ def _unwrapped_class(module):
 
 
 def _no_args(fn):
+    """Whether ``fn`` can be called with no arguments (a bound method's function is looked at once per class)."""
+    func = getattr(fn, "__func__", None)
+    if func is None or getattr(fn, "__self__", None) is None:
+        func, bound = fn, False
+    else:
+        bound = True
     try:
-        params = inspect.signature(fn).parameters.values()
+        hash(func)
+    except TypeError:
+        return _bare(func, bound)
+    return _cached_bare(func, bound)
+
+
+def _bare(fn, bound):
+    try:
+        params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
         return False
+    if bound:  # the instance fills the first parameter
+        if not params or params[0].kind not in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
+            return bool(params) and params[0].kind == params[0].VAR_POSITIONAL
+        params = params[1:]
     return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params)
+
+
+_cached_bare = functools.lru_cache(maxsize=1024)(_bare)
 
 
 def _clear_hf_flags(module):
