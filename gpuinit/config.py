@@ -100,6 +100,9 @@ def snapshot():
     """What the settings depend on, cheaply (a few dictionary reads, no parsing): the raw values of the
     variables and the pinned settings. Equal snapshots mean equal settings, so a result computed under one
     holds under the other."""
+    pinned = _PINNED.get()
+    if pinned is not None:  # the variables are not read within pinned()
+        return pinned
     data = getattr(os.environ, "_data", None)
     if data is None or _KEYS is None:
         return (*map(os.environ.get, VARIABLES), _PINNED.get())

@@ -63,8 +63,32 @@ def checked(array, scheme, params, *, stream=0, in_axis=1, out_axis=0, batch_axi
     A call whose every input that a check depends on equals an earlier call's (the array's type, dtype, shape,
     strides, device and writability, the scheme and its plain parameters, the axes, stream, backend and
     settings) passed those checks already: its result is taken from a table, with no check made again."""
-    key = _key(array, scheme, params, stream, in_axis, out_axis, batch_axis, backend) \
-        if full_shape is None and offsets is None and bits is None else None
+    key = _key(array, scheme, _params_key(params), stream, in_axis, out_axis, batch_axis, backend,
+               backends.settings()) if full_shape is None and offsets is None and bits is None else None
+    return _checked(key, array, scheme, params, stream, in_axis, out_axis, batch_axis, full_shape, offsets, backend,
+                    bits, name)
+
+
+def prepare_all(items, *, seed):
+    """[Job] of ``items``, each (array, scheme, params, stream, name) with the default axes and backend, all with
+    ``seed`` (an integer): what ``prepare`` gives for each, with what is the same for all of them (the settings,
+    the key of each distinct params object) found once for the call."""
+    if type(seed) is not int or not 0 <= seed < 1 << 64:
+        seed = seeding.check_u64("seed", seed)
+    settings, plain, out = backends.settings(), {}, []
+    for array, scheme, params, stream, name in items:
+        p = plain.get(id(params), plain)  # the items hold their params: an id stays theirs for the call
+        if p is plain:
+            p = plain[id(params)] = _params_key(params)
+        key = _key(array, scheme, p, stream, 1, 0, (), None, settings)
+        target, draw, full_shape, offsets, stream, module = _checked(key, array, scheme, params, stream, 1, 0, (),
+                                                                     None, None, None, None, name)
+        out.append(Job(target, draw, full_shape, offsets, seed, stream, module, None, name))
+    return out
+
+
+def _checked(key, array, scheme, params, stream, in_axis, out_axis, batch_axis, full_shape, offsets, backend, bits,
+             name):
     done = _CHECKED.get(key) if key is not None else None
     if done is not None:
         return (array, *done)
@@ -111,9 +135,10 @@ _CHECKED: dict = {}  # call key (_key): (draw, full_shape, offsets, stream, back
 _MEMO_MAX = 4096
 
 
-def _key(array, scheme, params, stream, in_axis, out_axis, batch_axis, backend):
+def _key(array, scheme, plain, stream, in_axis, out_axis, batch_axis, backend, settings):
     """What every check of a call depends on, as a hashable key; None where a part of it is not a plain value
-    of an exact type (a subclass, a DTensor, a list, a tensor parameter): such calls are checked in full."""
+    of an exact type (a subclass, a DTensor, a list, a tensor parameter): such calls are checked in full.
+    ``plain``: _params_key of the parameters; ``settings``: backends.settings()."""
     kind = type(array)
     if kind is np.ndarray:
         sig = (array.dtype, array.shape, array.strides, array.flags.writeable)
@@ -127,13 +152,12 @@ def _key(array, scheme, params, stream, in_axis, out_axis, batch_axis, backend):
         if torch is None or kind not in (torch.Tensor, torch.nn.Parameter):
             return None
         _TORCH_TYPES[kind] = torch.strided
-        return _key(array, scheme, params, stream, in_axis, out_axis, batch_axis, backend)
-    plain = _params_key(params)
+        return _key(array, scheme, plain, stream, in_axis, out_axis, batch_axis, backend, settings)
     if plain is None or type(scheme) is not str or type(stream) is not int \
             or not (type(in_axis) is int or _axis(in_axis)) or not (type(out_axis) is int or _axis(out_axis)) \
             or not (batch_axis == () or _axis(batch_axis)) or not (backend is None or type(backend) is str):
         return None
-    return (kind, sig, scheme, plain, stream, in_axis, out_axis, batch_axis, backend, backends.settings())
+    return (kind, sig, scheme, plain, stream, in_axis, out_axis, batch_axis, backend, settings)
 
 
 _TORCH_TYPES: dict = {}  # torch.Tensor and torch.nn.Parameter: torch.strided, once torch is in use

@@ -4,7 +4,7 @@ from .. import backends, seeding
 from ..errors import InitError
 from .by_own_code import own_plan
 from .by_recipe import recipe_plan
-from .executor import fill_model
+from .executor import collector_paused, fill_model
 from .recipes import OWN_RECIPES
 
 
@@ -40,7 +40,7 @@ def init_module(module, recipe="torch", *, seed=None, device=None, rules=None, p
     Parameters are DTensors under FSDP2 / tensor parallelism: each rank fills its local shard.
     Every rule, parameter and buffer is checked before anything is written or materialized.
     """
-    with backends.using(backend):
+    with backends.using(backend), collector_paused():
         if recipe in OWN_RECIPES:
             if recipe == "hf" and not (callable(getattr(module, "_init_weights", None)) and hasattr(module, "config")):
                 raise InitError("recipe 'hf' runs a Hugging Face model's own _init_weights, and this module has "
@@ -67,4 +67,5 @@ def own_init(module, *, seed=None, device=None, rules=None):
     module every parameter and buffer must be written by the code or named by a rule.
     """
     seed = seeding.resolve_seed(seed, module)
-    return fill_model(module, own_plan(module, rules), seed=seed, device=device, progress=False)
+    with collector_paused():
+        return fill_model(module, own_plan(module, rules), seed=seed, device=device, progress=False)

@@ -49,11 +49,13 @@ def plan_module(module, recipe="torch", rules=None, *, fallback=False, names=Non
         if kind == "mha" and m.out_proj.bias is not None:  # MultiheadAttention zeroes its out_proj's bias
             asks[f"{mname}.out_proj.bias" if mname else "out_proj.bias"] = (kind, m, "out_proj.bias", mname)
     plan, missing = [], []
+    ask = RECIPES[recipe]
     for fqn, (m, p) in owners.items():
-        spec = param_rule(names_of.get(fqn, [fqn]), rules)
+        spec = param_rule(names_of.get(fqn, [fqn]), rules) if rules else None
         if spec is None:
             kind, owner, pname, mname = asks[fqn]
-            spec = layer_spec(RECIPES[recipe], kind, owner, pname, {**ctx, "module_name": mname})
+            ctx["module_name"] = mname  # the recipe reads it while asked, never keeps it
+            spec = layer_spec(ask, kind, owner, pname, ctx)
         if spec is None and not (fallback and has_reset(module.get_submodule(fqn.rpartition(".")[0]))):
             missing.append(f"{fqn} ({type(m).__name__})")
         plan.append(PlanEntry(fqn, p, spec, m))

@@ -63,13 +63,13 @@ class Walk:
         walked = self._walked(remove_duplicate)
         if walked is None:
             return list(getattr(self.module, f"named_{kind}")(remove_duplicate=remove_duplicate))
-        out, memo, table = [], set(), f"_{kind}"
+        out, memo, table = [], set(), f"_{kind}"  # memo by id: a tensor hashes and compares by identity
         for prefix, m in walked:
             for k, v in getattr(m, table).items():
-                if v is None or v in memo:
+                if v is None or id(v) in memo:
                     continue
                 if remove_duplicate:
-                    memo.add(v)
+                    memo.add(id(v))
                 out.append((f"{prefix}.{k}" if prefix else k, v))
         return out
 
@@ -108,7 +108,12 @@ def tensors(module, walk=None):
 
 
 def on_meta(module, walk=None):
-    return any(t.is_meta for t in tensors(module, walk))
+    """Whether any parameter or buffer of ``module`` is on the meta device."""
+    walked = (walk or Walk(module)).unique
+    if walked is None:
+        return any(t.is_meta for t in tensors(module))
+    return any(t is not None and t.is_meta for _, m in walked for table in (m._parameters, m._buffers)
+               for t in table.values())
 
 
 def by_name(module, walk=None):

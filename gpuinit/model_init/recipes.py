@@ -18,20 +18,32 @@ ZEROS: tuple[str, dict] = ("zeros", {})
 # ---- what each layer draws ------------------------------------------------------------------------
 
 def layer_kind(m):
+    kind = _KINDS.get(type(m), _UNSEEN)
+    if kind is _UNSEEN:
+        kind = _KINDS[type(m)] = _type_kind(type(m))
+    if kind is _BY_PARAMS:  # a norm of another library: told by its parameters
+        return "norm" if _vector_params(m) else None
+    return kind
+
+
+_KINDS: dict = {}  # module class: its kind (classes are few, modules many)
+_UNSEEN, _BY_PARAMS = object(), object()
+
+
+def _type_kind(cls):
     from torch import nn
 
-    if isinstance(m, nn.MultiheadAttention):
+    if issubclass(cls, nn.MultiheadAttention):
         return "mha"
-    if isinstance(m, nn.Linear):
+    if issubclass(cls, nn.Linear):
         return "linear"
-    if isinstance(m, nn.modules.conv._ConvNd):
+    if issubclass(cls, nn.modules.conv._ConvNd):
         return "conv"
-    if isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
+    if issubclass(cls, (nn.Embedding, nn.EmbeddingBag)):
         return "embedding"
-    norms = (nn.LayerNorm, nn.RMSNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)
-    if isinstance(m, norms) or (type(m).__name__.endswith("Norm") and _vector_params(m)):
+    if issubclass(cls, (nn.LayerNorm, nn.RMSNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)):
         return "norm"
-    return None
+    return _BY_PARAMS if cls.__name__.endswith("Norm") else None
 
 
 def _vector_params(m):
@@ -54,7 +66,9 @@ def _fan_in(shape):  # a model's layers repeat a few weight shapes
 def recipe_torch(kind, m, name, ctx):
     """Each layer's own ``reset_parameters`` distribution (torch.nn defaults)."""
     if kind in ("linear", "conv"):
-        return {"weight": ("kaiming_uniform", {"a": SQRT5}), "bias": _torch_bias(m.weight)}.get(name)
+        if name == "weight":
+            return "kaiming_uniform", {"a": SQRT5}
+        return _torch_bias(m.weight) if name == "bias" else None
     if kind == "embedding":
         return ("normal", {}) if name == "weight" else None
     if kind == "mha":

@@ -28,6 +28,8 @@ def check_rules(rules):
 
 def param_rule(names, rules):
     """The (scheme, params) of the first rule that matches any of ``names`` (a parameter's names), or None."""
+    if not rules:
+        return None
     return next(((scheme, params) for pattern, scheme, params in rules
                  if any(fnmatch.fnmatchcase(n, pattern) for n in names)), None)
 
