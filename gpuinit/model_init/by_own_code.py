@@ -16,7 +16,7 @@ def own_plan(module, rules):
     fills, buffer_fills = ruled(params, rules), ruled(buffers, rules, buffers=True)
     skip = frozenset(fqn for fqn, _ in fills + buffer_fills)
     code = OwnCode(True, (*owners(params), *owners(buffers)), skip, None, _unwritten)
-    return Plan(params, buffers, fills, buffer_fills, code)
+    return Plan(params, buffers, fills, buffer_fills, code, walk=walk)
 
 
 def _unwritten(names, dry):

@@ -83,7 +83,7 @@ def recipe_plan(module, recipe, rules):
     filled = [e for e in entries if e.spec is not None]
     return Plan(params, buffers, [(e.fqn, e.spec) for e in filled], buffer_fills, code, restores,
                 [partial(_padding_row, e.module, e.fqn) for e in filled if getattr(e.module, "padding_idx", None)
-                 is not None])
+                 is not None], walk)
 
 
 def _padding_row(m, fqn, root):

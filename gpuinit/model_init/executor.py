@@ -58,10 +58,10 @@ def collector_paused():
 def _fill_model(module, plan, seed, device, progress):
     import torch
 
-    walk = Walk(module)
+    walk = plan.walk if plan.walk is not None and plan.walk.module is module else Walk(module)
     was_meta = on_meta(module, walk)
     if was_meta and plan.code is not None:
-        _check_written(own_code.run(module, plan, seed, dry=True), plan.code, dry=True)
+        _check_written(own_code.run(module, plan, seed, dry=True, walk=walk), plan.code, dry=True)
     param_jobs, buffer_jobs = _jobs(module, plan, seed, walk)  # every check, on the tensors as they are
     if was_meta or device is not None:
         materialize(module, device, plan.params, plan.buffers, meta=was_meta)
@@ -70,12 +70,12 @@ def _fill_model(module, plan, seed, device, progress):
     bar = _progress_bar(sum(j.numel for j in param_jobs if j.backend.NAME in jobs.HOST_BACKENDS), progress)
     with torch.no_grad():
         if code_first:
-            report = _run_code(module, plan, seed)
+            report = _run_code(module, plan, seed, walk)
         jobs.run(param_jobs, bar)
         for after in plan.after_fills:
             after(module)
         if plan.code is not None and not code_first:
-            report = _run_code(module, plan, seed)
+            report = _run_code(module, plan, seed, walk)
         for restore in plan.restores:
             restore(module)
         jobs.run(buffer_jobs)
@@ -84,8 +84,8 @@ def _fill_model(module, plan, seed, device, progress):
     return report
 
 
-def _run_code(module, plan, seed):
-    report = own_code.run(module, plan, seed, dry=False)
+def _run_code(module, plan, seed, walk):
+    report = own_code.run(module, plan, seed, dry=False, walk=walk)
     _check_written(report, plan.code, dry=False)
     return report
 

@@ -135,8 +135,9 @@ class Router:
         self.derived = {}  # id: (DTensor indexed out of a sharded model tensor, that tensor, the index)
 
     def add(self, fqn, t):
-        self.by_view.setdefault(_view(t), fqn)
-        self.by_storage.setdefault(_storage(t), fqn)
+        storage = _storage(t)
+        self.by_view.setdefault(_view(t, storage), fqn)
+        self.by_storage.setdefault(storage, fqn)
 
     def serve(self, t, spec, what):
         """Take a fill of ``t`` as a job; False when ``t`` is not a whole model tensor gpuinit can fill."""

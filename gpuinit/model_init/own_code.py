@@ -11,21 +11,22 @@ import sys
 
 from .. import distributed
 from .intercept import Router, serving
-from .names import by_name, modules, tensors
+from .names import Walk, by_name, tensors
 
 RESET_METHODS = ("reset_parameters", "_reset_parameters")
 
 
-def run(module, plan, seed, *, dry):
+def run(module, plan, seed, *, dry, walk=None):
     """Run ``plan.code`` on ``module``, its fills served on gpuinit's stream (``dry``: checked, nothing written);
-    return an OwnInitReport whose ``untouched`` lists the targets no code wrote."""
+    return an OwnInitReport whose ``untouched`` lists the targets no code wrote. ``walk``: names.Walk(module)."""
     code = plan.code
-    tensors = by_name(module)
+    walk = walk or Walk(module)
+    tensors = by_name(module, walk)
     targets = [(fqn, tensors[fqn]) for fqn in code.targets]
     router = Router(targets, seed=seed, skip=code.skip, dry=dry)
     untied = {}
     if code.modules is None:
-        _clear_hf_flags(module)
+        _clear_hf_flags(module, walk)
         untied = _untie_hf_targets(module, plan.params)
     try:
         with serving(router):
@@ -39,7 +40,7 @@ def run(module, plan, seed, *, dry):
             owner._parameters[name] = t
     router.flush()
     router.derived.clear()  # it holds model tensors: to_empty swaps them out only when nothing else does
-    now = by_name(module) if any(fqn not in router.touched for fqn, _ in targets) else tensors
+    now = by_name(module, walk) if any(fqn not in router.touched for fqn, _ in targets) else tensors
     for fqn, t in targets:  # a tensor the code replaced (``self.freqs_cis = ...``, as torchtitan does) is written
         if fqn not in router.touched and now.get(fqn) is not t:
             router.touched.add(fqn)
@@ -201,10 +202,10 @@ def _bare(fn, bound):
 _cached_bare = functools.lru_cache(maxsize=1024)(_bare)
 
 
-def _clear_hf_flags(module):
+def _clear_hf_flags(module, walk):
     """Hugging Face marks initialized modules and tensors and skips them later: start from a fresh model."""
-    for _, m in modules(module):
+    for _, m in walk.modules():
         m.__dict__.pop("_is_hf_initialized", None)
-    for t in tensors(module):
+    for t in tensors(module, walk):
         if "_is_hf_initialized" in getattr(t, "__dict__", {}):
             del t._is_hf_initialized

@@ -32,7 +32,7 @@ class Plan:
     """``params`` / ``buffers``: tied()'s name maps; ``fills`` / ``buffer_fills``: (owner name, spec) that gpuinit
     fills, buffers after ``restores`` (callables of the root module that restore
     buffers as their modules define them); ``after_fills``: callables of the root run after the parameters'
-    fills (an embedding's padding row zeroed)."""
+    fills (an embedding's padding row zeroed); ``walk``: the planner's walk of the module tree."""
 
     params: dict[str, str]
     buffers: dict[str, str]
@@ -41,3 +41,4 @@ class Plan:
     code: OwnCode | None = None
     restores: list[Callable[[Any], None]] = field(default_factory=list)
     after_fills: list[Callable[[Any], None]] = field(default_factory=list)
+    walk: Any = None  # the planner's names.Walk of the module, which the executor walks again (None: it walks)
