@@ -61,9 +61,10 @@ def checked(array, scheme, params, *, stream=0, in_axis=1, out_axis=0, batch_axi
     stream, the backend module); raises InitError naming ``name``.
 
     A call whose every input that a check depends on equals an earlier call's (the array's type, dtype, shape,
-    strides, device and writability, the scheme and its plain parameters, the axes, stream, backend and
-    settings) passed those checks already: its result is taken from a table, with no check made again."""
-    key = _key(array, scheme, _params_key(params), stream, in_axis, out_axis, batch_axis, backend,
+    strides, device and writability, the scheme and its plain parameters, the axes, backend and settings)
+    passed those checks already: its result is taken from a table, with no check made again but the stream's
+    (each tensor of a model has its own)."""
+    key = _key(array, scheme, _params_key(params), in_axis, out_axis, batch_axis, backend,
                backends.settings()) if full_shape is None and offsets is None and bits is None else None
     return _checked(key, array, scheme, params, stream, in_axis, out_axis, batch_axis, full_shape, offsets, backend,
                     bits, name)
@@ -73,31 +74,46 @@ def prepare_all(items, *, seed):
     """[Job] of ``items``, each (array, scheme, params, stream, name) with the default axes and backend, all with
     ``seed`` (an integer): what ``prepare`` gives for each, with what is the same for all of them (the settings,
     the key of each distinct params object) found once for the call."""
-    if type(seed) is not int or not 0 <= seed < 1 << 64:
-        seed = seeding.check_u64("seed", seed)
-    settings, plain, out = backends.settings(), {}, []
+    prepare_one, plain, out = Preparer(seed), {}, []
     for array, scheme, params, stream, name in items:
         p = plain.get(id(params), plain)  # the items hold their params: an id stays theirs for the call
         if p is plain:
             p = plain[id(params)] = _params_key(params)
-        key = _key(array, scheme, p, stream, 1, 0, (), None, settings)
+        out.append(prepare_one(array, scheme, params, stream, name, p))
+    return out
+
+
+class Preparer:
+    """``prepare`` for the many fills of one whole-model call, with the default axes and backend and one seed: the
+    settings are read once, when it is made (a whole-model call pins them)."""
+
+    def __init__(self, seed):
+        if type(seed) is not int or not 0 <= seed < 1 << 64:
+            seed = seeding.check_u64("seed", seed)
+        self.seed, self.settings = seed, backends.settings()
+
+    def __call__(self, array, scheme, params, stream, name, plain=None):
+        """The checked Job (InitError naming ``name``); ``plain``: _params_key(params), when known."""
+        key = _key(array, scheme, _params_key(params) if plain is None else plain, 1, 0, (), None, self.settings)
         target, draw, full_shape, offsets, stream, module = _checked(key, array, scheme, params, stream, 1, 0, (),
                                                                      None, None, None, None, name)
-        out.append(Job(target, draw, full_shape, offsets, seed, stream, module, None, name))
-    return out
+        return Job(target, draw, full_shape, offsets, self.seed, stream, module, None, name)
 
 
 def _checked(key, array, scheme, params, stream, in_axis, out_axis, batch_axis, full_shape, offsets, backend, bits,
              name):
     done = _CHECKED.get(key) if key is not None else None
     if done is not None:
-        return (array, *done)
+        if type(stream) is not int or not 0 <= stream < 1 << 64:
+            stream = _named(name, seeding.check_u64, "stream", stream)
+        draw, full_shape, offsets, module = done
+        return array, draw, full_shape, offsets, stream, module
     out = _named(name, _check, array, scheme, params, stream, in_axis, out_axis, batch_axis, full_shape, offsets,
                  backend, bits)
     if key is not None:
         if len(_CHECKED) >= _MEMO_MAX:
             _CHECKED.clear()
-        _CHECKED[key] = out[1:]  # never the array: the table holds no memory of the caller's
+        _CHECKED[key] = (out[1], out[2], out[3], out[5])  # never the array: the table holds none of the caller's
     return out
 
 
@@ -131,11 +147,11 @@ def _check(array, scheme, params, stream, in_axis, out_axis, batch_axis, full_sh
     return array, draw, full_shape, offsets, stream, module
 
 
-_CHECKED: dict = {}  # call key (_key): (draw, full_shape, offsets, stream, backend module) that passed every check
+_CHECKED: dict = {}  # call key (_key): (draw, full_shape, offsets, backend module) that passed every check
 _MEMO_MAX = 4096
 
 
-def _key(array, scheme, plain, stream, in_axis, out_axis, batch_axis, backend, settings):
+def _key(array, scheme, plain, in_axis, out_axis, batch_axis, backend, settings):
     """What every check of a call depends on, as a hashable key; None where a part of it is not a plain value
     of an exact type (a subclass, a DTensor, a list, a tensor parameter): such calls are checked in full.
     ``plain``: _params_key of the parameters; ``settings``: backends.settings()."""
@@ -152,12 +168,12 @@ def _key(array, scheme, plain, stream, in_axis, out_axis, batch_axis, backend, s
         if torch is None or kind not in (torch.Tensor, torch.nn.Parameter):
             return None
         _TORCH_TYPES[kind] = torch.strided
-        return _key(array, scheme, plain, stream, in_axis, out_axis, batch_axis, backend, settings)
-    if plain is None or type(scheme) is not str or type(stream) is not int \
+        return _key(array, scheme, plain, in_axis, out_axis, batch_axis, backend, settings)
+    if plain is None or type(scheme) is not str \
             or not (type(in_axis) is int or _axis(in_axis)) or not (type(out_axis) is int or _axis(out_axis)) \
             or not (batch_axis == () or _axis(batch_axis)) or not (backend is None or type(backend) is str):
         return None
-    return (kind, sig, scheme, plain, stream, in_axis, out_axis, batch_axis, backend, settings)
+    return (kind, sig, scheme, plain, in_axis, out_axis, batch_axis, backend, settings)
 
 
 _TORCH_TYPES: dict = {}  # torch.Tensor and torch.nn.Parameter: torch.strided, once torch is in use

@@ -126,6 +126,7 @@ class Router:
 
     def __init__(self, targets, *, seed, skip=(), dry=False):
         self.seed, self.skip, self.dry = seed, set(skip), dry
+        self.prepare = jobs.Preparer(seed)  # the call's settings are pinned: read once
         self.by_view, self.by_storage = {}, {}
         for fqn, t in targets:
             self.add(fqn, t)
@@ -160,13 +161,12 @@ class Router:
         self.touched.add(fqn)
         if fqn in self.skip:  # a rule fills it afterwards
             return True
-        k = self.calls[fqn]
+        k = self.calls.get(fqn, 0)
         try:
-            job = jobs.prepare(t, spec[0], spec[1], seed=self.seed, name=fqn,
-                               stream=stream_of(fqn if k == 0 else f"{fqn}#{k}"))
+            job = self.prepare(t, spec[0], spec[1], stream_of(fqn if k == 0 else f"{fqn}#{k}"), fqn)
         except (InitError, BackendUnavailableError, TypeError, ValueError):  # not servable: runs as written
             return False
-        self.calls[fqn] += 1
+        self.calls[fqn] = k + 1
         self.pending.pop(storage, None)  # a waiting fill of the same tensor is replaced, never written
         if not self.dry:
             self.pending[storage] = job
