@@ -257,6 +257,31 @@ def test_whole_arrays_as_kernel_items_equal_the_numpy_stream(monkeypatch):
     cpu_kernel.reset()
 
 
+@pytest.mark.parametrize("value", [1.0, 0.0, -0.0, 0.5, -3.25, 0.1, 1e-30, 65000.0, 1 / 3])
+def test_grouped_constants_are_what_an_assignment_writes(value):
+    """Constants in a group go to the host kernel's item list when their value is a float32 (else NumPy writes
+    them): either way each array holds what assigning the value gives (bfloat16: the float32 value rounded to
+    nearest even), sign of zero included, and a block's neighbours in its buffer are untouched."""
+    big = np.full(20, np.nan, np.float32)
+    arrays = [np.full((5, 7), np.nan, np.float32), np.full((3, 3), np.nan, np.float16), big[5:15],
+              torch.full((4, 9), float("nan"), dtype=torch.bfloat16),
+              torch.full((6,), float("nan"), dtype=torch.float16), torch.full((2, 2), float("nan")),
+              np.full((3,), np.nan, np.float64)]
+    group = [jobs.prepare(x, "constant", {"value": value}, seed=0, backend="numpy") for x in arrays]
+    assert numpy_backend.fill_group(group) == len(arrays)
+    for x in arrays:
+        if isinstance(x, torch.Tensor):
+            source = torch.tensor(np.float32(value)) if x.dtype == torch.bfloat16 else torch.tensor(value)
+            want = source.to(x.dtype).expand(x.shape)
+            assert torch.equal(x.view(torch.int16) if x.dtype != torch.float32 else x.view(torch.int32),
+                               want.contiguous().view(torch.int16) if x.dtype != torch.float32 else
+                               want.contiguous().view(torch.int32)), (x.dtype, value)
+        else:
+            want = np.full(x.shape, value, x.dtype)
+            assert np.array_equal(x.view(f"u{x.itemsize}"), want.view(f"u{x.itemsize}")), (x.dtype, value)
+    assert np.isnan(big[:5]).all() and np.isnan(big[15:]).all()
+
+
 def test_torch_version_counter_is_bumped():
     t = torch.empty(4, 4)
     before = t._version

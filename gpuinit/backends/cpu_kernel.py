@@ -269,9 +269,20 @@ def reset():
         _state.clear()
 
 
+CONSTANT = -1  # gi_cpu_fill_items' kind for a constant: its value is Params.shift
+
+
 def params(draw):
+    if draw.kind == "constant":
+        return Params(CONSTANT, 0, 0.0, float(np.float32(draw.value)))
     *values, flip = kernel_params(draw)
     return Params(numpy_stream.KINDS[draw.kind], flip, *(float(np.float32(v)) for v in values))
+
+
+def exact_constant(draw):
+    """Whether the kernel writes ``draw`` (a Constant) as NumPy does: its value is a float32 (a value that is
+    not would be rounded twice on the way to a 16-bit store)."""
+    return float(np.float32(draw.value)) == draw.value
 
 
 _PARAMS: dict = {}  # id(draw): (draw, its Params, held by reference); draws are immutable and recur

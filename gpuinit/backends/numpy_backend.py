@@ -204,16 +204,19 @@ def _run_all(tasks):
 
 
 def fill_group(jobs):
-    """Fill the arrays of many jobs. The elementwise fills of whole contiguous arrays go to the host kernel as one
-    item list, in a few calls; the pieces of the others share the thread pool with them (no barrier between
-    arrays); returns the number of arrays written."""
+    """Fill the arrays of many jobs. The elementwise fills (and constants of float32 values) of whole contiguous
+    arrays go to the host kernel as one item list, in a few calls; the pieces of the others share the thread pool
+    with them (no barrier between arrays); returns the number of arrays written."""
     tasks, wholes = [], []
     jobs = [job for job in jobs if holds_values(job.array)]
     for job in jobs:
-        if job.draw.kind in ELEMENTWISE:
+        kind = job.draw.kind
+        if kind in ELEMENTWISE or (kind == "constant" and cpu_kernel.exact_constant(job.draw)):
             whole = _whole(job)
             if whole is not None:
                 wholes.append((job, *whole))
+            elif kind == "constant":
+                fill(job)
             else:
                 tasks += _piece_work(*_numpy_view(job.array, job.bits), job)
         else:
@@ -221,8 +224,9 @@ def fill_group(jobs):
     if wholes:
         tasks += _item_tasks(wholes)
     _run_all(tasks)
-    for job in jobs:
-        _bump_version(job.array)
+    torch = sys.modules.get("torch")
+    if torch is not None:  # one call for all of them
+        torch.autograd.graph.increment_version([job.array for job in jobs if isinstance(job.array, torch.Tensor)])
     return len(jobs)
 
 

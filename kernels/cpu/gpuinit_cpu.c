@@ -102,7 +102,9 @@ void gi_cpu_words(uint64_t start, uint64_t n, uint64_t seed, uint64_t stream, ui
 
 /* Many fills in one call: item i writes elements [start, start + n) of its draw's stream, as `store`
  * (0: float32, 1: bfloat16, 2: float16), to out[0 .. n). Every field is 64 bits, so the caller packs the
- * items as rows of a uint64 array: a model's small tensors cost one call, not one call each. */
+ * items as rows of a uint64 array: a model's small tensors cost one call, not one call each. A draw of kind
+ * GI_CPU_CONSTANT writes its `shift` (a float32) everywhere, rounded once to the store. */
+#define GI_CPU_CONSTANT (-1)
 typedef struct {
   uint64_t params; /* const gi_params* */
   uint64_t out;    /* float* or uint16_t* */
@@ -113,7 +115,17 @@ void gi_cpu_fill_items(const gi_fill_item* items, uint64_t count) {
   for (uint64_t i = 0; i < count; ++i) {
     const gi_fill_item* it = items + i;
     const gi_params* p = (const gi_params*)(uintptr_t)it->params;
-    if (it->store == 0) {
+    if (p->kind == GI_CPU_CONSTANT) {
+      const float v = p->shift;
+      if (it->store == 0) {
+        float* o = (float*)(uintptr_t)it->out;
+        for (uint64_t j = 0; j < it->n; ++j) o[j] = v;
+      } else {
+        const uint16_t b = it->store == 2 ? gi_half_bits(v) : gi_bfloat16_bits(v);
+        uint16_t* o = (uint16_t*)(uintptr_t)it->out;
+        for (uint64_t j = 0; j < it->n; ++j) o[j] = b;
+      }
+    } else if (it->store == 0) {
       gi_cpu_fill(p, it->start, it->n, it->seed, it->stream, (float*)(uintptr_t)it->out);
     } else {
       uint64_t start = it->start;
