@@ -12,7 +12,9 @@
 - per tensor on small Hugging Face configs (GPT-2, Llama), when transformers is installed: recipe ``hf`` in
   place against the model's own ``init_weights``.
 
-Times are the best of ``--repeat`` runs after a warm-up, on ``--device`` (cpu or cuda; CUDA work is synchronized).
+Times are the best of ``--repeat`` runs after a warm-up (per call: of 3 x ``--repeat`` batches of ``--calls`` calls),
+on ``--device`` (cpu or cuda; CUDA work is synchronized); the cases of a family run in interleaved rounds, so
+that each ratio compares runs made at about the same time.
 Prints a table with gpuinit / torch ratios; ``--out DIR`` also writes DIR/host-<device>.json.
 
     python bench/host.py [--device cpu] [--layers 167] [--width 64] [--repeat 5] [--out DIR]
@@ -58,14 +60,22 @@ class Timer:
             torch.cuda.synchronize()
 
     def best(self, fn, repeat=None):
-        fn()  # warm-up: compiles, caches, imports
-        best = float("inf")
+        return self.interleaved({"": fn}, repeat)[""]
+
+    def interleaved(self, cases, repeat=None):
+        """{name: best seconds} of the callables in ``cases``, each warmed up once, then timed in rounds that run
+        every case once in turn: a ratio of two cases compares runs made at about the same time (a shared
+        machine's speed drifts by up to 2x in a minute)."""
+        for fn in cases.values():
+            fn()  # warm-up: compiles, caches, imports
+        best = dict.fromkeys(cases, float("inf"))
         for _ in range(repeat or self.repeat):
-            self.sync()
-            t = time.perf_counter()
-            fn()
-            self.sync()
-            best = min(best, time.perf_counter() - t)
+            for name, fn in cases.items():
+                self.sync()
+                t = time.perf_counter()
+                fn()
+                self.sync()
+                best[name] = min(best[name], time.perf_counter() - t)
         return best
 
 
@@ -76,13 +86,15 @@ def per_call(timer, device, calls):
     init = initializers.RandomNormal(seed=0)
     cases = {
         "gpuinit.init_(tensor, 'normal')": lambda: gpuinit.init_(t, "normal", seed=0),
+        "gpuinit.init_(tensor, 'normal'), seed from torch's generator": lambda: gpuinit.init_(t, "normal"),
         "gpuinit.init_(ndarray, 'normal')": lambda: gpuinit.init_(a, "normal", seed=0),
         "gpuinit.nn.init.normal_(tensor)": lambda: gpuinit.nn.init.normal_(t),
         "gpuinit.initializers.RandomNormal()((1,))": lambda: init((1,)),
         "torch.nn.init.normal_(tensor)": lambda: torch.nn.init.normal_(t),
         "tensor.normal_()": lambda: t.normal_(),
     }
-    return {name: timer.best(lambda fn=fn: [fn() for _ in range(calls)], 3) / calls for name, fn in cases.items()}
+    batches = {name: (lambda fn=fn: [fn() for _ in range(calls)]) for name, fn in cases.items()}
+    return {name: s / calls for name, s in timer.interleaved(batches, 3 * timer.repeat).items()}
 
 
 def per_model(timer, device, width, layers):
@@ -107,7 +119,7 @@ def per_model(timer, device, width, layers):
         "torch reset_parameters in place": lambda: reset_all(model),
         "meta -> to_empty + reset_parameters": from_meta(lambda m: reset_all(m.to_empty(device=device))),
     })
-    return n, {name: timer.best(fn) for name, fn in cases.items()}
+    return n, timer.interleaved(cases)
 
 
 def per_hf(timer, device):
@@ -136,8 +148,9 @@ def per_hf(timer, device):
             with torch.no_grad():
                 model.init_weights()
 
-        out[name] = (n, {"gpuinit.init_module(recipe='hf') in place": timer.best(
-            lambda model=model: gpuinit.init_module(model, "hf", seed=0)), "the model's init_weights": timer.best(own)})
+        out[name] = (n, timer.interleaved({
+            "gpuinit.init_module(recipe='hf') in place": lambda model=model: gpuinit.init_module(model, "hf", seed=0),
+            "the model's init_weights": own}))
     return out
 
 

@@ -54,8 +54,9 @@ def check_no_overlap(shape, strides, itemsize):
 def holds_values(array):
     """False for empty arrays and meta tensors, which have nothing to write."""
     torch = sys.modules.get("torch")
-    meta = torch is not None and isinstance(array, torch.Tensor) and array.is_meta
-    return not meta and 0 not in tuple(array.shape)
+    if torch is not None and isinstance(array, torch.Tensor):
+        return not array.is_meta and 0 not in array.shape
+    return 0 not in tuple(array.shape)
 
 
 def value_dtype(array, bits=None):

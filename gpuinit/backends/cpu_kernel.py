@@ -282,7 +282,7 @@ def params(draw):
 def exact_constant(draw):
     """Whether the kernel writes ``draw`` (a Constant) as NumPy does: its value is a float32 (a value that is
     not would be rounded twice on the way to a 16-bit store)."""
-    return float(np.float32(draw.value)) == draw.value
+    return draw.value in (0.0, 1.0) or float(np.float32(draw.value)) == draw.value
 
 
 _PARAMS: dict = {}  # id(draw): (draw, its Params, held by reference); draws are immutable and recur

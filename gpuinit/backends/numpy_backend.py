@@ -125,13 +125,20 @@ def _item_tasks(wholes):
     """(elements, callable) tasks writing whole arrays ((job, kernel, address, elements, store) each) through the host
     kernel's item list: arrays are cut into items of at most CHUNK elements, and the items into about
     4 x threads runs of equal elements, each one kernel call (not one call, nor one task, per small tensor)."""
-    rows, keep, lib = [], [], wholes[0][1]
+    rows, keep, lib, chunk = [], {}, wholes[0][1], CHUNK
+    codes = cpu_kernel.STORES
     for job, _, pointer, n, store in wholes:
-        ref = cpu_kernel.params_ref(job.draw)
-        keep.append(ref)
-        at, code, size = ctypes.addressof(ref._obj), cpu_kernel.STORES[store], 4 if store == "float32" else 2
-        for s in range(0, n, CHUNK):
-            rows.append((at, pointer + s * size, s, min(CHUNK, n - s), job.seed, job.stream, code))
+        at = keep.get(id(job.draw))
+        if at is None:  # the draws are held by the jobs for the call: their ids stay theirs
+            ref = cpu_kernel.params_ref(job.draw)
+            at = keep[id(job.draw)] = ctypes.addressof(ref._obj)
+            keep[at] = ref
+        if n <= chunk:
+            rows.append((at, pointer, 0, n, job.seed, job.stream, codes[store]))
+            continue
+        size = 4 if store == "float32" else 2
+        for s in range(0, n, chunk):
+            rows.append((at, pointer + s * size, s, min(chunk, n - s), job.seed, job.stream, codes[store]))
     items = np.array(rows, np.uint64)
     sizes = items[:, 3]
     total = int(sizes.sum())

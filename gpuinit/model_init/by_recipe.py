@@ -35,7 +35,7 @@ def plan_module(module, recipe="torch", rules=None, *, fallback=False, names=Non
     rules = check_rules(rules)
     walk = walk or Walk(module)
     names = tied(module, walk=walk) if names is None else names
-    names_of = aliases(names)
+    names_of = aliases(names) if rules else {}
     tree = walk.modules()
     ctx = {"root": module, "n_layers": n_layers(module, tree), "residual": residual_outputs(module, tree)}
     asks, owners = {}, {}  # the recipe is asked only for parameters that no rule covers

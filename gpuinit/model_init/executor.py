@@ -67,7 +67,7 @@ def _fill_model(module, plan, seed, device, progress):
         materialize(module, device, plan.params, plan.buffers, meta=was_meta)
         param_jobs, buffer_jobs = _jobs(module, plan, seed, walk)  # the materialized tensors
     report, code_first = None, plan.code is not None and plan.code.first
-    bar = _progress_bar(sum(j.numel for j in param_jobs if j.backend.NAME in jobs.HOST_BACKENDS), progress)
+    bar = _progress_bar(param_jobs, progress)
     with torch.no_grad():
         if code_first:
             report = _run_code(module, plan, seed, walk)
@@ -134,9 +134,13 @@ def _view_key(t):
 _PLAIN: set = set()
 
 
-def _progress_bar(total, progress):
-    """A rich progress bar, or None when not shown: call it with (elements done, name), then (0, None)."""
-    if not (progress if progress is not None else (total > 50_000_000 and sys.stderr.isatty())):
+def _progress_bar(param_jobs, progress):
+    """A rich progress bar of the CPU fills of ``param_jobs``, or None when not shown: call it with (elements done,
+    name), then (0, None)."""
+    if progress is False or (progress is None and not sys.stderr.isatty()):
+        return None
+    total = sum(j.numel for j in param_jobs if j.backend.NAME in jobs.HOST_BACKENDS)
+    if not (progress or total > 50_000_000):
         return None
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn

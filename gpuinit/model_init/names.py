@@ -112,8 +112,14 @@ def on_meta(module, walk=None):
     walked = (walk or Walk(module)).unique
     if walked is None:
         return any(t.is_meta for t in tensors(module))
-    return any(t is not None and t.is_meta for _, m in walked for table in (m._parameters, m._buffers)
-               for t in table.values())
+    for _, m in walked:
+        for t in m._parameters.values():
+            if t is not None and t.is_meta:
+                return True
+        for t in m._buffers.values():
+            if t is not None and t.is_meta:
+                return True
+    return False
 
 
 def by_name(module, walk=None):
