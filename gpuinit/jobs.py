@@ -94,7 +94,17 @@ class Preparer:
 
     def __call__(self, array, scheme, params, stream, name, plain=None):
         """The checked Job (InitError naming ``name``); ``plain``: _params_key(params), when known."""
-        key = _key(array, scheme, _params_key(params) if plain is None else plain, 1, 0, (), None, self.settings)
+        if plain is None:
+            plain = _params_key(params)
+        if type(array) in _TORCH_TYPES and type(scheme) is str and plain is not None \
+                and type(stream) is int and 0 <= stream < 1 << 64 and array.is_cpu and not array.is_neg():
+            # _key and _checked for the common case (a model's CPU tensor), inline: a model has thousands
+            key = (type(array), (array.dtype, array.shape, array.stride(), -1, False), scheme, plain, 1, 0, (), None,
+                   self.settings)
+            done = _CHECKED.get(key) if array.layout is _TORCH_TYPES[type(array)] else None
+            if done is not None:
+                return Job(array, done[0], done[1], done[2], self.seed, stream, done[3], None, name)
+        key = _key(array, scheme, plain, 1, 0, (), None, self.settings)
         target, draw, full_shape, offsets, stream, module = _checked(key, array, scheme, params, stream, 1, 0, (),
                                                                      None, None, None, None, name)
         return Job(target, draw, full_shape, offsets, self.seed, stream, module, None, name)

@@ -127,7 +127,7 @@ class Router:
     def __init__(self, targets, *, seed, skip=(), dry=False):
         self.seed, self.skip, self.dry = seed, set(skip), dry
         self.prepare = jobs.Preparer(seed)  # the call's settings are pinned: read once
-        self.by_view, self.by_storage = {}, {}
+        self.on_storage = {}  # storage: [[name, target tensor, its view once looked at]], in the order added
         for fqn, t in targets:
             self.add(fqn, t)
         self.calls, self.pending, self.touched = Counter(), {}, set()
@@ -136,9 +136,27 @@ class Router:
         self.derived = {}  # id: (DTensor indexed out of a sharded model tensor, that tensor, the index)
 
     def add(self, fqn, t):
-        storage = _storage(t)
-        self.by_view.setdefault(_view(t, storage), fqn)
-        self.by_storage.setdefault(storage, fqn)
+        self.on_storage.setdefault(_storage(t), []).append([fqn, t, None])
+
+    def fqn_of(self, t, storage=None):
+        """The name of the target that ``t`` is a view of exactly (storage, offset, shape, strides, dtype; the first
+        added when several are), or None."""
+        storage = _storage(t) if storage is None else storage
+        targets = self.on_storage.get(storage)
+        if not targets:
+            return None
+        view = _view(t, storage)
+        for target in targets:  # a target's view is keyed when first asked for: most never share a storage
+            if target[2] is None:
+                target[2] = _view(target[1], storage)
+            if target[2] == view:
+                return target[0]
+        return None
+
+    def owner_of(self, t):
+        """The name of the first target on ``t``'s storage, or None."""
+        targets = self.on_storage.get(_storage(t))
+        return targets[0][0] if targets else None
 
     def serve(self, t, spec, what):
         """Take a fill of ``t`` as a job; False when ``t`` is not a whole model tensor gpuinit can fill."""
@@ -155,7 +173,7 @@ class Router:
 
     def _serve(self, t, spec):
         storage = _storage(t)
-        fqn = self.by_view.get(_view(t, storage))
+        fqn = self.fqn_of(t, storage)
         if fqn is None or not t.is_floating_point():
             return False
         self.touched.add(fqn)
@@ -201,7 +219,7 @@ class Router:
             written = [kwargs["out"]] if isinstance(kwargs.get("out"), torch.Tensor) else []
             if in_place and tensors:
                 written.append(tensors[0])
-            written = [self.by_storage.get(_storage(t)) for t in written]
+            written = [self.owner_of(t) for t in written]
         finally:
             self.busy = False
         name = name or str(func)
@@ -214,13 +232,13 @@ class Router:
         """Indexing a sharded model tensor gives a DTensor that is a copy, not a view (an embedding's padding
         row under FSDP2): remember it, to write back what the code writes into it."""
         if (distributed.is_dtensor(source) and distributed.is_dtensor(out) and _storage(out) != _storage(source)
-                and self.by_view.get(_view(source)) is not None):
+                and self.fqn_of(source) is not None):
             self.derived[id(out)] = (out, source, index)
 
     def write_back(self, t, name):
         """After an in-place ``name`` on a tracked copy ``t``: each rank copies its block of it into its shard."""
         out, source, index = self.derived[id(t)]
-        fqn = self.by_view[_view(source)]
+        fqn = self.fqn_of(source)
         local, full_shape, offsets = distributed.local_block(source)
         region = _local_region(index, full_shape, offsets, tuple(local.shape))
         if region is None:

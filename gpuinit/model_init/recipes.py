@@ -13,6 +13,7 @@ GPT2_STD = 0.02
 RESIDUAL_NAMES = ("c_proj", "o_proj", "out_proj", "down_proj", "wo", "w2", "fc2", "dense_4h_to_h")
 ONES: tuple[str, dict] = ("ones", {})
 ZEROS: tuple[str, dict] = ("zeros", {})
+TORCH_WEIGHT: tuple[str, dict] = ("kaiming_uniform", {"a": SQRT5})  # specs are read, never changed: shared
 
 
 # ---- what each layer draws ------------------------------------------------------------------------
@@ -54,7 +55,11 @@ def _vector_params(m):
 def _torch_bias(weight):
     """nn.Linear / nn.Conv*'s bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with the weight's fan_in (the fans of
     gpuinit.schemes, torch's for a weight of 2 or more dimensions), zeros when fan_in is 0."""
-    fan_in = _fan_in(tuple(weight.shape))
+    return _bias_of_fan_in(_fan_in(tuple(weight.shape)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _bias_of_fan_in(fan_in):  # one spec per fan_in: specs are read, never changed
     return ("uniform", {"a": -1.0 / math.sqrt(fan_in), "b": 1.0 / math.sqrt(fan_in)}) if fan_in > 0 else ZEROS
 
 
@@ -67,7 +72,7 @@ def recipe_torch(kind, m, name, ctx):
     """Each layer's own ``reset_parameters`` distribution (torch.nn defaults)."""
     if kind in ("linear", "conv"):
         if name == "weight":
-            return "kaiming_uniform", {"a": SQRT5}
+            return TORCH_WEIGHT
         return _torch_bias(m.weight) if name == "bias" else None
     if kind == "embedding":
         return ("normal", {}) if name == "weight" else None
@@ -94,7 +99,12 @@ def _weights(weight_spec):
 
 def _gpt2_weight(ctx, name):
     residual = name == "weight" and ctx["module_name"] in ctx["residual"]
-    return ("normal", {"std": GPT2_STD / math.sqrt(2 * ctx["n_layers"]) if residual else GPT2_STD})
+    return _normal(GPT2_STD / math.sqrt(2 * ctx["n_layers"]) if residual else GPT2_STD)
+
+
+@functools.lru_cache(maxsize=256)
+def _normal(std):  # one spec per std: specs are read, never changed
+    return "normal", {"std": std}
 
 
 RECIPES = {
