@@ -99,6 +99,8 @@ def _check_written(report, code, *, dry):
 def _jobs(module, plan, seed, walk):
     """The checked fill jobs of ``plan.fills`` and of ``plan.buffer_fills``; a tensor stored twice under distinct
     objects (a view registered twice) is filled once, for its first name."""
+    if not plan.fills and not plan.buffer_fills:
+        return [], []
     out, seen, tensors = [], set(), by_name(module, walk)
     for targets in (plan.fills, plan.buffer_fills):
         items = []

@@ -145,6 +145,8 @@ class Router:
         targets = self.on_storage.get(storage)
         if not targets:
             return None
+        if len(targets) == 1 and targets[0][1] is t:  # the target itself (init code passes its parameter)
+            return targets[0][0]
         view = _view(t, storage)
         for target in targets:  # a target's view is keyed when first asked for: most never share a storage
             if target[2] is None:
@@ -347,11 +349,15 @@ def _binder(f):
     defaults = {p.name: p.default for p in params if p.default is not p.empty}
     names = {p.name for p in params}
 
+    npos = len(positional)
+
     def bind(*args, **kwargs):
-        if len(args) > len(positional) or not kwargs.keys() <= names or \
-                any(k in kwargs for k in positional[:len(args)]):
+        n = len(args)
+        if n > npos or (kwargs and (not kwargs.keys() <= names or not kwargs.keys().isdisjoint(positional[:n]))):
             return _bound(signature, args, kwargs)
-        out = {**defaults, **dict(zip(positional, args, strict=False)), **kwargs}
+        out = dict(defaults)
+        out.update(zip(positional, args, strict=False))
+        out.update(kwargs)
         return out if len(out) == len(names) else _bound(signature, args, kwargs)
 
     return bind

@@ -11,7 +11,7 @@ import sys
 
 from .. import distributed
 from .intercept import Router, serving
-from .names import Walk, by_name, tensors
+from .names import Walk, by_name
 
 RESET_METHODS = ("reset_parameters", "_reset_parameters")
 
@@ -26,7 +26,7 @@ def run(module, plan, seed, *, dry, walk=None):
     router = Router(targets, seed=seed, skip=code.skip, dry=dry)
     untied = {}
     if code.modules is None:
-        _clear_hf_flags(module, walk)
+        _clear_hf_flags(walk, tensors.values())
         untied = _untie_hf_targets(module, plan.params)
     try:
         with serving(router):
@@ -75,14 +75,20 @@ def _untie_hf_targets(module, param_names):
 
 
 def _post_order(m, prefix="", seen=None):
-    """(name prefix, module) with children before their parent, each module once."""
+    """(name prefix, module) with children before their parent, each module once (in ``named_children`` order)."""
     seen = set() if seen is None else seen
-    if id(m) in seen:
-        return
-    seen.add(id(m))
-    for name, child in m.named_children():
-        yield from _post_order(child, f"{prefix}{name}.", seen)
-    yield prefix, m
+    out, stack = [], [(prefix, m, False)]
+    while stack:
+        prefix, m, expanded = stack.pop()
+        if expanded:
+            out.append((prefix, m))
+            continue
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        stack.append((prefix, m, True))
+        stack.extend(reversed([(f"{prefix}{name}.", child, False) for name, child in m.named_children()]))
+    return out
 
 
 def _reset(m, prefix, router):
@@ -202,10 +208,10 @@ def _bare(fn, bound):
 _cached_bare = functools.lru_cache(maxsize=1024)(_bare)
 
 
-def _clear_hf_flags(module, walk):
+def _clear_hf_flags(walk, tensors):
     """Hugging Face marks initialized modules and tensors and skips them later: start from a fresh model."""
     for _, m in walk.modules():
         m.__dict__.pop("_is_hf_initialized", None)
-    for t in tensors(module, walk):
+    for t in tensors:
         if "_is_hf_initialized" in getattr(t, "__dict__", {}):
             del t._is_hf_initialized
