@@ -111,44 +111,78 @@ def fill_group(jobs):
     """Fill the tensors of many jobs, each with its own elementwise draw, seed and stream: one kernel launch per
     (device, dtype, kind, erfinv branches, alignment) for the contiguous ones that hold a single run of logical
     indices (whole tensors, row shards), one launch each for the others. Returns the number of kernel launches.
-    """
+    What is the same for many jobs (a draw's parameters and branches) is worked out once per call, and a whole
+    contiguous tensor (a model's usual one) needs no geometry."""
     import torch
 
     from ..kernels import triton_fill as kt
 
-    groups, launches = {}, 0
+    groups, launches, per_draw = {}, 0, {}
     for job in jobs:
         t, draw = job.array, job.draw
         if not holds_values(t):
             continue
-        geo = launch_layout.launch_geometry(t.shape, t.stride(), job.full_shape, job.offsets)
-        if draw.kind in ELEMENTWISE and geo.contiguous and geo.single_run:
-            aligned = geo.base % 4 == 0 and t.data_ptr() % (4 * t.element_size()) == 0
-            key = (t.device, t.dtype, draw.kind, erfinv_branches(draw), aligned)
-            groups.setdefault(key, []).append((job, geo.base))
-        else:
+        if draw.kind not in ELEMENTWISE:
             fill(job)
             launches += 1
+            continue
+        if t.is_contiguous() and not any(job.offsets) and job.full_shape == t.shape:
+            start = 0  # a whole contiguous tensor: one run from logical index 0
+        else:
+            geo = launch_layout.launch_geometry(t.shape, t.stride(), job.full_shape, job.offsets)
+            if not (geo.contiguous and geo.single_run):
+                fill(job)
+                launches += 1
+                continue
+            start = geo.base
+        known = per_draw.get(id(draw))  # the jobs hold their draws for the call: an id stays theirs
+        if known is None:
+            params = np.array(folded_params(draw), dtype=np.float32).view(np.int64).tolist()
+            known = per_draw[id(draw)] = (erfinv_branches(draw), params)
+        address = t.data_ptr()
+        aligned = start % 4 == 0 and address % (4 * t.element_size()) == 0
+        groups.setdefault((t.device, t.dtype, draw.kind, known[0], aligned), []).append(
+            (job, address, t.numel(), start, known[1]))
+    row = _row_maker()
     for (device, dtype, kind, branches, aligned), members in groups.items():
-        table, owner = [], []
-        for i, (job, start) in enumerate(members):
-            t = job.array
-            params = np.array(folded_params(job.draw), dtype=np.float32).view(np.int64)
-            table.append(launch_layout.GROUP_ROW.vector(ADDRESS=t.data_ptr(), NUMEL=t.numel(), SEED=as_int64(job.seed),
-                                                        STREAM=as_int64(job.stream), START=start,
-                                                        PARAMS=params.tolist()))
-            tiles = -(-((start % 4 + t.numel() + 3) // 4) // BLOCK)
-            owner.append((np.int64(i) << 32) | np.arange(tiles, dtype=np.int64))
-        owner = torch.from_numpy(np.concatenate(owner)).to(device)
+        table = [row(address, numel, as_int64(job.seed), as_int64(job.stream), start, params)
+                 for job, address, numel, start, params in members]
+        owner = _owners(np.array([(start % 4 + numel + 3) // 4 for _, _, numel, start, _ in members], np.int64))
+        owner = torch.from_numpy(owner).to(device)
         table = torch.tensor(table, dtype=torch.int64).to(device)
         with torch.no_grad():
             kt.group_kernel[(len(owner),)](table, owner, OUT_DTYPE=kt.DTYPES[str(dtype)], KIND=kt.KINDS[kind],
                                            BLOCK=BLOCK, BRANCHES=branches, HW_ROUND=not interpreting(),
                                            ALIGNED=aligned, enable_fp_fusion=False)
-        for job, _ in members:
-            torch.autograd.graph.increment_version(job.array)
+        torch.autograd.graph.increment_version([job.array for job, *_ in members])
         launches += 1
     return launches
+
+
+def _owners(blocks):
+    """The group kernel's programs: for row i of ``blocks`` (Philox blocks per tensor), its tiles of BLOCK blocks,
+    each as (i << 32) | tile."""
+    tiles = -(-blocks // BLOCK)
+    first = np.cumsum(tiles) - tiles  # the program of each row's first tile
+    rows = np.repeat(np.arange(len(tiles), dtype=np.int64), tiles)
+    return (rows << 32) | (np.arange(int(tiles.sum()), dtype=np.int64) - np.repeat(first, tiles))
+
+
+def _row_maker():
+    """A function of a row's values that builds the group kernel's table row (launch_layout.GROUP_ROW), without
+    looking the slots up by name per row."""
+    layout = launch_layout.GROUP_ROW
+    o, n = layout.offsets, layout.LEN
+    address, numel, seed, stream, start, params = (o[k] for k in ("ADDRESS", "NUMEL", "SEED", "STREAM", "START",
+                                                                  "PARAMS"))
+
+    def row(a, b, c, d, e, f):
+        out = [0] * n
+        out[address], out[numel], out[seed], out[stream], out[start] = a, b, c, d, e
+        out[params:params + 4] = f
+        return out
+
+    return row
 
 
 def words(device, shape, full_shape, offsets, seed, stream, base_index=0):
