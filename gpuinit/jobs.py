@@ -194,15 +194,18 @@ def _axis(axis):
 
 
 def _params_key(params):
-    """Plain parameters as a key, each by name, type and value (a float by its repr, exact: -0.0 is not 0.0),
-    so True is not 1; None when one is not plain (a tensor, whose repr rounds). The order is the caller's: the
-    same parameters in another order make another key of the same result."""
+    """Plain parameters as a key, each by name, type and value, so True is not 1; a float zero by its repr, so
+    -0.0 is not 0.0 (other floats are equal only when they are the same number; a NaN equals nothing, so it is
+    always checked again); None when one is not plain (a tensor, whose repr rounds). The order is the caller's:
+    the same parameters in another order make another key of the same result."""
     if not params:
         return ()
     key = []
     for k, v in params.items():
         kind = type(v)
-        if kind in _EXACT:
+        if kind is float:
+            key.append((k, float, v if v else repr(v)))
+        elif kind in _EXACT:
             key.append((k, kind, v))
         elif kind in _PLAIN:
             key.append((k, kind, repr(v)))

@@ -176,6 +176,20 @@ def test_jobs_are_compared_by_identity():
         one.seed = 1  # frozen: a job is what prepare checked
 
 
+def test_checked_calls_tell_signed_zeros_and_nans_apart():
+    """A call's checks are taken from the table only for the same parameters: a constant -0.0 after 0.0 writes
+    -0.0 (its draw is its own), and a NaN, refused once, is refused again (never taken as checked)."""
+    for make in (lambda: np.empty(6, np.float32), lambda: torch.empty(6), lambda: torch.empty(6, dtype=torch.bfloat16)):
+        for value in (0.0, -0.0, 0.0):
+            x = make()
+            gpuinit.init_(x, "constant", value=value)
+            x = x.float().numpy() if hasattr(x, "numpy") and not isinstance(x, np.ndarray) else x
+            assert np.all(x == 0) and np.all(np.signbit(x) == (str(value) == "-0.0")), (make, value)
+        for _ in range(2):
+            with pytest.raises(gpuinit.InitError):
+                gpuinit.init_(make(), "normal", std=float("nan"))
+
+
 def test_a_planned_draw_is_reused_only_for_the_same_typed_parameters():
     """Draws are planned once per (scheme, parameters, shape, axes, dtype); a parameter of another type is planned
     (and checked) again: True is refused where 1 was taken, and equal draws come back for equal requests."""

@@ -190,7 +190,8 @@ class Router:
         self.pending.pop(storage, None)  # a waiting fill of the same tensor is replaced, never written
         if not self.dry:
             self.pending[storage] = job
-        self.report.served[spec[0]] += 1
+        served = self.report.served
+        served[spec[0]] = served.get(spec[0], 0) + 1
         return True
 
     def flush(self):
