@@ -40,6 +40,8 @@ def plan_module(module, recipe="torch", rules=None, *, fallback=False, names=Non
     ctx = {"root": module, "n_layers": n_layers(module, tree), "residual": residual_outputs(module, tree)}
     asks, owners = {}, {}  # the recipe is asked only for parameters that no rule covers
     for mname, m in tree:
+        if not m._parameters:  # containers
+            continue
         kind = layer_kind(m)
         for pname, p in m._parameters.items():  # named_parameters(recurse=False); a repeat is no owner below
             fqn = f"{mname}.{pname}" if mname else pname
@@ -54,8 +56,9 @@ def plan_module(module, recipe="torch", rules=None, *, fallback=False, names=Non
         spec = param_rule(names_of.get(fqn, [fqn]), rules) if rules else None
         if spec is None:
             kind, owner, pname, mname = asks[fqn]
-            ctx["module_name"] = mname  # the recipe reads it while asked, never keeps it
-            spec = layer_spec(ask, kind, owner, pname, ctx)
+            if kind is not None:
+                ctx["module_name"] = mname  # the recipe reads it while asked, never keeps it
+                spec = layer_spec(ask, kind, owner, pname, ctx)
         if spec is None and not (fallback and has_reset(module.get_submodule(fqn.rpartition(".")[0]))):
             missing.append(f"{fqn} ({type(m).__name__})")
         plan.append(PlanEntry(fqn, p, spec, m))
@@ -73,7 +76,8 @@ def recipe_plan(module, recipe, rules):
     params, buffers = tied(module, walk=walk), tied(module, "buffers", walk)
     entries = plan_module(module, recipe, rules, fallback=True, names=params, walk=walk)
     check_patterns(rules, params, buffers)
-    restores, buffer_fills = plan_buffers(module, rules, buffers, on_meta(module, walk), walk.modules())
+    meta = on_meta(module, walk)
+    restores, buffer_fills = plan_buffers(module, rules, buffers, meta, walk.modules())
     by_code = [e.fqn for e in entries if e.spec is None]
     code = None
     if by_code:
@@ -82,8 +86,8 @@ def recipe_plan(module, recipe, rules):
         code = OwnCode(False, targets, frozenset(targets) - set(by_code), modules, partial(_unwritten, recipe))
     filled = [e for e in entries if e.spec is not None]
     return Plan(params, buffers, [(e.fqn, e.spec) for e in filled], buffer_fills, code, restores,
-                [partial(_padding_row, e.module, e.fqn) for e in filled if getattr(e.module, "padding_idx", None)
-                 is not None], walk)
+                [partial(_padding_row, e.module, e.fqn) for e in filled if layer_kind(e.module) == "embedding"
+                 and getattr(e.module, "padding_idx", None) is not None], walk, meta)
 
 
 def _padding_row(m, fqn, root):

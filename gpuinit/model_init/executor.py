@@ -58,8 +58,9 @@ def collector_paused():
 def _fill_model(module, plan, seed, device, progress):
     import torch
 
-    walk = plan.walk if plan.walk is not None and plan.walk.module is module else Walk(module)
-    was_meta = on_meta(module, walk)
+    planned = plan.walk is not None and plan.walk.module is module
+    walk = plan.walk if planned else Walk(module)
+    was_meta = plan.on_meta if planned and plan.on_meta is not None else on_meta(module, walk)
     if was_meta and plan.code is not None:
         _check_written(own_code.run(module, plan, seed, dry=True, walk=walk), plan.code, dry=True)
     param_jobs, buffer_jobs = _jobs(module, plan, seed, walk)  # every check, on the tensors as they are

@@ -42,3 +42,4 @@ class Plan:
     restores: list[Callable[[Any], None]] = field(default_factory=list)
     after_fills: list[Callable[[Any], None]] = field(default_factory=list)
     walk: Any = None  # the planner's names.Walk of the module, which the executor walks again (None: it walks)
+    on_meta: bool | None = None  # whether the planner found the module on meta (None: the executor looks)
