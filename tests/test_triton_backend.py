@@ -152,3 +152,23 @@ def test_grouped_launch_equals_single_fills(rng):
     for j in items:
         ref = numpy_backend.fill(j._replace(array=torch.empty(j.array.shape, dtype=j.array.dtype)))
         assert torch.equal(j.array.cpu(), ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_grouped_constants_join_the_uniform_launch(dtype):
+    """Constants of float32 values (a LayerNorm's ones and zeros) are written by their dtype's uniform group launch,
+    with the bits an assignment of the value gives; -0.0 and a value that is not a float32 are written apart."""
+    values = [1.0, 0.0, 0.5, -3.25, 1e-3, -0.0, 0.1]
+    items = [Job(torch.full((7, 5), float("nan"), dtype=dtype, device=DEVICE), draws.fit(draws.constant(v), str(
+        dtype).removeprefix("torch.")), (7, 5), (0, 0), 1, 2, triton_backend) for v in values]
+    items.append(Job(torch.empty(6, 4, dtype=dtype, device=DEVICE), draws.fit(draws.uniform(-1.0, 1.0), str(
+        dtype).removeprefix("torch.")), (6, 4), (0, 0), 3, 4, triton_backend))
+    exact = sum(1 for v in values if v == float(np.float32(v)) and str(v) != "-0.0")
+    assert triton_backend.fill_group(items) == 1 + (len(values) - exact)
+    for j, v in zip(items, values, strict=False):
+        want = torch.full((7, 5), float(np.float32(v)) if dtype == torch.bfloat16 else v, dtype=dtype)
+        got = j.array.cpu()
+        assert torch.equal(got.view(torch.int16 if dtype != torch.float32 else torch.int32),
+                           want.view(torch.int16 if dtype != torch.float32 else torch.int32)), (v, dtype)
+    ref = numpy_backend.fill(items[-1]._replace(array=torch.empty(6, 4, dtype=dtype)))
+    assert torch.equal(items[-1].array.cpu(), ref)

@@ -3,13 +3,15 @@
 With TRITON_INTERPRET=1 it also takes torch CPU tensors and runs the same kernels on the CPU
 (slowly): that is how tests without a GPU prove the kernels compute the reference stream.
 """
+import functools
+import math
 import os
 import sys
 
 import numpy as np
 
 from .. import launch_layout, structured
-from ..draws import ELEMENTWISE, WORDS, erfinv_branches, folded_params
+from ..draws import ELEMENTWISE, WORDS, Uniform, erfinv_branches, folded_params
 from ..seeding import as_int64
 from .checks import check, holds_values  # noqa: F401 - check: the backend interface
 
@@ -122,7 +124,9 @@ def fill_group(jobs):
         t, draw = job.array, job.draw
         if not holds_values(t):
             continue
-        if draw.kind not in ELEMENTWISE:
+        if draw.kind == "constant" and _groupable(draw.value):
+            draw = _as_uniform(draw.value)
+        elif draw.kind not in ELEMENTWISE:
             fill(job)
             launches += 1
             continue
@@ -157,6 +161,20 @@ def fill_group(jobs):
         torch.autograd.graph.increment_version([job.array for job, *_ in members])
         launches += 1
     return launches
+
+
+def _groupable(value):
+    """Whether a constant is written exactly by the uniform kernel with a zero half width (``_as_uniform``): a
+    float32 value (one rounding to the store, as torch's assignment of it gives) other than -0.0 (0 * u + -0.0
+    is +0.0 where u > 0)."""
+    return float(np.float32(value)) == value and not (value == 0 and math.copysign(1.0, value) < 0)
+
+
+@functools.lru_cache(maxsize=1024)
+def _as_uniform(value):
+    """The constant ``value`` as a uniform draw: center ``value``, half width 0, clamped to [value, value], so every
+    element is 0 * u + value = value; it joins the group launch of its dtype's uniform fills."""
+    return Uniform(center=value, half_width=0.0, lo=value, hi=value)
 
 
 def _owners(blocks):
