@@ -155,8 +155,8 @@ def test_triton_grouped_launches_give_the_same_model(monkeypatch):
     a = gpuinit.init_module(meta(Llama, TINY), seed=3, device="cpu")
     monkeypatch.delenv("GPUINIT_BACKEND")
     b = gpuinit.init_module(meta(Llama, TINY), seed=3, device="cpu")
-    norms = sum(1 for n, _ in a.named_parameters() if "norm" in n)
-    assert launches == [2 + norms]  # one for the linear weights (uniform), one for the embedding (normal), fill_s
+    assert any("norm" in n for n, _ in a.named_parameters())
+    assert launches == [2]  # linear weights' uniform with the norms' ones (a constant joins it), embedding's normal
     for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q), name
 

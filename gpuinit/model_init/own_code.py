@@ -51,7 +51,7 @@ def run(module, plan, seed, *, dry, walk=None):
 
 def has_reset(m):
     """Whether module ``m`` has reset code (which a recipe's fallback runs)."""
-    return any(callable(getattr(m, n, None)) for n in RESET_METHODS)
+    return any(callable(_attribute(m, n)) for n in RESET_METHODS)
 
 
 def _untie_hf_targets(module, param_names):
@@ -92,13 +92,23 @@ def _post_order(m, prefix="", seen=None):
 
 
 def _reset(m, prefix, router):
-    fn = next((f for f in (getattr(m, n, None) for n in RESET_METHODS) if callable(f)), None)
+    fn = next((f for f in (_attribute(m, n) for n in RESET_METHODS) if callable(f)), None)
     if fn is None or not _no_args(fn):
         return
-    if getattr(m, "parametrizations", None) is None:
+    if _attribute(m, "parametrizations") is None:
         fn()
         return
     _reset_parametrized(m, prefix, fn, router)
+
+
+def _attribute(m, name):
+    """``getattr(m, name, None)`` for a module, without raising (and catching) the AttributeError of a missing
+    one, which nn.Module's __getattr__ builds with its message: most modules have no reset method of one of the
+    two names and no parametrizations."""
+    if name in m.__dict__ or name in m._modules or name in m._parameters or name in m._buffers \
+            or hasattr(type(m), name):
+        return getattr(m, name, None)
+    return None
 
 
 def _reset_parametrized(m, prefix, fn, router):
