@@ -90,12 +90,18 @@ class Preparer:
     def __init__(self, seed):
         if type(seed) is not int or not 0 <= seed < 1 << 64:
             seed = seeding.check_u64("seed", seed)
-        self.seed, self.settings = seed, backends.settings()
+        self.seed, self.settings, self.plain = seed, backends.settings(), {}
 
     def __call__(self, array, scheme, params, stream, name, plain=None):
-        """The checked Job (InitError naming ``name``); ``plain``: _params_key(params), when known."""
+        """The checked Job (InitError naming ``name``); ``plain``: _params_key(params), when known (else found
+        once per params object: the table holds each, so an id stays its own)."""
         if plain is None:
-            plain = _params_key(params)
+            known = self.plain.get(id(params))
+            if known is not None and known[0] is params:
+                plain = known[1]
+            else:
+                plain = _params_key(params)
+                self.plain[id(params)] = (params, plain)
         if type(array) in _TORCH_TYPES and type(scheme) is str and plain is not None \
                 and type(stream) is int and 0 <= stream < 1 << 64 and array.is_cpu and not array.is_neg():
             # _key and _checked for the common case (a model's CPU tensor), inline: a model has thousands

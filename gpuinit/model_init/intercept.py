@@ -336,6 +336,27 @@ def _mode(router):
     return Mode()
 
 
+def _call_key(args, kwargs):
+    """The arguments after the tensor as a key, when each is a plain value (by type and value; a float zero by its
+    repr: -0.0 is not 0.0); None otherwise (a tensor argument, a NaN, anything else: bound afresh)."""
+    for v in (*args, *kwargs.values()):  # floats (nonzero, not NaN) and strings: equal only when the same value
+        if not ((type(v) is float and v and v == v) or type(v) is str):
+            return _typed_key(args, kwargs)
+    return args, tuple(kwargs.items())
+
+
+def _typed_key(args, kwargs):
+    out = []
+    for v in (*args, *kwargs.values()):
+        if type(v) not in _KEYABLE or v != v:
+            return None
+        out.append(repr(v) if type(v) is float and not v else (type(v), v))
+    return tuple(out), tuple(kwargs), None  # three items: never equal to a two-item key of the fast form
+
+
+_KEYABLE = frozenset((float, int, str, bool, type(None)))
+
+
 @functools.lru_cache(maxsize=64)
 def _binder(f):
     """A function taking ``f``'s arguments and returning {parameter: value}, defaults applied, as
@@ -381,16 +402,21 @@ class _Patched:
         self.originals = {n: getattr(tinit, n) for n in INIT_NAMES}
 
     def wrapper(self, name):
-        original, bind = self.originals[name], _binder(self.originals[name])
+        original, bind, specs = self.originals[name], _binder(self.originals[name]), {}
 
         def fill(tensor, *args, **kwargs):
             if self.router.busy:
                 return original(tensor, *args, **kwargs)
-            arguments = bind(tensor, *args, **kwargs)
-            try:
-                spec = init_spec(name, arguments)
-            except (TypeError, ValueError):
-                spec = None
+            key = _call_key(args, kwargs)  # a model repeats a few calls: each is bound and read once
+            spec = specs.get(key) if key is not None else None
+            if spec is None:
+                arguments = bind(tensor, *args, **kwargs)
+                try:
+                    spec = init_spec(name, arguments)
+                except (TypeError, ValueError):
+                    spec = None
+                if spec is not None and key is not None:
+                    specs[key] = spec
             if spec is not None and self.router.serve(tensor, spec, name):
                 return tensor
             return original(tensor, *args, **kwargs)
