@@ -207,6 +207,28 @@ def test_arguments_are_bound_as_python_binds_them(name):
         assert str(got.value) == str(want.value)
 
 
+def test_repeated_calls_keep_each_argument_s_own_value(runs):
+    """A call's arguments are read once per distinct call: a zero keeps its sign, an int and a float of one value
+    draw the same, a tensor argument is read each time, and every tensor gets its own stream."""
+    ws = [nn.Parameter(torch.full((3, 4), float("nan"))) for _ in range(7)]
+    router = Router([(f"w{i}", w) for i, w in enumerate(ws)], seed=4)
+    with serving(router):
+        nn.init.constant_(ws[0], 0.0)
+        nn.init.constant_(ws[1], -0.0)
+        nn.init.constant_(ws[2], 0.0)
+        nn.init.uniform_(ws[3], -1, 1)
+        nn.init.uniform_(ws[4], -1.0, 1.0)
+        nn.init.normal_(ws[5], torch.tensor(0.5), 2.0)
+        nn.init.normal_(ws[6], torch.tensor(-0.5), 2.0)
+    router.flush()
+    signs = [bool(torch.signbit(w).all()) for w in ws[:3]]
+    assert signs == [False, True, False] and all(w.eq(0).all() for w in ws[:3])
+    assert torch.equal(ws[3].detach(), fill((3, 4), "uniform", "w3", 4, a=-1.0, b=1.0))
+    assert torch.equal(ws[4].detach(), fill((3, 4), "uniform", "w4", 4, a=-1.0, b=1.0))
+    assert torch.equal(ws[5].detach(), fill((3, 4), "normal", "w5", 4, mean=0.5, std=2.0))
+    assert torch.equal(ws[6].detach(), fill((3, 4), "normal", "w6", 4, mean=-0.5, std=2.0))
+
+
 def test_dry_router_checks_and_writes_nothing(runs):
     w = torch.zeros(3, 3)
     router = Router([("w", w)], seed=0, dry=True)
