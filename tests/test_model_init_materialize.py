@@ -78,3 +78,30 @@ def test_default_device():
     m = meta(nn.Linear, 2, 3)
     materialize(m, None, *names(m), meta=True)
     assert m.weight.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_a_meta_module_gets_what_to_empty_gives():
+    """Materializing makes the tensors torch's ``to_empty`` makes (sizes, strides, dtypes, parameter types and
+    requires_grad, buffers), contiguous ones by ``empty_strided`` and the others as ``to_empty`` does: transposed
+    and channels-last parameters, a frozen one, size-1 dims with odd strides, integer and bfloat16 buffers."""
+    def build():
+        with torch.device("meta"):
+            m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Linear(5, 7))
+            m[0].weight = nn.Parameter(m[0].weight.to(memory_format=torch.channels_last))
+            m[2].weight = nn.Parameter(torch.empty(5, 7).T, requires_grad=False)
+            m.register_buffer("odd", torch.empty_strided((1, 4, 1), (99, 1, 7), dtype=torch.bfloat16))
+            m.register_parameter("row", nn.Parameter(torch.empty(1, 6)))
+            m.register_buffer("steps", torch.empty_strided((3, 1), (1, 5), dtype=torch.int64))
+            m.register_parameter("ones", nn.Parameter(torch.empty_strided((1, 1, 1), (3, 9, 2))))
+            m.register_buffer("scalar", torch.empty(()))
+        return m
+
+    want, got = build().to_empty(device="cpu"), build()
+    materialize(got, "cpu", *names(got), meta=True)
+
+    def described(m):
+        return {k: (tuple(v.shape), v.stride(), v.dtype, type(v), v.requires_grad, v.device)
+                for k, v in m.state_dict(keep_vars=True).items()}
+
+    assert described(got) == described(want)
+    assert got[0].weight.is_contiguous(memory_format=torch.channels_last) and not got[2].weight.is_contiguous()
