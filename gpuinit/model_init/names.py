@@ -7,6 +7,10 @@ the methods themselves.
 """
 
 
+class _Overridden(Exception):
+    """A module of the tree overrides named_modules: the tree is walked by torch's own methods."""
+
+
 class Walk:
     """One walk of a module tree: ``unique`` is ``list(named_modules())``, ``every`` the same with a shared module
     at each of its places (``remove_duplicate=False``; walked only when a module is shared). Where a module
@@ -31,20 +35,34 @@ class Walk:
         module overrides named_modules."""
         from torch import nn
 
-        base, out, memo, stack, repeats = nn.Module.named_modules, [], set(), [("", self.module)], False
-        while stack:
-            prefix, m = stack.pop()
+        base, out, memo, repeats = nn.Module.named_modules, [], set(), [False]
+        append, add = out.append, memo.add
+
+        def visit(prefix, m):  # torch's preorder; a module met again is skipped with its subtree when deduplicating
             if type(m).named_modules is not base:
-                return None, False
+                raise _Overridden
             if m in memo:
-                repeats = True
-                continue
+                repeats[0] = True
+                return
             if remove_duplicate:
-                memo.add(m)
-            out.append((prefix, m))
-            stack.extend(reversed([(f"{prefix}.{name}" if prefix else name, child)
-                                   for name, child in m._modules.items() if child is not None]))
-        return out, repeats
+                add(m)
+            append((prefix, m))
+            if prefix:
+                for name, child in m._modules.items():
+                    if child is not None:
+                        visit(f"{prefix}.{name}", child)
+            else:
+                for name, child in m._modules.items():
+                    if child is not None:
+                        visit(name, child)
+
+        try:
+            visit("", self.module)
+        except _Overridden:
+            return None, False
+        except RecursionError:  # deeper than Python's stack: torch's own generators (as deep) decide
+            return None, False
+        return out, repeats[0]
 
     def _walked(self, remove_duplicate):
         if remove_duplicate or self.unique is None:
@@ -63,14 +81,20 @@ class Walk:
         walked = self._walked(remove_duplicate)
         if walked is None:
             return list(getattr(self.module, f"named_{kind}")(remove_duplicate=remove_duplicate))
-        out, memo, table = [], set(), f"_{kind}"  # memo by id: a tensor hashes and compares by identity
+        out, table = [], f"_{kind}"
+        append = out.append
+        if not remove_duplicate:
+            for prefix, m in walked:
+                for k, v in getattr(m, table).items():
+                    if v is not None:
+                        append((f"{prefix}.{k}" if prefix else k, v))
+            return out
+        memo = set()  # by id: a tensor hashes and compares by identity
         for prefix, m in walked:
             for k, v in getattr(m, table).items():
-                if v is None or id(v) in memo:
-                    continue
-                if remove_duplicate:
+                if v is not None and id(v) not in memo:
                     memo.add(id(v))
-                out.append((f"{prefix}.{k}" if prefix else k, v))
+                    append((f"{prefix}.{k}" if prefix else k, v))
         return out
 
 
