@@ -109,6 +109,7 @@ def snapshot():
     return (*map(data.get, _KEYS), _PINNED.get())
 
 
+_KEYS: tuple | None
 try:  # os.environ's own table and key encoding (CPython), read without the per-key encode of os.environ.get
     _KEYS = tuple(map(os.environ.encodekey, VARIABLES))
 except AttributeError:

@@ -252,7 +252,8 @@ def fingerprint(module: Any) -> dict[str, int]:
     from .backends import cpu_kernel
 
     lib, loaded = None, False  # loaded at the first CPU tensor: a model without one never builds the host kernel
-    out, seen, host = {}, set(), []
+    out: dict = {}
+    seen, host = set(), []
     for name, p in module.named_parameters():  # a tied parameter once, under its first name
         if not loaded and p.is_cpu:
             lib, loaded = cpu_kernel.load(), True

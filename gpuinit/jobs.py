@@ -14,9 +14,7 @@ from .errors import InitError
 HOST_BACKENDS = ("numpy", "staged")  # fill on the CPU: progress is reported per slice
 
 
-class Job(NamedTuple):
-    """What one fill writes; immutable (a job is what ``prepare`` checked), compared by identity, and cheap to
-    make (a model makes thousands). ``job._replace(...)`` gives a changed copy."""
+class _JobFields(NamedTuple):
     array: object  # what the backend writes: the array, or a DTensor's local shard
     draw: draws.Draw
     full_shape: tuple
@@ -27,6 +25,12 @@ class Job(NamedTuple):
     bits: str | None = None
     name: str | None = None  # the parameter or buffer it fills, for messages and progress
 
+
+class Job(_JobFields):
+    """What one fill writes; immutable (a job is what ``prepare`` checked), compared by identity, and cheap to
+    make (a model makes thousands). ``job._replace(...)`` gives a changed copy."""
+
+    __slots__ = ()
     __eq__ = object.__eq__  # two jobs are two fills, even of equal arrays
     __ne__ = object.__ne__
     __hash__ = object.__hash__
