@@ -2,7 +2,7 @@
 then its ``init_weights()``: own_code.py), served by gpuinit; a rule's tensor is filled by the rule after the code
 ran (the code's fills of it are dropped). On a meta module every parameter and buffer must be written by the
 code or named by a rule, which the dry run on meta checks before anything is materialized."""
-from .names import Walk, owners, tied
+from .names import Walk, on_meta, owners, tied
 from .plan import OwnCode, Plan
 from .rules import check_patterns, check_rules, ruled
 
@@ -16,7 +16,7 @@ def own_plan(module, rules):
     fills, buffer_fills = ruled(params, rules), ruled(buffers, rules, buffers=True)
     skip = frozenset(fqn for fqn, _ in fills + buffer_fills)
     code = OwnCode(True, (*owners(params), *owners(buffers)), skip, None, _unwritten)
-    return Plan(params, buffers, fills, buffer_fills, code, walk=walk)
+    return Plan(params, buffers, fills, buffer_fills, code, walk=walk, on_meta=on_meta(module, walk))
 
 
 def _unwritten(names, dry):
