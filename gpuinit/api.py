@@ -49,11 +49,11 @@ def init_(array: _A, scheme: "str | Initializer", *, seed: Any = None, generator
         scheme, params, seed = _resolve_scheme(scheme, params, seed)
     if seed is not None or generator is not None:
         seeding.check_seed(seed, generator)
-    target, draw, region, at, stream, module = jobs.checked(  # every check; the seed comes after them
+    target, draw, region, at, stream, module, direct = jobs.checked(  # every check; the seed comes after them
         array, scheme, params, stream=stream, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis,
         full_shape=full_shape, offsets=offsets, backend=backend, bits=bits)
     seed = seeding.resolve_seed(seed, array, generator, draw=draw.kind not in _NO_RANDOMNESS)
-    jobs.run([jobs.Job(target, draw, region, at, seed, stream, module, bits)])
+    jobs.run([jobs.Job(target, draw, region, at, seed, stream, module, bits, None, direct)])
     return array
 
 

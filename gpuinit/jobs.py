@@ -24,6 +24,7 @@ class _JobFields(NamedTuple):
     backend: object  # the backend module
     bits: str | None = None
     name: str | None = None  # the parameter or buffer it fills, for messages and progress
+    direct: object = None  # the backend's way to write the array at once, found when checked (backend.direct)
 
 
 class Job(_JobFields):
@@ -41,7 +42,12 @@ class Job(_JobFields):
 
     @property
     def writes(self):
-        return holds_values(self.array)
+        return self.direct is not None or holds_values(self.array)
+
+    def _replace(self, **changes):
+        """A changed copy; ``direct`` was found for the array and region checked, so it is dropped."""
+        changes.setdefault("direct", None)
+        return super()._replace(**changes)
 
 
 def prepare(array, scheme, params, *, seed, stream=0, in_axis=1, out_axis=0, batch_axis=(), full_shape=None,
@@ -49,20 +55,20 @@ def prepare(array, scheme, params, *, seed, stream=0, in_axis=1, out_axis=0, bat
     """A checked Job filling ``array`` with ``scheme(**params)``; raises InitError (naming ``name``) if any
     part of it cannot be done. ``seed=None`` takes the next seed of ``gpuinit.manual_seed``'s source, once
     everything else has passed."""
-    target, draw, full_shape, offsets, stream, module = checked(
+    target, draw, full_shape, offsets, stream, module, direct = checked(
         array, scheme, params, stream=stream, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis,
         full_shape=full_shape, offsets=offsets, backend=backend, bits=bits, name=name)
     if seed is None:
         seed = seeding.next_seed()
     elif type(seed) is not int or not 0 <= seed < 1 << 64:
         seed = _named(name, seeding.check_u64, "seed", seed)
-    return Job(target, draw, full_shape, offsets, seed, stream, module, bits, name)
+    return Job(target, draw, full_shape, offsets, seed, stream, module, bits, name, direct)
 
 
 def checked(array, scheme, params, *, stream=0, in_axis=1, out_axis=0, batch_axis=(), full_shape=None,
             offsets=None, backend=None, bits=None, name=None):
     """Every check of a fill, before its seed: (the array the backend writes, the Draw, full_shape, offsets,
-    stream, the backend module); raises InitError naming ``name``.
+    stream, the backend module, the backend's ``direct`` for the array); raises InitError naming ``name``.
 
     A call whose every input that a check depends on equals an earlier call's (the array's type, dtype, shape,
     strides, device and writability, the scheme and its plain parameters, the axes, backend and settings)
@@ -95,6 +101,7 @@ class Preparer:
         if type(seed) is not int or not 0 <= seed < 1 << 64:
             seed = seeding.check_u64("seed", seed)
         self.seed, self.settings, self.plain = seed, backends.settings(), {}
+        self.seen = {}  # (id(params), scheme, array type, dtype, shape, strides) of a CPU tensor: its _CHECKED entry
 
     def __call__(self, array, scheme, params, stream, name, plain=None):
         """The checked Job (InitError naming ``name``); ``plain``: _params_key(params), when known (else found
@@ -106,18 +113,31 @@ class Preparer:
             else:
                 plain = _params_key(params)
                 self.plain[id(params)] = (params, plain)
-        if type(array) in _TORCH_TYPES and type(scheme) is str and plain is not None \
-                and type(stream) is int and 0 <= stream < 1 << 64 and array.is_cpu and not array.is_neg():
+            held = True
+        else:
+            held = False
+        kind = type(array)
+        if kind in _TORCH_TYPES and type(scheme) is str and plain is not None and type(stream) is int \
+                and 0 <= stream < 1 << 64 and array.is_cpu and not array.is_neg() \
+                and array.layout is _TORCH_TYPES[kind]:
             # _key and _checked for the common case (a model's CPU tensor), inline: a model has thousands
-            key = (type(array), (array.dtype, array.shape, array.stride(), -1, False), scheme, plain, 1, 0, (), None,
-                   self.settings)
-            done = _CHECKED.get(key) if array.layout is _TORCH_TYPES[type(array)] else None
+            sig = (array.dtype, array.shape, array.stride())
+            seen = (id(params), scheme, kind, sig) if held else None
+            done = self.seen.get(seen) if held else None
+            if done is None:
+                done = _CHECKED.get((kind, (*sig, -1, False), scheme, plain, 1, 0, (), None, self.settings))
+                if done is not None and held:
+                    self.seen[seen] = done
             if done is not None:
-                return Job(array, done[0], done[1], done[2], self.seed, stream, done[3], None, name)
+                return _new_job(Job, (array, done[0], done[1], done[2], self.seed, stream, done[3], None, name,
+                                      done[4]))
         key = _key(array, scheme, plain, 1, 0, (), None, self.settings)
-        target, draw, full_shape, offsets, stream, module = _checked(key, array, scheme, params, stream, 1, 0, (),
-                                                                     None, None, None, None, name)
-        return Job(target, draw, full_shape, offsets, self.seed, stream, module, None, name)
+        target, draw, full_shape, offsets, stream, module, direct = _checked(
+            key, array, scheme, params, stream, 1, 0, (), None, None, None, None, name)
+        return Job(target, draw, full_shape, offsets, self.seed, stream, module, None, name, direct)
+
+
+_new_job = tuple.__new__  # Job(...) without its keyword handling: _new_job(Job, (every field))
 
 
 def _checked(key, array, scheme, params, stream, in_axis, out_axis, batch_axis, full_shape, offsets, backend, bits,
@@ -126,14 +146,14 @@ def _checked(key, array, scheme, params, stream, in_axis, out_axis, batch_axis, 
     if done is not None:
         if type(stream) is not int or not 0 <= stream < 1 << 64:
             stream = _named(name, seeding.check_u64, "stream", stream)
-        draw, full_shape, offsets, module = done
-        return array, draw, full_shape, offsets, stream, module
+        draw, full_shape, offsets, module, direct = done
+        return array, draw, full_shape, offsets, stream, module, direct
     out = _named(name, _check, array, scheme, params, stream, in_axis, out_axis, batch_axis, full_shape, offsets,
                  backend, bits)
     if key is not None:
         if len(_CHECKED) >= _MEMO_MAX:
             _CHECKED.clear()
-        _CHECKED[key] = (out[1], out[2], out[3], out[5])  # never the array: the table holds none of the caller's
+        _CHECKED[key] = out[1:4] + out[5:]  # never the array: the table holds none of the caller's
     return out
 
 
@@ -164,10 +184,11 @@ def _check(array, scheme, params, stream, in_axis, out_axis, batch_axis, full_sh
     full_shape, offsets = regions.check_region(tuple(array.shape), full_shape, offsets)
     draw = _draw(scheme, params, full_shape, in_axis, out_axis, batch_axis, value_dtype(array, bits))
     stream = seeding.check_u64("stream", stream)
-    return array, draw, full_shape, offsets, stream, module
+    find = getattr(module, "direct", None)
+    return array, draw, full_shape, offsets, stream, module, find and find(array, full_shape, offsets, bits)
 
 
-_CHECKED: dict = {}  # call key (_key): (draw, full_shape, offsets, backend module) that passed every check
+_CHECKED: dict = {}  # call key (_key): (draw, full_shape, offsets, backend module, direct) that passed every check
 _MEMO_MAX = 4096
 
 

@@ -218,3 +218,21 @@ def test_only_plain_parameter_values_key_the_planned_draws():
     assert a.std == 0.1 and b.std == 0.1000001 and a is not b
     plain = jobs._draw("normal", {"std": 0.25}, (4, 4), 1, 0, (), "float32")
     assert jobs._draw("normal", {"std": 0.25}, (4, 4), 1, 0, (), "float32") is plain
+
+
+def test_a_job_carries_the_host_kernel_s_way_to_write_it_found_when_checked():
+    whole = torch.empty(6, 5, dtype=torch.bfloat16)
+    job = jobs.prepare(whole, "normal", {}, seed=0)
+    assert job.direct == (30, "bfloat16") and job.writes
+    for array, kw in ((whole.t(), {}), (np.empty((6, 5), np.float64), {}), (np.empty(7, ">f4"), {}),
+                      (np.empty(4, np.float32), {"full_shape": (8,), "offsets": (4,)})):
+        assert jobs.prepare(array, "normal", {}, seed=0, **kw).direct is None  # written piece by piece
+    assert jobs.prepare(torch.empty(3, device="meta"), "normal", {}, seed=0).direct is None
+    again = jobs.prepare(torch.empty(6, 5, dtype=torch.bfloat16), "normal", {}, seed=0)  # from the table
+    assert again.direct == job.direct and again.array is not job.array
+    moved = job._replace(array=torch.empty(30, dtype=torch.bfloat16), full_shape=(30,), offsets=(0,))
+    assert moved.direct is None and job._replace(seed=1).direct is None  # found for the array checked only
+    twin = torch.empty(6, 5, dtype=torch.bfloat16)
+    jobs.run([job, jobs.prepare(twin, "normal", {}, seed=0)._replace(seed=0)])  # with it and without it
+    assert torch.equal(whole, twin)
+    assert torch.equal(whole, gpuinit.init_(torch.empty(6, 5, dtype=torch.bfloat16), "normal", seed=0))

@@ -2,6 +2,7 @@
 modules, Hugging Face's flags and ties), its fills served on gpuinit's stream."""
 import math
 
+import pytest
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
@@ -171,3 +172,63 @@ def test_has_reset():
     assert own_code.has_reset(nn.MultiheadAttention(4, 2))
     assert not own_code.has_reset(nn.Sequential()) and not own_code.has_reset(NotCallable())
     assert not own_code.has_reset(nn.ReLU())
+
+
+def test_a_class_s_reset_method_hidden_by_the_instance_or_reached_through_a_property():
+    log = []
+
+    class Counted(nn.Module):
+        def reset_parameters(self):
+            log.append(("class", self.tag))
+
+    class ByProperty(nn.Module):  # the method is the instance's choice, read through a property
+        @property
+        def reset_parameters(self):
+            return lambda: log.append(("property", self.tag))
+
+    plain, hidden, chosen = Counted(), Counted(), ByProperty()
+    plain.tag, hidden.tag, chosen.tag = "plain", "hidden", "chosen"
+    hidden.reset_parameters = lambda: log.append(("instance", "hidden"))
+    run(nn.ModuleList([plain, hidden, chosen]))
+    assert log == [("class", "plain"), ("instance", "hidden"), ("property", "chosen")]
+
+
+def test_the_post_order_of_the_walk_equals_the_walk_by_named_children():
+    from gpuinit.model_init.names import Walk
+
+    log = []
+    model = nn.Sequential(tree(log), nn.Linear(2, 2), nn.Sequential(nn.ReLU(), tree(log)))
+    model.append(model[0].kids[0])  # a module met again under another parent: once, where first met
+    walk = Walk(model)
+    assert walk.post is not None
+    by_children = Walk(model)
+    by_children.post = None  # as a tree whose named_modules is overridden is walked
+    assert own_code._post_order(model, walk) == own_code._post_order(model, by_children)
+    assert [name for name, _ in own_code._post_order(model, walk)][:3] == [  # a Logged's kids list is a child
+        "0.kids.0.kids.0.kids.", "0.kids.0.kids.0.", "0.kids.0.kids.1.kids."]
+    assert own_code._post_order(model, walk)[-1] == ("", model)
+
+
+def test_torch_s_fan_helpers_skip_the_interception_on_plain_tensors_and_are_restored():
+    from torch.nn import init
+
+    original = init._calculate_fan_in_and_fan_out
+    seen = []
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.empty(6, 4, 3))
+
+        def reset_parameters(self):
+            seen.append(init._calculate_fan_in_and_fan_out is not original)
+            seen.append(init._calculate_fan_in_and_fan_out(self.w))
+            seen.append(init._calculate_correct_fan(self.w, "fan_out"))
+            init.normal_(self.w)
+
+    run(Probe())
+    assert seen == [True, (12, 18), 18]
+    assert init._calculate_fan_in_and_fan_out is original
+    with pytest.raises(ValueError, match="fewer than 2 dimensions"):  # torch's own error, through the helper
+        run(type("Bad", (nn.Module,), {"reset_parameters": lambda self: init._calculate_fan_in_and_fan_out(
+            torch.empty(3))})())

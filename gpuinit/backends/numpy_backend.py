@@ -92,17 +92,15 @@ def fill(job):
     return job.array
 
 
-def _whole(job):
-    """(the host kernel, address, elements, store) when the kernel can write ``job.array`` in place as one run: a
-    C-contiguous CPU array that is its whole logical tensor, of a dtype the kernel stores (float32, bfloat16,
-    float16) in the machine's byte order; None otherwise (then it is written piece by piece through a NumPy
-    view)."""
-    array = job.array
+def direct(array, full_shape, offsets, bits):
+    """(elements, store) when the host kernel can write ``array`` in place as one run: a C-contiguous CPU array
+    holding values that is its whole logical tensor (``full_shape``, ``offsets``), of a dtype the kernel stores
+    (float32, bfloat16, float16) in the machine's byte order; None otherwise (then it is written piece by piece
+    through a NumPy view). A function of what a checked call's key holds (jobs.checked): a job carries it."""
     if type(array) is np.ndarray:
-        if job.bits is not None or not array.flags.c_contiguous:
+        if bits is not None or not array.flags.c_contiguous:
             return None
         store = _STORES.get(array.dtype)  # native byte order only: '>f4' is not a key here
-        shape, pointer = array.shape, None
     else:
         torch = sys.modules.get("torch")
         if torch is None or not isinstance(array, torch.Tensor) or not array.is_cpu or not array.is_contiguous() \
@@ -111,14 +109,24 @@ def _whole(job):
         if not _TORCH_STORES:
             _TORCH_STORES.update({torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"})
         store = _TORCH_STORES.get(array.dtype)
-        shape, pointer = array.shape, array.data_ptr()
-    if store is None or job.full_shape != shape or any(job.offsets):  # torch.Size is a tuple
+    shape = tuple(array.shape)
+    if store is None or tuple(full_shape) != shape or any(offsets):
         return None
     n = math.prod(shape)
-    lib = cpu_kernel.load()
-    if n == 0 or lib is None:
+    return (n, store) if n else None
+
+
+def _whole(job):
+    """(the host kernel, address, elements, store) when the kernel can write ``job.array`` in place as one run
+    (``direct``), else None."""
+    found = job.direct if job.direct is not None else direct(job.array, job.full_shape, job.offsets, job.bits)
+    if found is None:
         return None
-    return lib, (array.ctypes.data if pointer is None else pointer), n, store
+    lib = cpu_kernel.load()
+    if lib is None:
+        return None
+    array = job.array
+    return lib, (array.ctypes.data if type(array) is np.ndarray else array.data_ptr()), *found
 
 
 def _item_tasks(wholes):
@@ -214,14 +222,21 @@ def fill_group(jobs):
     """Fill the arrays of many jobs. The elementwise fills (and constants of float32 values) of whole contiguous
     arrays go to the host kernel as one item list, in a few calls; the pieces of the others share the thread pool
     with them (no barrier between arrays); returns the number of arrays written."""
-    tasks, wholes = [], []
-    jobs = [job for job in jobs if holds_values(job.array)]
+    tasks, wholes, lib, written = [], [], cpu_kernel.load(), []
     for job in jobs:
-        kind = job.draw.kind
-        if kind in ELEMENTWISE or (kind == "constant" and cpu_kernel.exact_constant(job.draw)):
-            whole = _whole(job)
-            if whole is not None:
-                wholes.append((job, *whole))
+        found = job.direct
+        if found is None:
+            if not holds_values(job.array):
+                continue
+            found = direct(job.array, job.full_shape, job.offsets, job.bits)
+        written.append(job)
+        draw = job.draw
+        kind = draw.kind
+        if kind in ELEMENTWISE or (kind == "constant" and cpu_kernel.exact_constant(draw)):
+            if found is not None and lib is not None:
+                array = job.array
+                wholes.append((job, lib, array.ctypes.data if type(array) is np.ndarray else array.data_ptr(),
+                               *found))
             elif kind == "constant":
                 fill(job)
             else:
@@ -233,8 +248,8 @@ def fill_group(jobs):
     _run_all(tasks)
     torch = sys.modules.get("torch")
     if torch is not None:  # one call for all of them
-        torch.autograd.graph.increment_version([job.array for job in jobs if isinstance(job.array, torch.Tensor)])
-    return len(jobs)
+        torch.autograd.graph.increment_version([job.array for job in written if isinstance(job.array, torch.Tensor)])
+    return len(written)
 
 
 def _target(job, view, bf16):

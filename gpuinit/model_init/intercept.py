@@ -97,6 +97,7 @@ def _fill_methods():
         import torch
 
         T = torch.Tensor
+        _PLAIN.update((T, torch.nn.Parameter))
         _SHAPE_ONLY.update({T.dim, T.ndimension, T.size, T.stride, T.numel, T.nelement, T.element_size,
                             T.storage_offset, T.is_contiguous, T.is_floating_point, T.is_complex, T.get_device,
                             T.__len__, *(getattr(T, a).__get__ for a in (
@@ -104,6 +105,15 @@ def _fill_methods():
                                 "requires_grad", "data", "is_leaf", "itemsize") if hasattr(T, a))})
         _FILL_METHODS.update({T.zero_: _zero, T.fill_: _fill, T.normal_: _normal, T.uniform_: _uniform})
     return _FILL_METHODS
+
+
+_PLAIN: set = set()  # torch.Tensor and torch.nn.Parameter, once torch is in use (_fill_methods)
+
+
+def _disabled():
+    import torch
+
+    return torch._C.DisableTorchFunction()
 
 
 def _storage(t):
@@ -162,20 +172,25 @@ class Router:
 
     def serve(self, t, spec, what):
         """Take a fill of ``t`` as a job; False when ``t`` is not a whole model tensor gpuinit can fill."""
-        import torch
+        if type(t) not in _PLAIN:
+            import torch
 
-        if not isinstance(t, torch.Tensor):
-            return False
+            if not isinstance(t, torch.Tensor):
+                return False
         self.busy = True  # gpuinit's own look at the tensor: none of its torch calls is the model's code
         try:
-            with torch._C.DisableTorchFunction():  # nor do they pass through any torch function mode
+            with _disabled():  # nor do they pass through any torch function mode
                 return self._serve(t, spec)
         finally:
             self.busy = False
 
     def _serve(self, t, spec):
-        storage = _storage(t)
-        fqn = self.fqn_of(t, storage)
+        storage = t.untyped_storage()._cdata if type(t) in _PLAIN else _storage(t)
+        targets = self.on_storage.get(storage)
+        if not targets:
+            return False
+        # the target itself (init code passes its parameter), else a view of one
+        fqn = targets[0][0] if len(targets) == 1 and targets[0][1] is t else self.fqn_of(t, storage)
         if fqn is None or not t.is_floating_point():
             return False
         self.touched.add(fqn)
@@ -183,13 +198,14 @@ class Router:
             return True
         k = self.calls.get(fqn, 0)
         try:
-            job = self.prepare(t, spec[0], spec[1], stream_of(fqn if k == 0 else f"{fqn}#{k}"), fqn)
+            job = self.prepare(t, spec[0], spec[1], stream_of(f"{fqn}#{k}" if k else fqn), fqn)
         except (InitError, BackendUnavailableError, TypeError, ValueError):  # not servable: runs as written
             return False
         self.calls[fqn] = k + 1
-        self.pending.pop(storage, None)  # a waiting fill of the same tensor is replaced, never written
+        pending = self.pending
+        pending.pop(storage, None)  # a waiting fill of the same tensor is replaced, never written
         if not self.dry:
-            self.pending[storage] = job
+            pending[storage] = job
         served = self.report.served
         served[spec[0]] = served.get(spec[0], 0) + 1
         return True
@@ -391,6 +407,23 @@ def _bound(signature, args, kwargs):
     return bound.arguments
 
 
+SHAPE_HELPERS = ("_calculate_fan_in_and_fan_out", "_calculate_correct_fan")  # torch.nn.init's: they read shapes
+
+
+def _shape_only(f):
+    """``f`` (a function of a tensor's shape) run outside the torch function modes on a plain tensor: the
+    interception has nothing to see there, and each of its looks at a shape would pass through the mode."""
+    def helper(tensor, *args, **kwargs):
+        if type(tensor) in _PLAIN:
+            with _disabled():
+                return f(tensor, *args, **kwargs)
+        return f(tensor, *args, **kwargs)
+
+    helper.__name__, helper.__qualname__, helper.__doc__ = f.__name__, f.__qualname__, f.__doc__
+    helper._gpuinit_shape_only = True
+    return helper
+
+
 class _Patched:
     """torch.nn.init's functions (and transformers.initialization's table of them) replaced by versions that
     hand whole model tensors to the router."""
@@ -425,7 +458,14 @@ class _Patched:
         return fill
 
     def __enter__(self):
+        import torch.nn.init as tinit
+
         wrappers = {n: self.wrapper(n) for n in INIT_NAMES}
+        for n in SHAPE_HELPERS:  # torch's own code calls them by the module attribute (``init._calculate_...``)
+            original = getattr(tinit, n, None)
+            if original is not None and not getattr(original, "_gpuinit_shape_only", False):
+                self.saved.append((tinit, n, original))
+                setattr(tinit, n, _shape_only(original))
         for mod_name in LOOKUPS:
             mod = sys.modules.get(mod_name)
             for n in INIT_NAMES if mod is not None else ():

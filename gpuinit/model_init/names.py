@@ -15,28 +15,31 @@ class Walk:
     """One walk of a module tree: ``unique`` is ``list(named_modules())``, ``every`` the same with a shared module
     at each of its places (``remove_duplicate=False``; walked only when a module is shared). Where a module
     overrides ``named_modules`` (or the root ``_named_members``, ``named_parameters``, ``named_buffers``), both
-    are None and torch's own methods are asked. The modules of a tree stay while its tensors change
+    are None and torch's own methods are asked; ``post`` is ``unique`` in post order (children before their
+    parent, in ``_modules`` order), or None with it. The modules of a tree stay while its tensors change
     (materializing, retying), so one walk serves a whole call."""
 
     def __init__(self, module):
         from torch import nn
 
-        self.module, self.every, self.unique = module, None, None
+        self.module, self.every, self.unique, self.post = module, None, None, None
         root = type(module)
         if any(getattr(root, f) is not getattr(nn.Module, f)
                for f in ("_named_members", "named_parameters", "named_buffers")):
             return
-        self.unique, repeats = self._walk(True)
+        post = []
+        self.unique, repeats = self._walk(True, post)
+        self.post = post if self.unique is not None else None
         if self.unique is not None and not repeats:
             self.every = self.unique  # no module is shared: both walks are one
 
-    def _walk(self, remove_duplicate):
+    def _walk(self, remove_duplicate, post=None):
         """(named_modules(remove_duplicate=...) as a list, whether a module was met twice); (None, False) when a
-        module overrides named_modules."""
+        module overrides named_modules. ``post``: a list that gets the same (name, module) pairs in post order."""
         from torch import nn
 
         base, out, memo, repeats = nn.Module.named_modules, [], set(), [False]
-        append, add = out.append, memo.add
+        append, add, after = out.append, memo.add, (post if post is not None else []).append
 
         def visit(prefix, m):  # torch's preorder; a module met again is skipped with its subtree when deduplicating
             if type(m).named_modules is not base:
@@ -55,6 +58,7 @@ class Walk:
                 for name, child in m._modules.items():
                     if child is not None:
                         visit(name, child)
+            after((prefix, m))
 
         try:
             visit("", self.module)

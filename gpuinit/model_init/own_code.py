@@ -30,7 +30,7 @@ def run(module, plan, seed, *, dry, walk=None):
         untied = _untie_hf_targets(module, plan.params)
     try:
         with serving(router):
-            for prefix, m in _post_order(module):
+            for prefix, m in _post_order(module, walk):
                 if code.modules is None or prefix[:-1] in code.modules:
                     _reset(m, prefix, router)
             if code.modules is None:
@@ -74,10 +74,12 @@ def _untie_hf_targets(module, param_names):
     return saved
 
 
-def _post_order(m, prefix="", seen=None):
-    """(name prefix, module) with children before their parent, each module once (in ``named_children`` order)."""
-    seen = set() if seen is None else seen
-    out, stack = [], [(prefix, m, False)]
+def _post_order(m, walk):
+    """(name prefix, module) with children before their parent, each module once (in ``named_children`` order);
+    a name prefix is "" or ends with a dot."""
+    if walk.post is not None:
+        return [(f"{name}." if name else "", child) for name, child in walk.post]
+    seen, out, stack = set(), [], [("", m, False)]
     while stack:
         prefix, m, expanded = stack.pop()
         if expanded:
@@ -92,6 +94,12 @@ def _post_order(m, prefix="", seen=None):
 
 
 def _reset(m, prefix, router):
+    f = _class_reset(type(m))
+    d = m.__dict__
+    if f is not False and "parametrizations" not in m._modules and not any(n in d for n in _LOOKED_UP):
+        if f is not None:  # the class's own method, which nothing on the instance hides (most modules)
+            f(m)
+        return
     fn = next((f for f in (_attribute(m, n) for n in RESET_METHODS) if callable(f)), None)
     if fn is None or not _no_args(fn):
         return
@@ -99,6 +107,38 @@ def _reset(m, prefix, router):
         fn()
         return
     _reset_parametrized(m, prefix, fn, router)
+
+
+_LOOKED_UP = (*RESET_METHODS, "parametrizations")
+_CLASS_RESET: dict = {}  # module class: _class_reset's answer
+
+
+def _class_reset(cls):
+    """The plain function that is the reset method of ``cls``'s instances and takes no argument besides the
+    instance, or None where the class has no reset method taking none; False where an instance must be looked at
+    (a reset method or ``parametrizations`` that is not a plain function of the class, attribute lookup of its
+    own). An instance attribute of one of the names hides the class's function: the caller looks for those."""
+    try:
+        return _CLASS_RESET[cls]
+    except KeyError:
+        pass
+    import types
+
+    out = None
+    if cls.__getattribute__ is not object.__getattribute__ or \
+            inspect.getattr_static(cls, "parametrizations", None) is not None:
+        out = False
+    else:
+        for name in RESET_METHODS:
+            f = inspect.getattr_static(cls, name, None)
+            if f is None:
+                continue
+            out = (f if _cached_bare(f, True) else None) if type(f) is types.FunctionType else False
+            break
+    if len(_CLASS_RESET) >= 4096:  # parametrized modules make a class each
+        _CLASS_RESET.clear()
+    _CLASS_RESET[cls] = out
+    return out
 
 
 def _attribute(m, name):
