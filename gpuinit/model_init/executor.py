@@ -66,6 +66,7 @@ def _fill_model(module, plan, seed, device, progress):
     param_jobs, buffer_jobs = _jobs(module, plan, seed, walk)  # every check, on the tensors as they are
     if was_meta or device is not None:
         materialize(module, device, plan.params, plan.buffers, meta=was_meta)
+        walk.changed()
         param_jobs, buffer_jobs = _jobs(module, plan, seed, walk)  # the materialized tensors
     report, code_first = None, plan.code is not None and plan.code.first
     bar = _progress_bar(param_jobs, progress)

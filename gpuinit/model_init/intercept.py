@@ -98,6 +98,7 @@ def _fill_methods():
 
         T = torch.Tensor
         _PLAIN.update((T, torch.nn.Parameter))
+        _DISABLED[0] = torch._C.DisableTorchFunction
         _SHAPE_ONLY.update({T.dim, T.ndimension, T.size, T.stride, T.numel, T.nelement, T.element_size,
                             T.storage_offset, T.is_contiguous, T.is_floating_point, T.is_complex, T.get_device,
                             T.__len__, *(getattr(T, a).__get__ for a in (
@@ -114,6 +115,9 @@ def _disabled():
     import torch
 
     return torch._C.DisableTorchFunction()
+
+
+_DISABLED = [_disabled]  # torch._C.DisableTorchFunction once torch is in use (_fill_methods)
 
 
 def _storage(t):
@@ -136,6 +140,7 @@ class Router:
 
     def __init__(self, targets, *, seed, skip=(), dry=False):
         self.seed, self.skip, self.dry = seed, set(skip), dry
+        _fill_methods()  # torch's types known here
         self.prepare = jobs.Preparer(seed)  # the call's settings are pinned: read once
         self.on_storage = {}  # storage: [[name, target tensor, its view once looked at]], in the order added
         for fqn, t in targets:
@@ -146,7 +151,12 @@ class Router:
         self.derived = {}  # id: (DTensor indexed out of a sharded model tensor, that tensor, the index)
 
     def add(self, fqn, t):
-        self.on_storage.setdefault(_storage(t), []).append([fqn, t, None])
+        storage = t.untyped_storage()._cdata if type(t) in _PLAIN else _storage(t)
+        targets = self.on_storage.get(storage)
+        if targets is None:
+            self.on_storage[storage] = [[fqn, t, None]]
+        else:
+            targets.append([fqn, t, None])
 
     def fqn_of(self, t, storage=None):
         """The name of the target that ``t`` is a view of exactly (storage, offset, shape, strides, dtype; the first
@@ -179,28 +189,25 @@ class Router:
                 return False
         self.busy = True  # gpuinit's own look at the tensor: none of its torch calls is the model's code
         try:
-            with _disabled():  # nor do they pass through any torch function mode
-                return self._serve(t, spec)
+            with _DISABLED[0]():  # nor do they pass through any torch function mode
+                storage = t.untyped_storage()._cdata if type(t) in _PLAIN else _storage(t)
+                targets = self.on_storage.get(storage)
+                if not targets:
+                    return False
+                # the target itself (init code passes its parameter), else a view of one
+                fqn = targets[0][0] if len(targets) == 1 and targets[0][1] is t else self.fqn_of(t, storage)
+                if fqn is None or not t.is_floating_point():
+                    return False
+                self.touched.add(fqn)
+                if fqn in self.skip:  # a rule fills it afterwards
+                    return True
+                k = self.calls.get(fqn, 0)
+                try:
+                    job = self.prepare(t, spec[0], spec[1], stream_of(f"{fqn}#{k}" if k else fqn), fqn)
+                except (InitError, BackendUnavailableError, TypeError, ValueError):  # not servable: runs as written
+                    return False
         finally:
             self.busy = False
-
-    def _serve(self, t, spec):
-        storage = t.untyped_storage()._cdata if type(t) in _PLAIN else _storage(t)
-        targets = self.on_storage.get(storage)
-        if not targets:
-            return False
-        # the target itself (init code passes its parameter), else a view of one
-        fqn = targets[0][0] if len(targets) == 1 and targets[0][1] is t else self.fqn_of(t, storage)
-        if fqn is None or not t.is_floating_point():
-            return False
-        self.touched.add(fqn)
-        if fqn in self.skip:  # a rule fills it afterwards
-            return True
-        k = self.calls.get(fqn, 0)
-        try:
-            job = self.prepare(t, spec[0], spec[1], stream_of(f"{fqn}#{k}" if k else fqn), fqn)
-        except (InitError, BackendUnavailableError, TypeError, ValueError):  # not servable: runs as written
-            return False
         self.calls[fqn] = k + 1
         pending = self.pending
         pending.pop(storage, None)  # a waiting fill of the same tensor is replaced, never written
@@ -415,7 +422,7 @@ def _shape_only(f):
     interception has nothing to see there, and each of its looks at a shape would pass through the mode."""
     def helper(tensor, *args, **kwargs):
         if type(tensor) in _PLAIN:
-            with _disabled():
+            with _DISABLED[0]():
                 return f(tensor, *args, **kwargs)
         return f(tensor, *args, **kwargs)
 

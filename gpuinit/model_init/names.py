@@ -17,12 +17,14 @@ class Walk:
     overrides ``named_modules`` (or the root ``_named_members``, ``named_parameters``, ``named_buffers``), both
     are None and torch's own methods are asked; ``post`` is ``unique`` in post order (children before their
     parent, in ``_modules`` order), or None with it. The modules of a tree stay while its tensors change
-    (materializing, retying), so one walk serves a whole call."""
+    (materializing, retying), so one walk serves a whole call; the lists of its tensors are kept until
+    ``changed()``, which whoever changes them calls."""
 
     def __init__(self, module):
         from torch import nn
 
         self.module, self.every, self.unique, self.post = module, None, None, None
+        self.found = {}  # (kind, remove_duplicate): members' list, until changed()
         root = type(module)
         if any(getattr(root, f) is not getattr(nn.Module, f)
                for f in ("_named_members", "named_parameters", "named_buffers")):
@@ -80,8 +82,19 @@ class Walk:
         walked = self._walked(remove_duplicate)
         return list(self.module.named_modules(remove_duplicate=remove_duplicate)) if walked is None else walked
 
+    def changed(self):
+        """The tree's tensors may have changed (materialized, replaced by the model's code): members look again."""
+        self.found.clear()
+
     def members(self, kind="parameters", remove_duplicate=True):
-        """``list(module.named_parameters(remove_duplicate=...))`` (``kind="buffers"``: ``named_buffers``)."""
+        """``list(module.named_parameters(remove_duplicate=...))`` (``kind="buffers"``: ``named_buffers``), as
+        found when first asked for since the walk or its last ``changed()``; the caller does not change it."""
+        found = self.found.get((kind, remove_duplicate))
+        if found is None:
+            found = self.found[(kind, remove_duplicate)] = self._members(kind, remove_duplicate)
+        return found
+
+    def _members(self, kind, remove_duplicate):
         walked = self._walked(remove_duplicate)
         if walked is None:
             return list(getattr(self.module, f"named_{kind}")(remove_duplicate=remove_duplicate))

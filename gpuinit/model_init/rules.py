@@ -46,6 +46,8 @@ def _spells(pattern, fqn):
 
 def ruled(names, rules, *, buffers=False):
     """[(owner name, (scheme, params))] of the tensors a rule names, under any of their names."""
+    if not rules:
+        return []
     rule_for = buffer_rule if buffers else param_rule
     return [(fqn, spec) for fqn, names_of in aliases(names).items()
             if (spec := rule_for(names_of, rules)) is not None]
