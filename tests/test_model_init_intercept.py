@@ -279,3 +279,55 @@ def test_serving_patches_torch_nn_init_only_within():
         raise RuntimeError("inside")
     assert torch.nn.init.normal_ is original
     assert all(getattr(torch.nn.init, n).__module__ == "torch.nn.init" for n in INIT_NAMES)
+
+
+def test_calls_in_two_threads_at_once_patch_once_and_leave_torch_as_it_was():
+    """Thread a enters own-init, then b; a leaves while b is inside, then b: torch.nn.init is torch's own again,
+    another thread's torch.nn.init calls were never served, and each model got what it gets alone."""
+    import threading
+
+    originals = {n: getattr(torch.nn.init, n) for n in INIT_NAMES}
+    inside, release, seen, errors = threading.Barrier(3), {k: threading.Event() for k in "ab"}, {}, []
+
+    class Waits(nn.Module):
+        def __init__(self, key):
+            super().__init__()
+            self.key, self.w = key, nn.Parameter(torch.empty(64, 32))
+
+        def reset_parameters(self):
+            nn.init.normal_(self.w, mean=3.0)
+            inside.wait(timeout=30)  # both threads inside own-init, and the main thread here
+            seen[self.key] = nn.init.normal_ is not originals["normal_"]
+            release[self.key].wait(timeout=30)
+
+    models = {k: Waits(k) for k in "ab"}
+
+    def run(key):
+        try:
+            gpuinit.own_init(models[key], seed=7)
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            errors.append(e)
+
+    threads = {k: threading.Thread(target=run, args=(k,)) for k in "ab"}
+    for t in threads.values():
+        t.start()
+    outside = torch.empty(1000)
+    try:
+        inside.wait(timeout=30)
+        torch.nn.init.normal_(outside, mean=50.0)  # this thread is in no call: torch's own fill
+    finally:
+        for k in "ab":  # a leaves first, while b is inside
+            release[k].set()
+            threads[k].join(timeout=60)
+    assert not errors and seen == {"a": True, "b": True}
+    assert 49 < outside.mean().item() < 51
+    assert all(getattr(torch.nn.init, n) is f for n, f in originals.items())
+    alone = Waits("c")
+    release["c"] = threading.Event()
+    release["c"].set()
+    inside = threading.Barrier(1)
+    gpuinit.own_init(alone, seed=7)
+    assert torch.equal(models["a"].w, alone.w) and torch.equal(models["b"].w, alone.w)
+    after = torch.empty(1000)
+    torch.nn.init.normal_(after, mean=50.0)
+    assert 49 < after.mean().item() < 51

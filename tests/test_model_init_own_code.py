@@ -232,3 +232,26 @@ def test_torch_s_fan_helpers_skip_the_interception_on_plain_tensors_and_are_rest
     with pytest.raises(ValueError, match="fewer than 2 dimensions"):  # torch's own error, through the helper
         run(type("Bad", (nn.Module,), {"reset_parameters": lambda self: init._calculate_fan_in_and_fan_out(
             torch.empty(3))})())
+
+
+def test_the_built_in_llama_by_its_own_code_from_meta_and_in_place():
+    from gpuinit.models import Llama, LlamaConfig
+
+    config = LlamaConfig(dim=64, n_layers=2, n_heads=4, vocab_size=97, max_seq_len=32)
+    fresh = Llama(config)
+    with torch.device("meta"):
+        m = Llama(config)
+    report = gpuinit.own_init(m, seed=3, device="cpu")
+    assert report.untouched == [] and report.as_written["reset_buffers"] == 2
+    assert torch.equal(m.rotary.cos, fresh.rotary.cos) and torch.equal(m.rotary.sin, fresh.rotary.sin)
+    again = Llama(config)
+    with torch.no_grad():
+        again.rotary.cos.fill_(float("nan"))
+    gpuinit.own_init(again, seed=3)
+    for (name, a), b in zip(m.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    for recipe in ("own", "torch", "gpt2"):
+        with torch.device("meta"):
+            other = Llama(config)
+        gpuinit.init_module(other, recipe, seed=3, device="cpu")
+        assert torch.equal(other.rotary.cos, fresh.rotary.cos), recipe

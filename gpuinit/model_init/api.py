@@ -55,11 +55,11 @@ def init_module(module, recipe="torch", *, seed=None, device=None, rules=None, p
 def own_init(module, *, seed=None, device=None, rules=None):
     """Initialize ``module`` in place by its own code on gpuinit's stream; return an ``OwnInitReport``.
 
-    The code that runs, in this order: each module's ``reset_parameters()`` (or ``_reset_parameters()``),
-    children before their parent as construction runs them, then the model's own ``init_weights()`` (a Hugging
-    Face model's ``_init_weights`` on every module, a torchtitan-style model's ``init_weights()``). A meta model is
-    first run dry on the meta device, which checks every fill and finds the tensors no code writes, before
-    anything is materialized.
+    The code that runs, in this order: each module's ``reset_parameters()`` (or ``_reset_parameters()``) and
+    ``reset_buffers()`` (buffers its constructor computes), children before their parent as construction runs
+    them, then the model's own ``init_weights()`` (a Hugging Face model's ``_init_weights`` on every module, a
+    torchtitan-style model's ``init_weights()``). A meta model is first run dry on the meta device, which checks
+    every fill and finds the tensors no code writes, before anything is materialized.
 
     ``device``: where a meta module is materialized (default: CUDA when available, else CPU), or where a
     materialized one is moved. ``rules``: ``(name pattern, scheme, params)`` as in ``init_module``; a tensor a

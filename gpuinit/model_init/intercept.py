@@ -11,6 +11,7 @@ written and is counted. A fill replaced before it ran is never written.
 import functools
 import inspect
 import sys
+import threading
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -418,80 +419,117 @@ SHAPE_HELPERS = ("_calculate_fan_in_and_fan_out", "_calculate_correct_fan")  # t
 
 
 def _shape_only(f):
-    """``f`` (a function of a tensor's shape) run outside the torch function modes on a plain tensor: the
-    interception has nothing to see there, and each of its looks at a shape would pass through the mode."""
+    """``f`` (a function of a tensor's shape) run outside the torch function modes on a plain tensor by a thread
+    inside own-init: the interception has nothing to see there, and each of its looks at a shape would pass
+    through the mode."""
     def helper(tensor, *args, **kwargs):
-        if type(tensor) in _PLAIN:
+        if type(tensor) in _PLAIN and getattr(_LOCAL, "routers", None):
             with _DISABLED[0]():
                 return f(tensor, *args, **kwargs)
         return f(tensor, *args, **kwargs)
 
-    helper.__name__, helper.__qualname__, helper.__doc__ = f.__name__, f.__qualname__, f.__doc__
-    helper._gpuinit_shape_only = True
+    helper.__name__, helper.__qualname__, helper.__doc__, helper.__wrapped__ = f.__name__, f.__qualname__, f.__doc__, f
     return helper
 
 
 class _Patched:
-    """torch.nn.init's functions (and transformers.initialization's table of them) replaced by versions that
-    hand whole model tensors to the router."""
+    """Within: this thread's calls of torch.nn.init's functions (also as transformers.initialization's table holds
+    them) hand whole model tensors to ``router``.
+
+    The functions are replaced once for the process while any call is inside (a count under a lock) and put back
+    when the last one leaves; each replacement looks up the router of the calling thread (innermost call first),
+    so another thread's calls, and this thread's outside the call, run torch's own functions as written."""
 
     def __init__(self, router):
-        import torch.nn.init as tinit
-
-        self.router, self.saved = router, []
-        self.originals = {n: getattr(tinit, n) for n in INIT_NAMES}
-
-    def wrapper(self, name):
-        original, bind, specs = self.originals[name], _binder(self.originals[name]), {}
-
-        def fill(tensor, *args, **kwargs):
-            if self.router.busy:
-                return original(tensor, *args, **kwargs)
-            key = _call_key(args, kwargs)  # a model repeats a few calls: each is bound and read once
-            spec = specs.get(key) if key is not None else None
-            if spec is None:
-                arguments = bind(tensor, *args, **kwargs)
-                try:
-                    spec = init_spec(name, arguments)
-                except (TypeError, ValueError):
-                    spec = None
-                if spec is not None and key is not None:
-                    specs[key] = spec
-            if spec is not None and self.router.serve(tensor, spec, name):
-                return tensor
-            return original(tensor, *args, **kwargs)
-
-        fill.__name__ = fill.__qualname__ = name
-        return fill
+        self.router = router
 
     def __enter__(self):
-        import torch.nn.init as tinit
-
-        wrappers = {n: self.wrapper(n) for n in INIT_NAMES}
-        for n in SHAPE_HELPERS:  # torch's own code calls them by the module attribute (``init._calculate_...``)
-            original = getattr(tinit, n, None)
-            if original is not None and not getattr(original, "_gpuinit_shape_only", False):
-                self.saved.append((tinit, n, original))
-                setattr(tinit, n, _shape_only(original))
-        for mod_name in LOOKUPS:
-            mod = sys.modules.get(mod_name)
-            for n in INIT_NAMES if mod is not None else ():
-                if getattr(mod, n, None) is self.originals[n]:
-                    self.saved.append((mod, n, self.originals[n]))
-                    setattr(mod, n, wrappers[n])
-        hf = sys.modules.get("transformers.initialization")
-        table = getattr(hf, "TORCH_INIT_FUNCTIONS", None)
-        if isinstance(table, dict):
-            for n in INIT_NAMES:
-                if table.get(n) is self.originals[n]:
-                    self.saved.append((table, n, self.originals[n]))
-                    table[n] = wrappers[n]
+        with _PATCH_LOCK:
+            if _PATCH["count"] == 0:
+                _install()
+            _PATCH["count"] += 1
+        routers = getattr(_LOCAL, "routers", None)
+        if routers is None:
+            routers = _LOCAL.routers = []
+        routers.append(self.router)
         return self
 
     def __exit__(self, *exc):
-        for where, n, f in reversed(self.saved):
-            if isinstance(where, dict):
-                where[n] = f
-            else:
-                setattr(where, n, f)
-        self.saved.clear()
+        routers = _LOCAL.routers
+        routers.remove(self.router)  # the innermost is last; remove() also unwinds one left out of order
+        with _PATCH_LOCK:
+            _PATCH["count"] -= 1
+            if _PATCH["count"] == 0:
+                _uninstall()
+
+
+_LOCAL = threading.local()  # .routers: the routers of this thread's calls in progress, innermost last
+_PATCH_LOCK = threading.Lock()
+_PATCH: dict = {"count": 0, "saved": []}  # calls inside; (where, name, original) to put back
+
+
+def _install():
+    import torch.nn.init as tinit
+
+    saved = _PATCH["saved"]
+    originals = {n: getattr(tinit, n) for n in INIT_NAMES}
+    wrappers = {n: _wrapper(n, f) for n, f in originals.items()}
+    for n in SHAPE_HELPERS:  # torch's own code calls them by the module attribute (``init._calculate_...``)
+        original = getattr(tinit, n, None)
+        if original is not None:
+            saved.append((tinit, n, original))
+            setattr(tinit, n, _shape_only(original))
+    for mod_name in LOOKUPS:
+        mod = sys.modules.get(mod_name)
+        for n in INIT_NAMES if mod is not None else ():
+            if getattr(mod, n, None) is originals[n]:
+                saved.append((mod, n, originals[n]))
+                setattr(mod, n, wrappers[n])
+    hf = sys.modules.get("transformers.initialization")
+    table = getattr(hf, "TORCH_INIT_FUNCTIONS", None)
+    if isinstance(table, dict):
+        for n in INIT_NAMES:
+            if table.get(n) is originals[n]:
+                saved.append((table, n, originals[n]))
+                table[n] = wrappers[n]
+
+
+def _uninstall():
+    saved = _PATCH["saved"]
+    for where, n, f in reversed(saved):
+        if isinstance(where, dict):
+            where[n] = f
+        else:
+            setattr(where, n, f)
+    saved.clear()
+
+
+def _wrapper(name, original):
+    """torch.nn.init's ``name`` (``original``) as own-init serves it: a whole model tensor of the calling thread's
+    router becomes a gpuinit job; anything else runs ``original``."""
+    bind, specs = _binder(original), {}
+
+    def fill(tensor, *args, **kwargs):
+        routers = getattr(_LOCAL, "routers", None)
+        router = routers[-1] if routers else None
+        if router is None or router.busy:
+            return original(tensor, *args, **kwargs)
+        key = _call_key(args, kwargs)  # a model repeats a few calls: each is bound and read once
+        spec = specs.get(key) if key is not None else None
+        if spec is None:
+            arguments = bind(tensor, *args, **kwargs)
+            try:
+                spec = init_spec(name, arguments)
+            except (TypeError, ValueError):
+                spec = None
+            if spec is not None and key is not None:
+                if len(specs) >= 1024:
+                    specs.clear()
+                specs[key] = spec
+        if spec is not None and router.serve(tensor, spec, name):
+            return tensor
+        return original(tensor, *args, **kwargs)
+
+    fill.__name__ = fill.__qualname__ = name
+    fill.__doc__, fill.__wrapped__ = original.__doc__, original
+    return fill

@@ -1,9 +1,9 @@
 """The model's own init code, run with its fills served by gpuinit (intercept.py): which code runs and how.
 
-In this order: each module's ``reset_parameters()`` (or ``_reset_parameters()``), children before their parent
-as construction runs them, then the model's own ``init_weights()`` (a Hugging Face model's ``_init_weights`` on
-every module, a torchtitan-style model's ``init_weights()``); a recipe's fallback (by_recipe.py) runs the reset
-code of some modules only.
+In this order: each module's ``reset_parameters()`` (or ``_reset_parameters()``) and ``reset_buffers()``,
+children before their parent as construction runs them, then the model's own ``init_weights()`` (a Hugging Face
+model's ``_init_weights`` on every module, a torchtitan-style model's ``init_weights()``); a recipe's fallback
+(by_recipe.py) runs the reset code of some modules only.
 """
 import functools
 import inspect
@@ -31,7 +31,14 @@ def run(module, plan, seed, *, dry, walk=None):
     try:
         with serving(router):
             for prefix, m in _post_order(module, walk):
-                if code.modules is None or prefix[:-1] in code.modules:
+                if code.modules is None:
+                    _reset(m, prefix, router)
+                    if _reset_buffers(m):  # its buffers are restored as init_module restores them (on meta too)
+                        for name, b in m._buffers.items():
+                            if b is not None:
+                                router.touched.add(f"{prefix}{name}")
+                                router.report.as_written["reset_buffers"] += 1
+                elif prefix[:-1] in code.modules:
                     _reset(m, prefix, router)
             if code.modules is None:
                 _model_init(module)
@@ -95,7 +102,7 @@ def _post_order(m, walk):
 
 
 def _reset(m, prefix, router):
-    f = _class_reset(type(m))
+    f = _class_reset(type(m), RESET_METHODS)
     d = m.__dict__
     if f is not False and "parametrizations" not in m._modules and not any(n in d for n in _LOOKED_UP):
         if f is not None:  # the class's own method, which nothing on the instance hides (most modules)
@@ -110,17 +117,33 @@ def _reset(m, prefix, router):
     _reset_parametrized(m, prefix, fn, router)
 
 
+def _reset_buffers(m):
+    """A module's ``reset_buffers()`` (gpuinit's convention for buffers its constructor computes, e.g. rotary
+    tables: init_module restores them so too), where it has one taking no arguments; whether it ran."""
+    f = _class_reset(type(m), BUFFER_METHODS)
+    if f is not False and "reset_buffers" not in m.__dict__:
+        if f is not None:
+            f(m)
+        return f is not None
+    fn = _attribute(m, "reset_buffers")
+    if callable(fn) and _no_args(fn):
+        fn()
+        return True
+    return False
+
+
+BUFFER_METHODS = ("reset_buffers",)
 _LOOKED_UP = (*RESET_METHODS, "parametrizations")
-_CLASS_RESET: dict = {}  # module class: _class_reset's answer
+_CLASS_RESET: dict = {}  # (module class, method names): _class_reset's answer
 
 
-def _class_reset(cls):
-    """The plain function that is the reset method of ``cls``'s instances and takes no argument besides the
-    instance, or None where the class has no reset method taking none; False where an instance must be looked at
-    (a reset method or ``parametrizations`` that is not a plain function of the class, attribute lookup of its
-    own). An instance attribute of one of the names hides the class's function: the caller looks for those."""
+def _class_reset(cls, names):
+    """The plain function that is the first of the methods ``names`` of ``cls``'s instances and takes no argument
+    besides the instance, or None where the class has none taking none; False where an instance must be looked at
+    (a method or ``parametrizations`` that is not a plain function of the class, attribute lookup of its own). An
+    instance attribute of one of the names hides the class's function: the caller looks for those."""
     try:
-        return _CLASS_RESET[cls]
+        return _CLASS_RESET[cls, names]
     except KeyError:
         pass
     import types
@@ -130,7 +153,7 @@ def _class_reset(cls):
             inspect.getattr_static(cls, "parametrizations", None) is not None:
         out = False
     else:
-        for name in RESET_METHODS:
+        for name in names:
             f = inspect.getattr_static(cls, name, None)
             if f is None:
                 continue
@@ -138,7 +161,7 @@ def _class_reset(cls):
             break
     if len(_CLASS_RESET) >= 4096:  # parametrized modules make a class each
         _CLASS_RESET.clear()
-    _CLASS_RESET[cls] = out
+    _CLASS_RESET[cls, names] = out
     return out
 
 
