@@ -255,3 +255,81 @@ def test_the_built_in_llama_by_its_own_code_from_meta_and_in_place():
             other = Llama(config)
         gpuinit.init_module(other, recipe, seed=3, device="cpu")
         assert torch.equal(other.rotary.cos, fresh.rotary.cos), recipe
+
+
+def test_spectral_norm_state_computed_again_from_the_new_weight_built_or_from_meta():
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    def sigma(m):  # the normalized weight's largest singular value, as eval mode computes it (no iteration)
+        m.eval()
+        return torch.linalg.matrix_norm(m.weight.detach(), ord=2).item()
+
+    torch.manual_seed(0)
+    built = spectral_norm(nn.Linear(20, 30))
+    report = gpuinit.own_init(built, seed=4)
+    with torch.device("meta"):
+        planned = spectral_norm(nn.Linear(20, 30))
+    assert gpuinit.own_init(planned, seed=4, device="cpu").untouched == []
+    for (name, a), b in zip(built.state_dict().items(), planned.state_dict().values(), strict=True):
+        assert torch.isfinite(a).all() and torch.equal(a, b), name
+    u = built.parametrizations.weight[0]._u
+    assert abs(torch.linalg.vector_norm(u).item() - 1) < 1e-5
+    assert report.served["normal"] == 2  # the power iteration's start: gpuinit's stream of the buffers' names
+    assert abs(sigma(built) - 1) < 0.05 and abs(sigma(planned) - 1) < 0.05
+    reference = spectral_norm(nn.Linear(20, 30))  # torch's construction: the same 15 iterations
+    assert abs(sigma(reference) - 1) < 0.05
+
+
+def test_a_parametrization_s_constructor_state_is_an_error_naming_it_unless_a_rule_fills_it():
+    from torch.nn.utils import parametrize
+
+    class Scaled(nn.Module):  # keeps a buffer its constructor computed from the tensor
+        def __init__(self, w):
+            super().__init__()
+            self.register_buffer("scale", w.detach().abs().amax().reshape(1))
+
+        def forward(self, x):
+            return x / self.scale
+
+        def right_inverse(self, x):
+            return x * self.scale
+
+    class Plain(nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    def model(parametrization=Scaled):
+        m = nn.Linear(6, 4)
+        parametrize.register_parametrization(m, "weight", parametrization(m.weight) if parametrization is Scaled
+                                             else parametrization())
+        return m
+
+    with pytest.raises(gpuinit.InitError, match=r"parametrizations\.weight\.0\.scale .*Scaled.*rule"):
+        gpuinit.own_init(model(), seed=0)
+    with torch.device("meta"):
+        meta = model()
+    with pytest.raises(gpuinit.InitError, match=r"parametrizations\.weight\.0\.scale"):
+        gpuinit.own_init(meta, seed=0, device="cpu")
+    assert all(t.is_meta for t in meta.parameters())  # refused before anything was materialized
+    m = model()
+    ruled = gpuinit.own_init(m, seed=0, rules=[("*.scale", "ones")])
+    assert ruled.untouched == ["parametrizations.weight.0.scale"]  # no code wrote it: the rule did
+    assert m.parametrizations.weight[0].scale.item() == 1
+    with pytest.raises(gpuinit.InitError, match=r"weight is parametrized by Plain, which has no right_inverse.*"
+                                                r"parametrizations\.weight\.original"):
+        gpuinit.own_init(model(Plain), seed=0)
+    m = model(Plain)
+    gpuinit.own_init(m, seed=0, rules=[("*.original", "normal", {"std": 0.5})])
+    assert torch.equal(m.parametrizations.weight.original, gpuinit.init_(
+        torch.empty(4, 6), "normal", seed=0, stream=stream_of("parametrizations.weight.original"), std=0.5))
+
+
+def test_an_orthogonal_parametrization_keeps_what_its_right_inverse_wrote():
+    from torch.nn.utils.parametrizations import orthogonal
+
+    a, b = orthogonal(nn.Linear(16, 16)), orthogonal(nn.Linear(16, 16))
+    for m in (a, b):
+        assert gpuinit.own_init(m, seed=2).untouched == []
+    w = a.weight.detach()
+    assert torch.allclose(w @ w.T, torch.eye(16), atol=1e-5)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))

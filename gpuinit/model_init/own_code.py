@@ -10,6 +10,7 @@ import inspect
 import sys
 
 from .. import distributed
+from ..errors import InitError
 from .intercept import Router, serving
 from .names import Walk, by_name
 
@@ -193,6 +194,15 @@ def _reset_parametrized(m, prefix, fn, router):
     router.flush()
     for n, t in temps.items():
         plist = m.parametrizations[n]
+        originals = [f"{prefix}parametrizations.{n}.{o}" for o in [*plist._parameters, *plist._buffers]]
+        if originals and all(o in router.skip for o in originals):
+            continue  # rules fill the originals
+        lacking = next((p for p in plist if not hasattr(p, "right_inverse")), None)
+        if lacking is not None:
+            raise InitError(f"own init: {prefix}{n} is parametrized by {type(lacking).__name__}, which has no "
+                            "right_inverse, so the values its module's reset code fills cannot set "
+                            f"{', '.join(originals)}; add a rule naming them")
+        state = [dict(p._buffers) for p in plist]  # what right_inverse replaces (``self.base = ...``) it wrote
         if any(distributed.is_dtensor(o) for o in [*plist.parameters(), *plist.buffers()]):
             _set_sharded_originals(plist, t, router)
         else:
@@ -200,6 +210,43 @@ def _reset_parametrized(m, prefix, fn, router):
         for original in [*plist._parameters, *plist._buffers]:
             router.touched.add(f"{prefix}parametrizations.{n}.{original}")
             router.report.as_written["right_inverse"] += 1
+        _set_state(plist, f"{prefix}parametrizations.{n}.", router, state)
+
+
+def _set_state(plist, prefix, router, before):
+    """The buffers a parametrization's constructor computes from the tensor it was registered on, computed again
+    from the new values as that constructor does: spectral_norm's power-iteration vectors (a fresh normal draw,
+    here from gpuinit's stream of their names, normalized, then 15 iterations). A buffer that its
+    ``right_inverse`` did not write either (in place, or by replacing it: ``before`` holds each parametrization's
+    buffers before it ran) is an error naming it, unless a rule fills it."""
+    import torch
+    from torch.nn.utils import parametrizations
+
+    value = plist.original if plist.is_tensor else None
+    for i, p in enumerate(plist):
+        names = {b: f"{prefix}{i}.{b}" for b, t in p._buffers.items() if t is not None}
+        for b, name in names.items():
+            if p._buffers[b] is not before[i].get(b):
+                router.touched.add(name)
+                router.report.as_written["right_inverse"] += 1
+        if isinstance(p, parametrizations._SpectralNorm) and {"_u", "_v"} <= names.keys() and value is not None:
+            with torch.no_grad():
+                for b in ("_u", "_v"):
+                    vector = getattr(p, b)
+                    torch.nn.init.normal_(vector)  # served: the stream of the buffer's name
+                    vector.copy_(torch.nn.functional.normalize(vector, dim=0, eps=p.eps))
+                p._power_method(p._reshape_weight_to_matrix(value), 15)
+            for b in ("_u", "_v"):
+                router.touched.add(names[b])
+        missing = [name for name in names.values() if name not in router.touched and name not in router.skip]
+        if missing:
+            raise InitError(f"own init: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} state of "
+                            f"the parametrization {type(p).__name__}, computed by its constructor from the tensor "
+                            "it was registered on, which gpuinit cannot compute again (it does for spectral_norm); "
+                            "add a rule naming it")
+        if value is not None and i + 1 < len(plist):
+            with torch.no_grad():
+                value = p(value)  # what the next one was registered on
 
 
 def _set_sharded_originals(plist, value, router):
