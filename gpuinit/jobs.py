@@ -118,7 +118,7 @@ class Preparer:
             held = False
         kind = type(array)
         if kind in _TORCH_TYPES and type(scheme) is str and plain is not None and type(stream) is int \
-                and 0 <= stream < 1 << 64 and array.is_cpu and not array.is_neg() \
+                and 0 <= stream < 1 << 64 and array.is_cpu and not array.is_neg() and not array.is_inference() \
                 and array.layout is _TORCH_TYPES[kind]:
             # _key and _checked for the common case (a model's CPU tensor), inline: a model has thousands
             sig = (array.dtype, array.shape, array.stride())
@@ -200,8 +200,9 @@ def _key(array, scheme, plain, in_axis, out_axis, batch_axis, backend, settings)
     if kind is np.ndarray:
         sig = (array.dtype, array.shape, array.strides, array.flags.writeable)
     elif kind in _TORCH_TYPES:
-        if array.layout is not _TORCH_TYPES[kind]:
-            return None
+        if array.layout is not _TORCH_TYPES[kind] \
+                or array.is_inference() and not sys.modules["torch"].is_inference_mode_enabled():
+            return None  # an inference tensor outside inference mode (no key holds the mode): checked, refused
         device = -1 if array.is_cpu else array.get_device() if array.is_cuda else array.device  # torch.device: slow
         sig = (array.dtype, array.shape, array.stride(), device, array.is_neg())
     else:

@@ -138,3 +138,20 @@ def test_seed_forms():
     assert not np.array_equal(fill(generator=torch.Generator().manual_seed(4)),
                               fill(generator=torch.Generator().manual_seed(5)))
     assert np.array_equal(fill(seed=np.uint64(2**64 - 1)), fill(seed=2**64 - 1))
+
+
+@pytest.mark.parametrize("backend", [None, "staged"])
+def test_an_inference_tensor_is_filled_inside_inference_mode_only(backend):
+    """As torch's in-place ops: an inference tensor is filled inside torch.inference_mode(), and refused outside
+    before anything is written."""
+    with torch.inference_mode():
+        t = torch.full((6, 5), 0.5)
+        assert gpuinit.init_(t, "normal", seed=3, backend=backend) is t
+    assert torch.equal(t, gpuinit.init_(torch.empty(6, 5), "normal", seed=3))
+    with pytest.raises(RuntimeError, match="Inplace update to inference tensor outside InferenceMode"):
+        t.normal_()
+    before = t.clone()
+    for scheme in ("uniform", "eye", "orthogonal"):
+        with pytest.raises(InitError, match="an inference tensor"):
+            gpuinit.init_(t, scheme, seed=4, backend=backend)
+    assert torch.equal(t, before)

@@ -145,3 +145,21 @@ def test_value_dtype():
     assert value_dtype(torch.zeros(2, dtype=torch.bfloat16)) == "bfloat16"
     assert value_dtype(torch.zeros(2, dtype=torch.float32)) == "float32"
     assert value_dtype(np.zeros(2, np.uint16), bits="bfloat16") == "bfloat16"
+
+
+def test_inference_tensors_are_written_only_in_inference_mode():
+    """torch refuses in-place updates of an inference tensor (made under torch.inference_mode()) outside inference
+    mode, before it looks at the data: meta, empty and views alike. Inside, it writes inference and normal tensors."""
+    with torch.inference_mode():
+        made = [torch.empty(3, 4), torch.empty(3, 4, device="meta"), torch.empty(0, 4), torch.empty(5, 4)[1:].T]
+        for t in made:
+            check(t)
+    normal = torch.empty(3, 4)
+    with torch.inference_mode():
+        check(normal)
+    check(normal)
+    for t in made:
+        assert t.is_inference()
+        with pytest.raises(InitError, match=r"^an inference tensor \(made under torch.inference_mode\(\)\) is written "
+                                            r"only inside inference mode"):
+            check(t)

@@ -236,3 +236,27 @@ def test_a_job_carries_the_host_kernel_s_way_to_write_it_found_when_checked():
     jobs.run([job, jobs.prepare(twin, "normal", {}, seed=0)._replace(seed=0)])  # with it and without it
     assert torch.equal(whole, twin)
     assert torch.equal(whole, gpuinit.init_(torch.empty(6, 5, dtype=torch.bfloat16), "normal", seed=0))
+
+
+def test_an_inference_tensor_is_refused_outside_inference_mode_whatever_was_checked_before():
+    """Whether an inference tensor may be written depends on the mode the call is made in, not on its signature: a
+    normal tensor of the same signature, or the same tensor inside torch.inference_mode(), checked before, does not
+    let it through outside (prepare, prepare_all, a Preparer's table)."""
+    params = {}
+    with torch.inference_mode():
+        inner = [torch.empty(6, 5), torch.nn.Parameter(torch.empty(6, 5))]
+        for array in inner:
+            jobs.prepare(array, "normal", params, seed=0)
+            jobs.prepare_all([(array, "normal", params, 0, "w")], seed=0)
+    preparer = jobs.Preparer(0)
+    for array in (torch.empty(6, 5), torch.nn.Parameter(torch.empty(6, 5))):
+        jobs.prepare(array, "normal", params, seed=0)
+        jobs.prepare_all([(array, "normal", params, 0, "w")], seed=0)
+        preparer(array, "normal", params, 0, "w")
+    for array in inner:
+        with pytest.raises(InitError, match="^w: an inference tensor"):
+            jobs.prepare(array, "normal", params, seed=0, name="w")
+        with pytest.raises(InitError, match="^w: an inference tensor"):
+            jobs.prepare_all([(torch.empty(6, 5), "normal", params, 0, "v"), (array, "normal", params, 1, "w")], seed=0)
+        with pytest.raises(InitError, match="^w: an inference tensor"):
+            preparer(array, "normal", params, 1, "w")

@@ -172,6 +172,37 @@ def test_integer_and_bool_tensors_like_torch(dtype):
     assert_same_outcome("dirac_", make4, 2)
 
 
+# ---- inference tensors --------------------------------------------------------------------------------------
+
+INFERENCE = [("uniform_", ()), ("normal_", ()), ("trunc_normal_", ()), ("xavier_uniform_", ()), ("xavier_normal_", ()),
+             ("kaiming_uniform_", ()), ("kaiming_normal_", ()), ("orthogonal_", ()), ("sparse_", (0.5,)),
+             ("constant_", (0.25,)), ("ones_", ()), ("zeros_", ()), ("eye_", ()), ("dirac_", ())]
+
+
+@pytest.mark.parametrize("name,args", INFERENCE, ids=[c[0] for c in INFERENCE])
+def test_inference_tensors_like_torch(name, args):
+    """An inference tensor (made under torch.inference_mode()) is filled inside the mode, as torch fills it, and
+    refused outside with torch's exception type, nothing written."""
+    shape = (4, 4, 3) if name == "dirac_" else (6, 4)
+
+    def make():
+        with torch.inference_mode():
+            return torch.full(shape, 0.5)
+
+    drawn = "generator" in inspect.signature(getattr(gi, name)).parameters
+    with torch.inference_mode():
+        if drawn:  # the values of a normal tensor
+            t = make()
+            assert getattr(gi, name)(t, *args, seed=5) is t
+            assert torch.equal(t, getattr(gi, name)(torch.empty(shape), *args, seed=5))
+        else:
+            assert_same_outcome(name, make, *args)
+    assert_same_outcome(name, make, *args)
+    t = make()
+    assert isinstance(outcome(getattr(gi, name), t, *args), RuntimeError)
+    assert torch.equal(t, torch.full(shape, 0.5))
+
+
 # ---- exception types ----------------------------------------------------------------------------------------
 
 ERRORS = [  # (function, shape, args, kwargs): each raises in torch, and gpuinit must raise the same type

@@ -1,4 +1,5 @@
-"""Checks every backend makes before it writes: a floating-point, writable, non-overlapping array."""
+"""Checks every backend makes before it writes: a floating-point, writable, non-overlapping array (an inference
+tensor only inside inference mode)."""
 import sys
 
 from ..errors import InitError
@@ -8,11 +9,15 @@ _TORCH_DTYPES = {"float16", "bfloat16", "float32", "float64"}
 
 
 BITS = ("bfloat16",)
+INFERENCE_OUTSIDE = ("an inference tensor (made under torch.inference_mode()) is written only inside inference mode, "
+                     "as torch refuses in-place updates of it outside: fill it under torch.inference_mode(), or fill "
+                     "a clone")
 
 
 def check(array, bits=None):
-    """Raise unless ``array`` is a writable floating-point array whose elements do not overlap; with
-    ``bits="bfloat16"``, a 16-bit integer numpy or cupy array that receives bfloat16 bit patterns."""
+    """Raise unless ``array`` is a writable floating-point array whose elements do not overlap (an inference tensor:
+    inside inference mode, as torch writes it); with ``bits="bfloat16"``, a 16-bit integer numpy or cupy array that
+    receives bfloat16 bit patterns."""
     torch = sys.modules.get("torch")
     if bits is not None:
         if bits not in BITS:
@@ -23,6 +28,8 @@ def check(array, bits=None):
             raise InitError(f"bits='bfloat16' needs a uint16 or int16 array to hold the bits, got {array.dtype.name}")
         return check_no_overlap(tuple(array.shape), array.strides, array.itemsize)
     if torch is not None and isinstance(array, torch.Tensor):
+        if array.is_inference() and not torch.is_inference_mode_enabled():
+            raise InitError(INFERENCE_OUTSIDE)
         name = str(array.dtype).removeprefix("torch.")
         if array.layout != torch.strided:
             raise InitError(f"gpuinit fills strided (dense) tensors, got layout {array.layout}")

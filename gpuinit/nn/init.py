@@ -10,7 +10,8 @@ Errors: the checks torch makes in Python (dimensions, ``mode``, ``nonlinearity``
 raises, with its messages, as InitError (a ValueError) where torch raises ValueError. Whatever else gpuinit
 refuses (a bad range or std, a dtype it does not fill, a value that does not fit the dtype) is torch's tensor
 ops' business in torch, which raise RuntimeError: here an :class:`InitRuntimeError`, both InitError and
-RuntimeError. Parameters take Python numbers, numpy scalars and 0-d tensors; anything else is an
+RuntimeError; an inference tensor outside ``torch.inference_mode()`` too, but before anything is written (torch's
+ops write it, then raise). Parameters take Python numbers, numpy scalars and 0-d tensors; anything else is an
 :class:`InitTypeError` (a TypeError, as in torch).
 """
 import math
@@ -21,6 +22,7 @@ import torch
 
 from .. import seeding
 from ..api import init_
+from ..backends.checks import INFERENCE_OUTSIDE
 from ..errors import InitError
 from ..schemes import calculate_gain
 
@@ -120,12 +122,21 @@ def _no_grad_trunc_normal_(tensor, mean, std, a, b, generator=None, *, seed=None
     return _run(tensor, "trunc_normal", seed, generator, mean=mean, std=std, a=a, b=b)
 
 
+def _writable(tensor):
+    """torch's own in-place ops write an inference tensor outside inference mode before they refuse it: refused
+    here first."""
+    if tensor.is_inference() and not torch.is_inference_mode_enabled():
+        raise InitRuntimeError(INFERENCE_OUTSIDE)
+
+
 def _no_grad_fill_(tensor, val):
+    _writable(tensor)
     with torch.no_grad():  # torch's own fill: any dtype, -inf and nan included, its casts and overflow errors
         return tensor.fill_(val)
 
 
 def _no_grad_zero_(tensor):
+    _writable(tensor)
     with torch.no_grad():
         return tensor.zero_()
 
@@ -196,6 +207,7 @@ def dirac_(tensor, groups=1):
 def _structured(tensor, scheme, **params):
     """eye and dirac: gpuinit fills the float dtypes it writes; any other dtype (int, bool, complex, float8)
     gets the same values through a float64 copy, as torch writes them there."""
+    _writable(tensor)
     if tensor.is_meta:
         return tensor
     if tensor.dtype in _FILLED_DTYPES:
