@@ -243,7 +243,8 @@ def _executor(threads):
 
 def fingerprint(module: Any) -> dict[str, int]:
     """{parameter name: 64-bit checksum of its values}, the same whatever the sharding of each parameter;
-    a tensor stored under several names (tied weights) is listed once, under its first name.
+    a tensor stored under several names (tied weights) is listed once, under its first name. Names are canonical
+    (a torch.compile, DDP or FSDP wrapper's part left out: gpuinit.model_init.names).
 
     Each element contributes mix(global index, value bits); contributions are summed (mod 2**64), so
     the order and placement of shards do not matter. Sharded parameters are all-reduced over their
@@ -254,7 +255,9 @@ def fingerprint(module: Any) -> dict[str, int]:
     lib, loaded = None, False  # loaded at the first CPU tensor: a model without one never builds the host kernel
     out: dict = {}
     seen, host = set(), []
-    for name, p in module.named_parameters():  # a tied parameter once, under its first name
+    from .model_init.names import Walk
+
+    for name, p in Walk(module).members("parameters"):  # canonical names; a tied parameter once, under its first
         if not loaded and p.is_cpu:
             lib, loaded = cpu_kernel.load(), True
         if lib is not None and _on_host(p):  # storage_key(p) of a CPU tensor, without its checks

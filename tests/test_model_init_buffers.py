@@ -78,13 +78,15 @@ def test_reset_buffers():
     assert torch.equal(m[1].inv_freq, expected)
 
 
-def test_actions_act_on_the_module_they_are_given():
-    """An action looks its module up by name in the root it is called with (the materialized model)."""
-    actions, _ = plan(meta(nn.BatchNorm1d, 3), was_meta=True)
-    built = nn.BatchNorm1d(3)
-    built.running_var.fill_(5.0)
-    run(actions, built)
-    assert built.running_var.eq(1).all()
+def test_actions_act_on_the_module_planned_once_materialized():
+    """An action restores the module it was planned for: materializing keeps the module objects (their tensors
+    change), and a wrapper's canonical name would not find it by name in the root."""
+    m = meta(nn.BatchNorm1d, 3)
+    actions, _ = plan(m, was_meta=True)
+    m.to_empty(device="cpu")
+    m.running_var.fill_(5.0)
+    run(actions, m)
+    assert m.running_var.eq(1).all() and m.running_mean.eq(0).all()
 
 
 def test_hugging_face_parameter_free_module_restored_by_init_weights():

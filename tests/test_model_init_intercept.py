@@ -331,3 +331,31 @@ def test_calls_in_two_threads_at_once_patch_once_and_leave_torch_as_it_was():
     after = torch.empty(1000)
     torch.nn.init.normal_(after, mean=50.0)
     assert 49 < after.mean().item() < 51
+
+
+def test_fills_of_views_of_one_buffer_all_run_and_overlapping_ones_in_order():
+    """Parameters that are views of one flat buffer (as FSDP's are) each get their fill; where two views overlap,
+    the later fill is written last."""
+
+    class Flat(nn.Module):
+        def __init__(self, overlap):
+            super().__init__()
+            flat = torch.zeros(30)
+            self.a = nn.Parameter(flat[:12].view(3, 4))
+            self.b = nn.Parameter(flat[12 - overlap:24 - overlap].view(3, 4))
+
+        def reset_parameters(self):
+            nn.init.normal_(self.a)
+            nn.init.uniform_(self.b, 2.0, 3.0)
+
+    alone = {"a": gpuinit.init_(torch.empty(3, 4), "normal", seed=5, stream=stream_of("a")),
+             "b": gpuinit.init_(torch.empty(3, 4), "uniform", seed=5, stream=stream_of("b"), a=2.0, b=3.0)}
+    disjoint = Flat(0)
+    assert disjoint.a.untyped_storage().data_ptr() == disjoint.b.untyped_storage().data_ptr()
+    report = gpuinit.own_init(disjoint, seed=5)
+    assert report.served == {"normal": 1, "uniform": 1}
+    assert torch.equal(disjoint.a, alone["a"]) and torch.equal(disjoint.b, alone["b"])
+    overlapping = Flat(4)
+    gpuinit.own_init(overlapping, seed=5)
+    assert torch.equal(overlapping.b, alone["b"])  # written after a, over a's last row
+    assert torch.equal(overlapping.a[:2], alone["a"][:2])

@@ -15,13 +15,13 @@ def plan_buffers(module, rules, names, was_meta, tree=None):
         own = [fqn for fqn in own if names.get(fqn, fqn) == fqn]  # a tied buffer under its first name
         if not own:
             continue
-        if hasattr(m, "reset_running_stats"):
-            actions.append(lambda root, mname=mname: root.get_submodule(mname).reset_running_stats())
+        if hasattr(m, "reset_running_stats"):  # the module itself: materializing keeps the module objects
+            actions.append(lambda root, m=m: m.reset_running_stats())
         elif hasattr(m, "reset_buffers"):
-            actions.append(lambda root, mname=mname: root.get_submodule(mname).reset_buffers())
+            actions.append(lambda root, m=m: m.reset_buffers())
         elif hasattr(module, "_init_weights") and not any(p is not None for p in m._parameters.values()):
             # a Hugging Face model restores a parameter-free module's buffers (rotary tables) itself
-            actions.append(lambda root, mname=mname: root._init_weights(root.get_submodule(mname)))
+            actions.append(lambda root, m=m: root._init_weights(m))
         else:
             mname = None
         for fqn in own:

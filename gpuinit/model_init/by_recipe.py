@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from ..errors import InitError
 from .buffers import plan_buffers
-from .names import Walk, aliases, on_meta, tensor_at, tied
+from .names import Walk, aliases, on_meta, tied
 from .own_code import has_reset
 from .plan import OwnCode, Plan
 from .recipes import OWN_RECIPES, RECIPES, layer_kind, layer_spec, n_layers, residual_outputs, zero_padding_row
@@ -59,7 +59,7 @@ def plan_module(module, recipe="torch", rules=None, *, fallback=False, names=Non
             if kind is not None:
                 ctx["module_name"] = mname  # the recipe reads it while asked, never keeps it
                 spec = layer_spec(ask, kind, owner, pname, ctx)
-        if spec is None and not (fallback and has_reset(module.get_submodule(fqn.rpartition(".")[0]))):
+        if spec is None and not (fallback and has_reset(m)):
             missing.append(f"{fqn} ({type(m).__name__})")
         plan.append(PlanEntry(fqn, p, spec, m))
     if missing:
@@ -91,7 +91,7 @@ def recipe_plan(module, recipe, rules):
 
 
 def _padding_row(m, fqn, root):
-    zero_padding_row(m, fqn, tensor_at(root, fqn))
+    zero_padding_row(m, fqn, getattr(m, fqn.rpartition(".")[2]))  # the module's tensor as it is now
 
 
 def _unwritten(recipe, names, dry):

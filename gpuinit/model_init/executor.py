@@ -65,7 +65,7 @@ def _fill_model(module, plan, seed, device, progress):
         _check_written(own_code.run(module, plan, seed, dry=True, walk=walk), plan.code, dry=True)
     param_jobs, buffer_jobs = _jobs(module, plan, seed, walk)  # every check, on the tensors as they are
     if was_meta or device is not None:
-        materialize(module, device, plan.params, plan.buffers, meta=was_meta)
+        materialize(module, device, plan.params, plan.buffers, meta=was_meta, walk=walk)
         walk.changed()
         param_jobs, buffer_jobs = _jobs(module, plan, seed, walk)  # the materialized tensors
     report, code_first = None, plan.code is not None and plan.code.first

@@ -147,6 +147,7 @@ class Router:
         for fqn, t in targets:
             self.add(fqn, t)
         self.calls, self.pending, self.touched = Counter(), {}, set()
+        self.waiting = {}  # storage: {name: the target's tensor} of the jobs in ``pending`` (name: job)
         self.busy = False  # gpuinit's own work: not intercepted
         self.report = OwnInitReport()
         self.derived = {}  # id: (DTensor indexed out of a sharded model tensor, that tensor, the index)
@@ -210,10 +211,19 @@ class Router:
         finally:
             self.busy = False
         self.calls[fqn] = k + 1
-        pending = self.pending
-        pending.pop(storage, None)  # a waiting fill of the same tensor is replaced, never written
+        waiting = self.waiting.get(storage)
+        if waiting is not None:
+            if self.pending.pop(fqn, None) is not None:  # a waiting fill of the same tensor is replaced, never written
+                del waiting[fqn]
+            if waiting and not _disjoint(t, waiting.values()):  # another view of the memory waits: it goes first
+                self.flush()
+                waiting = None
         if not self.dry:
-            pending[storage] = job
+            self.pending[fqn] = job
+            if waiting is None:
+                self.waiting[storage] = {fqn: t}
+            else:
+                waiting[fqn] = t
         served = self.report.served
         served[spec[0]] = served.get(spec[0], 0) + 1
         return True
@@ -222,7 +232,7 @@ class Router:
         if self.pending:
             import torch
 
-            work, self.pending = list(self.pending.values()), {}
+            work, self.pending, self.waiting = list(self.pending.values()), {}, {}
             busy, self.busy = self.busy, True
             try:
                 with torch._C.DisableTorchFunction():
@@ -241,7 +251,7 @@ class Router:
         tensors = _tensor_leaves((*args, *kwargs.values()), torch.Tensor, [])
         self.busy = True  # the storage lookups below are gpuinit's
         try:
-            if self.pending and {_storage(x) for x in tensors} & self.pending.keys():
+            if self.pending and {_storage(x) for x in tensors} & self.waiting.keys():
                 self.flush()
             written = [kwargs["out"]] if isinstance(kwargs.get("out"), torch.Tensor) else []
             if in_place and tensors:
@@ -282,6 +292,23 @@ class Router:
                 local[region[0]].copy_(values[region[1]])
         finally:
             self.busy = False
+
+
+def _disjoint(t, others):
+    """Whether contiguous ``t`` shares no element with any of ``others`` on its storage (views of one flat
+    buffer, as FSDP's parameters are); False when one of them is not contiguous (then nothing is assumed)."""
+    with _DISABLED[0]():
+        if not t.is_contiguous():
+            return False
+        lo = t.storage_offset()
+        hi = lo + t.numel()
+        for o in others:
+            if not o.is_contiguous():
+                return False
+            start = o.storage_offset()
+            if start < hi and lo < start + o.numel():
+                return False
+    return True
 
 
 def _tensor_leaves(items, tensor_type, out):

@@ -1,13 +1,13 @@
 """Materialization: a meta module given memory on a device (or a built one moved), checked first, ties kept."""
 from .. import jobs
 from ..errors import BackendUnavailableError, InitError
-from .names import tensor_at, tensors
+from .names import Walk, tensors
 
 
-def materialize(module, device, params, buffers, *, meta):
+def materialize(module, device, params, buffers, *, meta, walk=None):
     """``to_empty`` (``meta``: a meta module) or ``to`` on ``device`` (default: CUDA when available, else CPU), after
     checking that a backend fills every floating-point dtype there; each tied tensor registered again under all
-    its names (tied()'s maps ``params``, ``buffers``)."""
+    its names (tied()'s maps ``params``, ``buffers``; ``walk``: names.Walk(module), when the caller has one)."""
     import torch
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -16,8 +16,10 @@ def materialize(module, device, params, buffers, *, meta):
         _to_empty(module, device)
     else:
         module.to(device)
-    _retie(module, params, "_parameters")
-    _retie(module, buffers, "_buffers")
+    walk = walk or Walk(module)
+    walk.changed()
+    _retie(walk, params, "_parameters")
+    _retie(walk, buffers, "_buffers")
 
 
 def _to_empty(module, device):
@@ -52,9 +54,9 @@ def probe(device, dtypes):
             raise type(e)(f"cannot fill {dtype} tensors on {device}: {e}") from e
 
 
-def _retie(module, names, slot):
+def _retie(walk, names, slot):
     """Register each tied tensor again under all its names (``to_empty`` and ``to`` make a copy per name)."""
     for fqn, owner in names.items():
         if fqn != owner:
             mod, _, name = fqn.rpartition(".")
-            getattr(module.get_submodule(mod) if mod else module, slot)[name] = tensor_at(module, owner)
+            getattr(walk.module_at(mod), slot)[name] = walk.tensor_at(owner)

@@ -4,7 +4,21 @@ The walks here give what torch's ``named_modules`` / ``named_parameters`` / ``na
 without torch's nested generators (a generator per tree level per module: most of a whole-model call's host time
 on a model of thousands of small tensors); a tree in which a module overrides one of those methods is walked by
 the methods themselves.
+
+Names are canonical: the wrappers that torch.compile, DDP, DataParallel, FSDP (1) and activation checkpointing put
+around a model add a name part (``_orig_mod.``, ``module.``, ``_fsdp_wrapped_module.``,
+``_checkpoint_wrapped_module.``) that is no part of the model: the walks leave it out, so a wrapped model has its
+unwrapped names (its streams, rules and fingerprint are the same).
 """
+import sys
+
+# (module, class, the attribute holding the wrapped module): wrappers whose child's name is no part of the model's
+WRAPPERS = (("torch._dynamo.eval_frame", "OptimizedModule", "_orig_mod"),
+            ("torch.nn.parallel.distributed", "DistributedDataParallel", "module"),
+            ("torch.nn.parallel.data_parallel", "DataParallel", "module"),
+            ("torch.distributed.fsdp.fully_sharded_data_parallel", "FullyShardedDataParallel", "_fsdp_wrapped_module"),
+            ("torch.distributed.algorithms._checkpoint.checkpoint_wrapper", "ActivationWrapper",
+             "_checkpoint_wrapped_module"))
 
 
 class _Overridden(Exception):
@@ -18,22 +32,30 @@ class Walk:
     are None and torch's own methods are asked; ``post`` is ``unique`` in post order (children before their
     parent, in ``_modules`` order), or None with it. The modules of a tree stay while its tensors change
     (materializing, retying), so one walk serves a whole call; the lists of its tensors are kept until
-    ``changed()``, which whoever changes them calls."""
+    ``changed()``, which whoever changes them calls. Every name is canonical (``rename``: None where no wrapper
+    adds a part, else the function that leaves the parts out of a name as torch gives it)."""
 
     def __init__(self, module):
         from torch import nn
 
-        self.module, self.every, self.unique, self.post = module, None, None, None
+        self.module, self.every, self.unique, self.post, self.rename = module, None, None, None, None
         self.found = {}  # (kind, remove_duplicate): members' list, until changed()
+        self._at = None
         root = type(module)
         if any(getattr(root, f) is not getattr(nn.Module, f)
                for f in ("_named_members", "named_parameters", "named_buffers")):
+            self.rename = _renamer(list(module.named_modules(remove_duplicate=False)))
             return
         post = []
         self.unique, repeats = self._walk(True, post)
-        self.post = post if self.unique is not None else None
         if self.unique is not None and not repeats:
             self.every = self.unique  # no module is shared: both walks are one
+        self.rename = _renamer(self._walked(False) or list(module.named_modules(remove_duplicate=False)))
+        if self.unique is not None and self.rename is not None:
+            self.unique, post = _renamed(self.unique, self.rename), _renamed(post, self.rename)
+            if self.every is not None:
+                self.every = self.unique if not repeats else _renamed(self.every, self.rename)
+        self.post = post if self.unique is not None else None
 
     def _walk(self, remove_duplicate, post=None):
         """(named_modules(remove_duplicate=...) as a list, whether a module was met twice); (None, False) when a
@@ -78,9 +100,23 @@ class Walk:
         return self.every
 
     def modules(self, remove_duplicate=True):
-        """``list(module.named_modules(remove_duplicate=...))``."""
+        """``list(module.named_modules(remove_duplicate=...))``, by canonical names (a wrapper and the module it
+        wraps have one name)."""
         walked = self._walked(remove_duplicate)
-        return list(self.module.named_modules(remove_duplicate=remove_duplicate)) if walked is None else walked
+        if walked is None:
+            return _renamed(list(self.module.named_modules(remove_duplicate=remove_duplicate)), self.rename)
+        return walked
+
+    def module_at(self, name):
+        """The module of canonical name ``name`` (the innermost where a wrapper shares it); KeyError if none."""
+        if self._at is None:
+            self._at = dict(self.modules(remove_duplicate=False))  # preorder: the wrapped module comes last
+        return self._at[name]
+
+    def tensor_at(self, fqn):
+        """The parameter or buffer of canonical name ``fqn``."""
+        owner, _, name = fqn.rpartition(".")
+        return getattr(self.module_at(owner), name)
 
     def changed(self):
         """The tree's tensors may have changed (materialized, replaced by the model's code): members look again."""
@@ -97,7 +133,8 @@ class Walk:
     def _members(self, kind, remove_duplicate):
         walked = self._walked(remove_duplicate)
         if walked is None:
-            return list(getattr(self.module, f"named_{kind}")(remove_duplicate=remove_duplicate))
+            return _renamed(list(getattr(self.module, f"named_{kind}")(remove_duplicate=remove_duplicate)),
+                            self.rename)
         out, table = [], f"_{kind}"
         append = out.append
         if not remove_duplicate:
@@ -113,6 +150,58 @@ class Walk:
                     memo.add(id(v))
                     append((f"{prefix}.{k}" if prefix else k, v))
         return out
+
+
+def _wrapped_child(cls):
+    """The attribute of the module a wrapper of class ``cls`` wraps, or None."""
+    found = _WRAPPED.get(cls, _WRAPPED)
+    if found is _WRAPPED:
+        found = None
+        for module, name, attribute in WRAPPERS:
+            wrapper = getattr(sys.modules.get(module), name, None)
+            if isinstance(wrapper, type) and issubclass(cls, wrapper):
+                found = attribute
+                break
+        if all(module in sys.modules for module, _, _ in WRAPPERS):  # else a later import may make it one
+            _WRAPPED[cls] = found
+    return found
+
+
+_WRAPPED: dict = {}  # module class: _wrapped_child's answer
+
+
+def _renamer(pairs):
+    """The function giving the canonical name of a name as torch gives it in the tree of ``pairs`` (its
+    ``named_modules(remove_duplicate=False)``), or None where every name is canonical already (no wrapper, or one
+    holding tensors of its own, whose names could then meet its module's)."""
+    parts = set()
+    for prefix, m in pairs:
+        attribute = _wrapped_child(type(m))
+        if attribute is None or m._modules.get(attribute) is None:
+            continue
+        if m._parameters or m._buffers:
+            return None
+        parts.add(f"{prefix}.{attribute}" if prefix else attribute)
+    if not parts:
+        return None
+    done: dict = {}
+
+    def rename(name):
+        out = done.get(name)
+        if out is None:
+            kept, path = [], ""
+            for part in name.split("."):
+                path = f"{path}.{part}" if path else part
+                if path not in parts:
+                    kept.append(part)
+            out = done[name] = ".".join(kept)
+        return out
+
+    return rename
+
+
+def _renamed(pairs, rename):
+    return pairs if rename is None else [(rename(name), x) for name, x in pairs]
 
 
 def modules(module, remove_duplicate=True):
@@ -170,6 +259,6 @@ def by_name(module, walk=None):
             **dict(walk.members("buffers", remove_duplicate=False))}
 
 
-def tensor_at(module, fqn):
-    owner, _, name = fqn.rpartition(".")
-    return getattr(module.get_submodule(owner) if owner else module, name)
+def tensor_at(module, fqn, walk=None):
+    """The parameter or buffer of canonical name ``fqn``."""
+    return (walk or Walk(module)).tensor_at(fqn)

@@ -28,7 +28,7 @@ def run(module, plan, seed, *, dry, walk=None):
     untied = {}
     if code.modules is None:
         _clear_hf_flags(walk, tensors.values())
-        untied = _untie_hf_targets(module, plan.params)
+        untied = _untie_hf_targets(module, plan.params, walk)
     try:
         with serving(router):
             for prefix, m in _post_order(module, walk):
@@ -63,7 +63,7 @@ def has_reset(m):
     return any(callable(_attribute(m, n)) for n in RESET_METHODS)
 
 
-def _untie_hf_targets(module, param_names):
+def _untie_hf_targets(module, param_names, walk):
     """Hugging Face initializes the target of a tie (``lm_head.weight``) as a tensor of its own and then ties it to
     the source (``embed_tokens.weight``), which keeps the source's values (its padding row zero): while the code
     runs, each target is a meta stand-in whose fills go nowhere. Returns {(module, name): the tied parameter}."""
@@ -75,7 +75,7 @@ def _untie_hf_targets(module, param_names):
         if target not in param_names or param_names[target] != param_names.get(source):
             continue  # not tied in this model
         owner_name, _, name = target.rpartition(".")
-        owner = module.get_submodule(owner_name) if owner_name else module
+        owner = walk.module_at(owner_name)
         t = owner._parameters[name]
         saved[(owner, name)] = t
         owner._parameters[name] = torch.nn.Parameter(torch.empty(t.shape, dtype=t.dtype, device="meta"),
@@ -99,6 +99,8 @@ def _post_order(m, walk):
         seen.add(id(m))
         stack.append((prefix, m, True))
         stack.extend(reversed([(f"{prefix}{name}.", child, False) for name, child in m.named_children()]))
+    if walk.rename is not None:  # canonical names, as the walk's
+        out = [(f"{name}." if (name := walk.rename(prefix[:-1])) else "", m) for prefix, m in out]
     return out
 
 
