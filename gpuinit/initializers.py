@@ -6,13 +6,15 @@ Keras's (..., in, out) layout. As in Keras, an unseeded instance takes one seed 
 ``gpuinit.manual_seed``'s stream, else fresh entropy) and repeats its values on every call, and instances compare
 and hash by identity. ``gpuinit.init_(array, instance)`` fills an existing array with ``init_``'s axes.
 """
+import functools
+import inspect
 import re
 
 import numpy as np
 
 from . import initializers_config as _cfg
 from .api import init_
-from .errors import InitError
+from .errors import InitError, short_repr
 
 
 class Initializer:
@@ -57,7 +59,7 @@ class Initializer:
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        return cls(**_cfg.arguments(config, cls.__name__, _arguments_of(cls)))
 
     def clone(self):
         return self.__class__.from_config(self.get_config())
@@ -65,6 +67,18 @@ class Initializer:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+@functools.cache
+def _arguments_of(cls):
+    """The keyword arguments ``cls`` takes, None for any (a ``**kwargs``)."""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: the call itself says
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
 class RandomInitializer(Initializer):
@@ -131,7 +145,7 @@ class Constant(Initializer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        config = _cfg.arguments(config, cls.__name__, _arguments_of(cls))
         if "value" in config:
             config["value"] = _cfg.deserialize_value(config["value"])
         return cls(**config)
@@ -286,11 +300,10 @@ def deserialize(config, custom_objects=None):
     if isinstance(config, str):
         config = {"class_name": config}
     if not isinstance(config, dict) or "class_name" not in config:
-        raise InitError(f"Unknown `config` as a `dict`, config={config!r}: it needs 'class_name' (and 'config')")
+        raise InitError(f"Unknown `config` as a `dict`, config={short_repr(config)}: it needs 'class_name' "
+                        "(and 'config')")
     cls = _cfg.lookup(config["class_name"], ALL_OBJECTS_DICT, custom_objects)
-    inner = config.get("config") or {}
-    if not isinstance(inner, dict):
-        raise InitError(f"an initializer's 'config' must be a dict, got {inner!r}")
+    inner = _cfg.arguments(config.get("config"), config["class_name"])  # the class's own names: its from_config
     if hasattr(cls, "from_config"):
         return cls.from_config(inner)
     return cls(**inner) if isinstance(cls, type) else cls
@@ -310,7 +323,7 @@ def get(identifier):
         obj = identifier
     if callable(obj):
         return obj() if isinstance(obj, type) else obj
-    raise InitError(f"Could not interpret initializer identifier: {identifier!r}")
+    raise InitError(f"Could not interpret initializer identifier: {short_repr(identifier)}")
 
 
 __all__ = [c.__name__ for c in _CLASSES] + ["Initializer", "RandomInitializer", "deserialize", "get", "serialize"]

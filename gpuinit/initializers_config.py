@@ -8,7 +8,7 @@ import numpy as np
 
 from . import seeding
 from .draws import DTYPE_MAX
-from .errors import InitError
+from .errors import InitError, UnknownArgumentError, short_repr
 from .schemes import Layout
 
 FLOATX = "float32"  # keras.backend.floatx()'s default: the dtype of a call without dtype=
@@ -21,7 +21,7 @@ class SeedStream:
     def __init__(self, config):
         seed = config.get("seed")
         self.config = config
-        self.initial = seeding.next_seed() if seed is None else seeding.check_u64("SeedGenerator seed", seed)
+        self.initial = seeding.next_seed() if seed is None else u64("SeedGenerator seed", seed)
         self.calls = 0
 
     def next(self):
@@ -37,11 +37,38 @@ def live_seed(seed):
     if seed is None:
         return seeding.next_seed()
     if isinstance(seed, dict) and seed.get("class_name") == "SeedGenerator":
-        return SeedStream(dict(seed.get("config") or {}))
+        return SeedStream(arguments(seed.get("config"), "SeedGenerator", SEED_GENERATOR_ARGUMENTS))
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise InitError("`seed` argument should be an integer in [0, 2**64), None or a serialized "
-                        f"keras.random.SeedGenerator; received seed={seed!r}")
-    return seeding.check_u64("seed", seed)
+                        f"keras.random.SeedGenerator; received seed={short_repr(seed)}")
+    return u64("seed", seed)
+
+
+def u64(name, value):
+    """seeding.check_u64 with the value abbreviated in the message (a seed may come from any config)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 2**64:
+        raise InitError(f"{name} must be an integer in [0, 2**64), got {short_repr(value)}")
+    return int(value)
+
+
+SEED_GENERATOR_ARGUMENTS = ("seed", "name", "backend")  # keras.random.SeedGenerator's
+
+
+def arguments(config, name, accepted=None):
+    """A serialized object's "config" as a new dict of keyword arguments for ``name``: None is {}; anything but
+    a dict with string keys, or (``accepted`` given) a key outside ``accepted``, is refused, naming ``name``."""
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise InitError(f"{name}'s config must be a dict of its arguments, got {short_repr(config)}")
+    for key in config:
+        if not isinstance(key, str):
+            raise InitError(f"{name}'s config: keys are argument names (strings), got {short_repr(key)}")
+    unknown = sorted(set(config) - set(accepted)) if accepted is not None else []
+    if unknown:
+        raise UnknownArgumentError(f"{name}'s config: {name} takes {list(accepted) or 'no arguments'}, not "
+                                   f"{short_repr(unknown)}")
+    return dict(config)
 
 
 def as_shape(shape):
@@ -50,7 +77,7 @@ def as_shape(shape):
     try:
         return tuple(int(s) for s in shape)
     except (TypeError, ValueError):
-        raise InitError(f"shape must be an int or a sequence of ints, got {shape!r}") from None
+        raise InitError(f"shape must be an int or a sequence of ints, got {short_repr(shape)}") from None
 
 
 def dtype_name(dtype):
@@ -62,7 +89,7 @@ def dtype_name(dtype):
     try:
         return np.dtype(dtype).name
     except TypeError:
-        raise InitError(f"cannot interpret {dtype!r} as a dtype") from None
+        raise InitError(f"cannot interpret {short_repr(dtype)} as a dtype") from None
 
 
 ARRAYS = ("numpy", "torch", "cupy")  # the libraries an initializer's new array comes from
@@ -78,7 +105,7 @@ def array_and_backend(array, backend):
         return backend, None
     array = "numpy" if array is None else array
     if array not in ARRAYS:
-        raise InitError(f"array must be 'numpy', 'torch' or 'cupy', got {array!r}")
+        raise InitError(f"array must be 'numpy', 'torch' or 'cupy', got {short_repr(array)}")
     return array, backend
 
 
@@ -106,13 +133,15 @@ def fan_axes(shape, input_axes, output_axes):
     ins, outs = tuple(input_axes), tuple(output_axes)
     for a in ins + outs:
         if isinstance(a, bool) or not isinstance(a, (int, np.integer)) or not -nd <= a < nd:
-            raise InitError(f"input_axes {list(ins)} / output_axes {list(outs)}: {a!r} is no axis of shape {shape}")
+            raise InitError(f"input_axes {short_repr(list(ins))} / output_axes {short_repr(list(outs))}: "
+                            f"{short_repr(a)} is no axis of shape {shape}")
     named = {int(a) % nd for a in ins + outs}
     batch = tuple(a for a in range(nd) if a not in named)
     keras_fans = (math.prod(shape[a] for a in ins), math.prod(shape[a] for a in outs))
     if Layout.of(shape, ins, outs, batch).fans != keras_fans:
-        raise InitError(f"input_axes {list(ins)} and output_axes {list(outs)} on shape {shape}: gpuinit's layout "
-                        f"cannot give Keras's fans {keras_fans} (1-D shapes have fan_in = fan_out)")
+        raise InitError(f"input_axes {short_repr(list(ins))} and output_axes {short_repr(list(outs))} on shape "
+                        f"{shape}: gpuinit's layout cannot give Keras's fans {short_repr(keras_fans)} (1-D shapes "
+                        "have fan_in = fan_out)")
     return ins, outs, batch
 
 
@@ -120,19 +149,19 @@ def check_variance_scaling(scale, mode, distribution, input_axes, output_axes):
     """VarianceScaling's arguments checked as Keras checks them (ValueError); the distribution's name, lower
     case, Keras's legacy "normal" read as "truncated_normal" (keras/src/initializers/random_initializers.py)."""
     if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) or not scale > 0:
-        raise InitError(f"Argument `scale` must be positive float. Received: scale={scale!r}")
+        raise InitError(f"Argument `scale` must be positive float. Received: scale={short_repr(scale)}")
     modes = ("fan_in", "fan_out", "fan_avg")
     if mode not in modes:
-        raise InitError(f"Invalid `mode` argument: {mode!r}. Please use one of {modes}")
+        raise InitError(f"Invalid `mode` argument: {short_repr(mode)}. Please use one of {modes}")
     allowed = ("truncated_normal", "untruncated_normal", "uniform")
     name = distribution.lower() if isinstance(distribution, str) else distribution
     name = "truncated_normal" if name == "normal" else name
     if name not in allowed:
-        raise InitError(f"Invalid `distribution` argument: {distribution!r}. Please use one of {allowed} "
+        raise InitError(f"Invalid `distribution` argument: {short_repr(distribution)}. Please use one of {allowed} "
                         "(or 'normal', read as 'truncated_normal')")
     for axes_name, axes in (("input_axes", input_axes), ("output_axes", output_axes)):
         if axes is not None and (isinstance(axes, (str, bytes)) or not hasattr(axes, "__iter__")):
-            raise InitError(f"`{axes_name}` must be None or a list of ints, got {axes!r}")
+            raise InitError(f"`{axes_name}` must be None or a list of ints, got {short_repr(axes)}")
     return name
 
 
@@ -147,10 +176,10 @@ def to_numpy(value):
         value = value.get()
     try:
         array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InitError(f"Constant's value must be a number or an array of numbers, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise InitError(f"Constant's value must be a number or an array of numbers, got {short_repr(value)}") from None
     if not np.isfinite(array).all():
-        raise InitError(f"Constant's value must be finite, got {value!r}")
+        raise InitError(f"Constant's value must be finite, got {short_repr(value)}")
     return array
 
 
@@ -167,11 +196,21 @@ def serialize_value(value):
 
 
 def deserialize_value(value):
-    if isinstance(value, dict) and value.get("class_name") in ("__numpy__", "__tensor__"):
-        config = value["config"]
-        dtype = config.get("dtype")
+    """Constant's value from a config: "__numpy__" / "__tensor__" dicts as numpy arrays, anything else as it is."""
+    if not isinstance(value, dict) or value.get("class_name") not in ("__numpy__", "__tensor__"):
+        return value
+    where = f"Constant's value, a serialized {value['class_name']}"
+    config = value.get("config")
+    if not isinstance(config, dict) or "value" not in config:
+        raise InitError(f"{where}, needs a config dict with 'value' (and 'dtype'), got {short_repr(config)}")
+    dtype = config.get("dtype")
+    if dtype is not None and not isinstance(dtype, str):
+        raise InitError(f"{where}, has dtype {short_repr(dtype)}: a dtype name or None")
+    try:
         return np.array(config["value"], dtype=dtype if dtype in np.sctypeDict else None)
-    return value
+    except (TypeError, ValueError, OverflowError):
+        raise InitError(f"{where}, must hold a number or nested lists of numbers, got "
+                        f"{short_repr(config['value'])}") from None
 
 
 def fill_from(array, values):
@@ -208,7 +247,7 @@ def fixed_values(values):
     def initialize_fn(shape, dtype=None):
         if as_shape(shape) != tuple(values.shape):
             raise InitError(f"Expected `shape` to be {tuple(values.shape)} for direct tensor as initializer. "
-                            f"Received shape={shape}")
+                            f"Received shape={short_repr(shape)}")
         name = dtype_name(dtype)
         root = type(values).__module__.split(".")[0]
         if root == "torch":
@@ -226,7 +265,7 @@ def fixed_values(values):
 
 def lookup(name, table, custom_objects=None):
     """The class a Keras name stands for; custom_objects first, as Keras does."""
-    if custom_objects and name in custom_objects:
+    if custom_objects and isinstance(name, str) and name in custom_objects:
         return custom_objects[name]
     if isinstance(name, str) and name in table:
         return table[name]
@@ -234,5 +273,5 @@ def lookup(name, table, custom_objects=None):
         raise InitError("Keras's STFT initializer (an STFT convolution kernel, not a random draw) has no gpuinit "
                         "counterpart")
     close = difflib.get_close_matches(name, table, n=3) if isinstance(name, str) else []
-    raise InitError(f"Could not interpret initializer identifier: unknown initializer {name!r}"
+    raise InitError(f"Could not interpret initializer identifier: unknown initializer {short_repr(name)}"
                     + (f"; did you mean {' or '.join(close)}?" if close else ""))

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 
 from . import draws
-from .errors import InitError, ZeroFanError
+from .errors import InitError, ZeroFanError, short_repr
 
 # std of a standard normal truncated to (-2, 2): Keras and JAX divide by it so that the
 # truncated draw keeps the variance the rule asks for.
@@ -44,7 +44,7 @@ class Layout:
             out = []
             for a in axes:
                 if isinstance(a, bool) or not isinstance(a, int):
-                    raise InitError(f"{name} must be an int or a tuple of ints, got {a!r}")
+                    raise InitError(f"{name} must be an int or a tuple of ints, got {short_repr(a)}")
                 if nd >= 2 and not -nd <= a < nd:
                     raise InitError(f"{name}={a} is out of range for a {nd}-D shape {shape}")
                 out.append(a % nd if nd else a)
@@ -86,7 +86,7 @@ def fan(layout, mode, *, floor=0.0, name="variance_scaling"):
     """The n of sigma = sqrt(scale / n): fan_in, fan_out, their mean or their geometric mean."""
     fan_in, fan_out = layout.fans
     if mode not in MODES:
-        raise InitError(f"mode must be one of {MODES}, got {mode!r}")
+        raise InitError(f"mode must be one of {MODES}, got {short_repr(mode)}")
     n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2,
          "fan_geo_avg": math.sqrt(fan_in * fan_out)}[mode]
     n = max(floor, n)
@@ -111,7 +111,7 @@ def variance_scaling(layout, scale=1.0, mode="fan_in", distribution="truncated_n
     """
     draws.finite("scale", scale, positive=True)
     if distribution not in DISTRIBUTIONS:
-        raise InitError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
+        raise InitError(f"distribution must be one of {DISTRIBUTIONS}, got {short_repr(distribution)}")
     variance = scale / fan(layout, mode, floor=floor)
     if distribution == "uniform":
         r = math.sqrt(3.0 * variance)
@@ -537,7 +537,7 @@ def resolve(name):
     if key not in SCHEMES:
         close = difflib.get_close_matches(key, SCHEMES, n=3, cutoff=0.5)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise InitError(f"unknown scheme {name!r}{hint} Known: {', '.join(sorted(SCHEMES))}")
+        raise InitError(f"unknown scheme {short_repr(name)}{hint} Known: {', '.join(sorted(SCHEMES))}")
     return SCHEMES[key]
 
 
@@ -547,7 +547,7 @@ def plan(name, layout, params):
     sig, accepted, required = _signature(fn)
     unknown = set(params) - accepted
     if unknown:
-        raise InitError(f"scheme {name!r} takes {list(accepted) or 'no parameters'}, not {sorted(unknown)}")
+        raise InitError(f"scheme {name!r} takes {list(accepted) or 'no parameters'}, not {short_repr(sorted(unknown))}")
     if not required <= set(params):
         try:
             sig.bind(layout, **params)

@@ -154,6 +154,110 @@ def test_get_and_deserialize():
             I.get(bad)
 
 
+def _deep(levels):
+    config = {"class_name": "Constant", "config": {"value": 1.0}}
+    for _ in range(levels):
+        config = {"class_name": "Constant", "config": {"value": config}}
+    return config
+
+
+def _looped():
+    config = {"class_name": "GlorotUniform", "config": {}}
+    config["config"]["seed"] = config
+    return config
+
+
+MALFORMED = [  # (config, what the message says)
+    ({"class_name": "GlorotUniform", "config": 0}, "GlorotUniform's config must be a dict of its arguments, got 0"),
+    ({"class_name": "HeNormal", "config": [1]}, r"HeNormal's config must be a dict of its arguments, got \[1\]"),
+    ({"class_name": "Zeros", "config": "x"}, "Zeros's config must be a dict"),
+    ({"class_name": "GlorotUniform", "config": {1: 2}}, r"GlorotUniform's config: keys are argument names .* got 1"),
+    ({"class_name": "Zeros", "config": {"seed": 1}}, r"Zeros's config: Zeros takes no arguments, not \['seed'\]"),
+    ({"class_name": "HeNormal", "config": {"scale": 2.0}},
+     r"HeNormal takes \['seed', 'input_axes', 'output_axes'\], not \['scale'\]"),
+    ({"class_name": [1, 2]}, r"unknown initializer \[1, 2\]"),
+    ({"class_name": {"class_name": "Zeros"}}, "unknown initializer {'class_name': 'Zeros'}"),
+    ({"class_name": "GlorotUniform", "config": {"seed": {"class_name": "SeedGenerator", "config": 5}}},
+     "SeedGenerator's config must be a dict of its arguments, got 5"),
+    ({"class_name": "GlorotUniform", "config": {"seed": {"class_name": "SeedGenerator", "config": [1]}}},
+     "SeedGenerator's config must be a dict"),
+    ({"class_name": "GlorotUniform", "config": {"seed": {"class_name": "SeedGenerator", "config": {"sed": 1}}}},
+     r"SeedGenerator takes \['seed', 'name', 'backend'\], not \['sed'\]"),
+    ({"class_name": "GlorotUniform", "config": {"seed": {"class_name": "SeedGenerator", "config": {"seed": 2**70}}}},
+     r"SeedGenerator seed must be an integer in \[0, 2\*\*64\), got 1180591620717411303424"),
+    ({"class_name": "Constant", "config": {"value": {"class_name": "__numpy__"}}},
+     r"Constant's value, a serialized __numpy__, needs a config dict with 'value' .* got None"),
+    ({"class_name": "Constant", "config": {"value": {"class_name": "__tensor__", "config": 0}}},
+     "a serialized __tensor__, needs a config dict with 'value'"),
+    ({"class_name": "Constant", "config": {"value": {"class_name": "__numpy__", "config": {"dtype": "float32"}}}},
+     "needs a config dict with 'value'"),
+    ({"class_name": "Constant", "config": {"value": {"class_name": "__numpy__", "config": {"value": [1],
+                                                                                        "dtype": [1]}}}},
+     r"has dtype \[1\]: a dtype name or None"),
+    ({"class_name": "Constant", "config": {"value": {"class_name": "__numpy__", "config": {"value": [[1], [1, 2]],
+                                                                                        "dtype": "float32"}}}},
+     r"must hold a number or nested lists of numbers, got \[\[1\], \[1, 2\]\]"),
+    ({"class_name": "Constant", "config": {"value": [10**400]}}, "Constant's value must be a number"),
+    ({"class_name": "Constant", "config": {"value": _deep(10**5)}}, "Constant's value must be a number"),
+    (_looped(), "`seed` argument should be an integer"),
+]
+
+
+@pytest.mark.parametrize("config,match", MALFORMED, ids=range(len(MALFORMED)))
+def test_malformed_configs_are_init_errors_naming_the_fault(config, match):
+    """A config wrong at any level, however deep or looped, is an InitError of a line that names the fault."""
+    for load in (I.get, I.deserialize):
+        with pytest.raises(gpuinit.InitError, match=match) as e:
+            load(config)
+        assert len(str(e.value)) < 500
+
+
+def test_from_config_checks_the_config():
+    with pytest.raises(gpuinit.InitError, match="RandomNormal's config must be a dict of its arguments, got 0"):
+        I.RandomNormal.from_config(0)
+    with pytest.raises(gpuinit.InitError, match=r"Constant takes \['value'\], not \['values'\]"):
+        I.Constant.from_config({"values": 1.0})
+    assert I.RandomNormal.from_config(None).get_config()["stddev"] == 0.05
+
+
+def test_a_config_naming_an_argument_not_taken_is_a_type_error_too():
+    """Keras raises TypeError there; gpuinit's is both."""
+    with pytest.raises(TypeError) as e:
+        I.get({"class_name": "GlorotUniform", "config": {"foo": 1}})
+    assert isinstance(e.value, gpuinit.InitError)
+
+
+def test_custom_objects_read_any_config_dict():
+    class Mine(I.Initializer):
+        scheme = "ones"
+
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+    assert I.deserialize({"class_name": "Mine", "config": {"a": 1}}, custom_objects={"Mine": Mine}).kwargs == {"a": 1}
+    with pytest.raises(gpuinit.InitError, match="Mine's config must be a dict"):
+        I.deserialize({"class_name": "Mine", "config": 0}, custom_objects={"Mine": Mine})
+    with pytest.raises(gpuinit.InitError, match=r"unknown initializer \[1\]"):
+        I.deserialize({"class_name": [1]}, custom_objects={"Mine": Mine})
+
+
+@pytest.mark.parametrize("config", [
+    {"class_name": "GlorotUniform", "config": list(range(10**6))},
+    {"class_name": "GlorotUniform", "config": {"seed": list(range(10**6))}},
+    {"class_name": "VarianceScaling", "config": {"mode": list(range(10**6))}},
+    {"class_name": "Constant", "config": {"value": [float("nan")] * 10**6}},
+    {"class_name": "x" * 10**6},
+    {"x": list(range(10**6))},
+    list(range(10**6)),
+    tuple(range(10**6)),
+    {"class_name": "Zeros", "config": {"x" * 10**6: 1}},
+])
+def test_messages_quote_huge_values_abbreviated(config):
+    with pytest.raises(gpuinit.InitError) as e:
+        I.get(config)
+    assert len(str(e.value)) < 500
+
+
 def test_get_of_an_array_returns_its_values():
     values = np.arange(6.0).reshape(2, 3)
     fn = I.get(values)

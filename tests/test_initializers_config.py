@@ -93,6 +93,28 @@ def test_seed_generator_stream():
     assert unseeded.initial == int(np.random.default_rng(9).integers(0, 2**64, dtype=np.uint64))
     with pytest.raises(InitError, match="SeedGenerator seed must be an integer"):
         cfg.SeedStream({"seed": -5})
+    with pytest.raises(InitError, match=r"SeedGenerator seed must be an integer in \[0, 2\*\*64\), got <int of"):
+        cfg.SeedStream({"seed": 10**5000})
+    for config, match in ((3, "SeedGenerator's config must be a dict of its arguments, got 3"),
+                          ({"seed": 1, "salt": 2}, r"takes \['seed', 'name', 'backend'\], not \['salt'\]"),
+                          ({"seed": [1]}, r"SeedGenerator seed must be an integer .* got \[1\]")):
+        with pytest.raises(InitError, match=match):
+            cfg.live_seed({"class_name": "SeedGenerator", "config": config})
+    assert cfg.live_seed({"class_name": "SeedGenerator", "config": {"seed": 4, "name": "g"}}).initial == 4
+
+
+def test_arguments():
+    config = {"seed": 1}
+    assert cfg.arguments(config, "X", ("seed",)) == config and cfg.arguments(config, "X", ("seed",)) is not config
+    assert cfg.arguments(None, "X", ("seed",)) == {} and cfg.arguments({"any": 1}, "X") == {"any": 1}
+    for config, match in ((0, "X's config must be a dict of its arguments, got 0"),
+                          ([("seed", 1)], r"X's config must be a dict of its arguments, got \[\('seed', 1\)\]"),
+                          ({("seed",): 1}, r"X's config: keys are argument names \(strings\), got \('seed',\)"),
+                          ({"seed": 1, "b": 2, "a": 3}, r"X's config: X takes \['seed'\], not \['a', 'b'\]")):
+        with pytest.raises(InitError, match=match):
+            cfg.arguments(config, "X", ("seed",))
+    with pytest.raises(TypeError, match=r"X takes no arguments, not \['seed'\]"):
+        cfg.arguments({"seed": 1}, "X", ())
 
 
 @pytest.mark.parametrize("shape,ins,outs,axes", [
@@ -174,6 +196,35 @@ def test_serialized_values_round_trip():
     assert np.array_equal(odd, [1, 2])  # a dtype numpy lacks: numpy's own choice
 
 
+@pytest.mark.parametrize("value,match", [
+    ({"class_name": "__numpy__"}, "Constant's value, a serialized __numpy__, needs a config dict with 'value'"),
+    ({"class_name": "__tensor__", "config": 0}, r"__tensor__, needs a config dict with 'value' \(and 'dtype'\), got 0"),
+    ({"class_name": "__numpy__", "config": {}}, "needs a config dict with 'value'"),
+    ({"class_name": "__numpy__", "config": {"value": [1], "dtype": 3}}, "has dtype 3: a dtype name or None"),
+    ({"class_name": "__numpy__", "config": {"value": [1], "dtype": [1]}}, r"has dtype \[1\]"),
+    ({"class_name": "__numpy__", "config": {"value": "abc", "dtype": "float32"}},
+     "must hold a number or nested lists of numbers, got 'abc'"),
+    ({"class_name": "__numpy__", "config": {"value": [[1], [2, 3]]}}, "must hold a number or nested lists"),
+    ({"class_name": "__numpy__", "config": {"value": [10**400], "dtype": "float64"}}, "must hold a number"),
+])
+def test_deserialize_value_refuses(value, match):
+    with pytest.raises(InitError, match=match):
+        cfg.deserialize_value(value)
+
+
+def test_messages_quote_values_abbreviated():
+    huge = list(range(10**6))
+    for call in (lambda: cfg.as_shape(["x"] * 10**6), lambda: cfg.dtype_name(huge), lambda: cfg.live_seed(huge),
+                 lambda: cfg.to_numpy(["x"] * 10**6), lambda: cfg.to_numpy([10**400] * 10**5),
+                 lambda: cfg.array_and_backend("x" * 10**6, None), lambda: cfg.lookup("x" * 10**6, {}),
+                 lambda: cfg.check_variance_scaling(huge, "fan_in", "uniform", None, None),
+                 lambda: cfg.check_variance_scaling(1.0, "fan_in", "uniform", "x" * 10**6, None),
+                 lambda: cfg.fan_axes((3, 4), [0] * 10**6 + [9], [1]), lambda: cfg.fixed_values(np.zeros(2))(huge)):
+        with pytest.raises(InitError) as e:
+            call()
+        assert len(str(e.value)) < 500
+
+
 def test_fill_from():
     x = np.empty((2, 2), np.float16)
     assert cfg.fill_from(x, np.array([[1.0, 2.0], [3.0, 65504.0]])) is x and x[1, 1] == 65504
@@ -217,6 +268,8 @@ def test_lookup():
         cfg.lookup("zzz", table)
     with pytest.raises(InitError, match="unknown initializer 3"):
         cfg.lookup(3, table)
+    with pytest.raises(InitError, match=r"unknown initializer \['HeNormal'\]"):  # unhashable: no custom object
+        cfg.lookup(["HeNormal"], table, custom_objects={"Mine": bytes})
     for name in ("STFT", "stft", "STFTInitializer"):
         with pytest.raises(InitError, match="Keras's STFT initializer .* has no gpuinit counterpart"):
             cfg.lookup(name, table)

@@ -31,6 +31,16 @@ def test_a_rule_is_two_or_three_items_with_a_pattern(rule):
         check_rules([rule])
 
 
+def test_messages_quote_rules_abbreviated():
+    huge = list(range(10**6))
+    for call in (lambda: check_rules([huge]), lambda: check_rules([("w", "normal", huge)]),
+                 lambda: check_rules([("w", "x" * 10**6)]), lambda: check_rules({"k" * 10**6: "zeros"}),
+                 lambda: check_patterns([("x" * 10**6, "zeros", {})], ["w"], [])):
+        with pytest.raises(InitError) as e:
+            call()
+        assert len(str(e.value)) < 1000  # with the known schemes' names
+
+
 def test_a_rule_s_params_are_a_dict():
     with pytest.raises(InitError, match=r"a rule's params are a dict .* got 0\.02 in rule \('w', 'normal', 0\.02\)"):
         check_rules([("w", "normal", 0.02)])

@@ -4,22 +4,23 @@ import difflib
 import fnmatch
 
 from .. import schemes
-from ..errors import InitError
+from ..errors import InitError, short_repr
 from .names import aliases
 
 
 def check_rules(rules):
     """Rules as (pattern, scheme, params) triples, schemes checked (already-checked rules pass through)."""
     if isinstance(rules, (str, bytes, dict)) or (rules is not None and not hasattr(rules, "__iter__")):
-        raise InitError(f"rules must be a list of (name pattern, scheme[, params]) rules, got {rules!r}")
+        raise InitError(f"rules must be a list of (name pattern, scheme[, params]) rules, got {short_repr(rules)}")
     out = []
     for rule in rules or ():
         ok = isinstance(rule, (tuple, list)) and len(rule) in (2, 3) and isinstance(rule[0], str)
         if ok and len(rule) == 3 and not isinstance(rule[2], dict):
             raise InitError(f"a rule's params are a dict of the scheme's parameters, e.g. {{'std': 0.02}}; got "
-                            f"{rule[2]!r} in rule {rule!r}")
+                            f"{short_repr(rule[2])} in rule {short_repr(rule)}")
         if not ok:
-            raise InitError(f"a rule is (name pattern, scheme) or (name pattern, scheme, params dict), got {rule!r}")
+            raise InitError("a rule is (name pattern, scheme) or (name pattern, scheme, params dict), got "
+                            f"{short_repr(rule)}")
         pattern, scheme, params = (*rule, {}) if len(rule) == 2 else rule
         schemes.resolve(scheme)
         out.append((pattern, scheme, dict(params)))
@@ -61,4 +62,5 @@ def check_patterns(rules, params, buffers):
             names = [*params, *buffers]
             close = difflib.get_close_matches(pattern, names, n=3, cutoff=0.6)
             hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-            raise InitError(f"the rule pattern {pattern!r} matches no parameter or buffer of the module{hint}")
+            raise InitError(f"the rule pattern {short_repr(pattern)} matches no parameter or buffer of the "
+                            f"module{hint}")
