@@ -150,3 +150,29 @@ def test_a_built_module_moved_to_a_device_is_filled_there():
     m = Halves()
     fill_model(m, plan_of(m, [("weight", NORMAL)]), seed=3, device="cpu")
     assert torch.equal(m.weight.detach(), stream_fill((6, 5), "weight", 3))
+
+
+def test_code_that_fails_after_the_dry_run_leaves_the_model_on_meta_as_it_came():
+    class LateFailure(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.empty(4, 4))
+            self.lin, self.head = nn.Linear(3, 3), nn.Linear(3, 3)
+            self.head.weight = self.lin.weight
+            self.register_buffer("steps", torch.zeros(2))
+
+        def reset_parameters(self):
+            nn.init.normal_(self.w)
+            nn.init.zeros_(self.steps)
+            if not self.w.is_meta:  # passes the dry run
+                raise ValueError("late")
+
+    with torch.device("meta"):
+        m = LateFailure()
+    with pytest.raises(ValueError, match="late"):
+        gpuinit.own_init(m, seed=0, device="cpu")
+    assert all(t.is_meta for t in [*m.parameters(), *m.buffers()])
+    assert m.head.weight is m.lin.weight
+    with pytest.raises(ValueError, match="late"):  # and again: the same call fails the same way
+        gpuinit.init_module(m, "own", seed=0, device="cpu")
+    assert all(t.is_meta for t in [*m.parameters(), *m.buffers()])

@@ -359,3 +359,27 @@ def test_fills_of_views_of_one_buffer_all_run_and_overlapping_ones_in_order():
     gpuinit.own_init(overlapping, seed=5)
     assert torch.equal(overlapping.b, alone["b"])  # written after a, over a's last row
     assert torch.equal(overlapping.a[:2], alone["a"][:2])
+
+
+def test_memory_replaced_after_a_fill_keeps_what_replaced_it():
+    """``set_`` (which no torch function mode sees) and ``t.data = ...`` after a waiting fill: the fill runs first,
+    the replacement stays, and torch's set_ is torch's own again afterwards."""
+    original_set = torch.Tensor.set_
+
+    class Replaces(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w, self.v = nn.Parameter(torch.empty(4, 4)), nn.Parameter(torch.empty(5))
+
+        def reset_parameters(self):
+            nn.init.normal_(self.w)
+            with torch.no_grad():
+                self.w.set_(torch.zeros(4, 4))
+            nn.init.normal_(self.v)
+            self.v.data = torch.ones(5)
+
+    m = Replaces()
+    report = gpuinit.own_init(m, seed=0)
+    assert m.w.eq(0).all() and m.v.eq(1).all()
+    assert report.as_written == {"set_": 1, "data =": 1} and report.untouched == []
+    assert torch.Tensor.set_ is original_set

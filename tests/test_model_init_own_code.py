@@ -333,3 +333,23 @@ def test_an_orthogonal_parametrization_keeps_what_its_right_inverse_wrote():
     w = a.weight.detach()
     assert torch.allclose(w @ w.T, torch.eye(16), atol=1e-5)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+def test_a_read_of_values_in_the_dry_run_on_meta_says_what_to_do():
+    class Reads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.empty(4, 4))
+
+        def reset_parameters(self):
+            nn.init.normal_(self.w)
+            assert self.w.std() > 0
+
+    with torch.device("meta"):
+        m = Reads()
+    with pytest.raises(gpuinit.InitError, match=r"read a tensor's values during the dry run on the meta device.*"
+                                                r"to_empty"):
+        gpuinit.own_init(m, seed=0, device="cpu")
+    assert m.w.is_meta
+    built = Reads().to_empty(device="cpu")
+    assert gpuinit.own_init(built, seed=0).served == {"normal": 1}

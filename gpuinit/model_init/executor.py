@@ -70,19 +70,26 @@ def _fill_model(module, plan, seed, device, progress):
         param_jobs, buffer_jobs = _jobs(module, plan, seed, walk)  # the materialized tensors
     report, code_first = None, plan.code is not None and plan.code.first
     bar = _progress_bar(param_jobs, progress)
-    with torch.no_grad():
-        if code_first:
-            report = _run_code(module, plan, seed, walk)
-        jobs.run(param_jobs, bar)
-        for after in plan.after_fills:
-            after(module)
-        if plan.code is not None and not code_first:
-            report = _run_code(module, plan, seed, walk)
-        for restore in plan.restores:
-            restore(module)
-        jobs.run(buffer_jobs)
-    if bar:
-        bar(0, None)
+    try:
+        with torch.no_grad():
+            if code_first:
+                report = _run_code(module, plan, seed, walk)
+            jobs.run(param_jobs, bar)
+            for after in plan.after_fills:
+                after(module)
+            if plan.code is not None and not code_first:
+                report = _run_code(module, plan, seed, walk)
+            for restore in plan.restores:
+                restore(module)
+            jobs.run(buffer_jobs)
+    except BaseException:
+        if was_meta:  # the model's code failed where the dry run could not tell: the model goes back as it came
+            materialize(module, "meta", plan.params, plan.buffers, meta=True, walk=walk, check=False)
+            walk.changed()
+        raise
+    finally:
+        if bar:
+            bar(0, None)
     return report
 
 

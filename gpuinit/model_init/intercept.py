@@ -99,6 +99,7 @@ def _fill_methods():
 
         T = torch.Tensor
         _PLAIN.update((T, torch.nn.Parameter))
+        _DATA_SET[0] = T.data  # the descriptor: its __set__ is a new object at each look
         _DISABLED[0] = torch._C.DisableTorchFunction
         _SHAPE_ONLY.update({T.dim, T.ndimension, T.size, T.stride, T.numel, T.nelement, T.element_size,
                             T.storage_offset, T.is_contiguous, T.is_floating_point, T.is_complex, T.get_device,
@@ -118,6 +119,7 @@ def _disabled():
     return torch._C.DisableTorchFunction()
 
 
+_DATA_SET: list = [None]  # torch.Tensor.data (its setter replaces a tensor's memory), once torch is in use
 _DISABLED = [_disabled]  # torch._C.DisableTorchFunction once torch is in use (_fill_methods)
 
 
@@ -246,6 +248,8 @@ class Router:
 
         name = getattr(func, "__name__", "")
         in_place = name.endswith("_") and not name.endswith("__")
+        if name == "__set__" and getattr(func, "__self__", None) is _DATA_SET[0]:  # ``t.data = other``
+            in_place, name = True, "data ="
         if not (self.pending or in_place or "out" in kwargs):
             return  # nothing waits and nothing is written: most torch calls of init code (shapes, reads)
         tensors = _tensor_leaves((*args, *kwargs.values()), torch.Tensor, [])
@@ -496,9 +500,12 @@ _PATCH: dict = {"count": 0, "saved": []}  # calls inside; (where, name, original
 
 
 def _install():
+    import torch
     import torch.nn.init as tinit
 
     saved = _PATCH["saved"]
+    saved.append((torch.Tensor, "set_", torch.Tensor.set_))  # no torch function mode sees set_
+    torch.Tensor.set_ = _set_wrapper(torch.Tensor.set_)
     originals = {n: getattr(tinit, n) for n in INIT_NAMES}
     wrappers = {n: _wrapper(n, f) for n, f in originals.items()}
     for n in SHAPE_HELPERS:  # torch's own code calls them by the module attribute (``init._calculate_...``)
@@ -529,6 +536,19 @@ def _uninstall():
         else:
             setattr(where, n, f)
     saved.clear()
+
+
+def _set_wrapper(original):
+    """``Tensor.set_`` that first runs the waiting fills of the tensor's memory and counts the write, for a thread
+    inside own-init (set_ replaces the memory a waiting fill would write)."""
+    def set_(self, *args, **kwargs):
+        routers = getattr(_LOCAL, "routers", None)
+        if routers and not routers[-1].busy:
+            routers[-1].before(set_, (self, *args), kwargs)
+        return original(self, *args, **kwargs)
+
+    set_.__name__, set_.__qualname__, set_.__doc__, set_.__wrapped__ = "set_", "Tensor.set_", original.__doc__, original
+    return set_
 
 
 def _wrapper(name, original):

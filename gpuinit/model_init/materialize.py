@@ -4,14 +4,16 @@ from ..errors import BackendUnavailableError, InitError
 from .names import Walk, tensors
 
 
-def materialize(module, device, params, buffers, *, meta, walk=None):
+def materialize(module, device, params, buffers, *, meta, walk=None, check=True):
     """``to_empty`` (``meta``: a meta module) or ``to`` on ``device`` (default: CUDA when available, else CPU), after
     checking that a backend fills every floating-point dtype there; each tied tensor registered again under all
-    its names (tied()'s maps ``params``, ``buffers``; ``walk``: names.Walk(module), when the caller has one)."""
+    its names (tied()'s maps ``params``, ``buffers``; ``walk``: names.Walk(module), when the caller has one).
+    ``check=False``: no check (back to the meta device after a failure)."""
     import torch
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    probe(device, {t.dtype for t in tensors(module) if t.is_floating_point()})
+    if check:
+        probe(device, {t.dtype for t in tensors(module) if t.is_floating_point()})
     if meta:
         _to_empty(module, device)
     else:

@@ -5,6 +5,7 @@ children before their parent as construction runs them, then the model's own ``i
 model's ``_init_weights`` on every module, a torchtitan-style model's ``init_weights()``); a recipe's fallback
 (by_recipe.py) runs the reset code of some modules only.
 """
+import contextlib
 import functools
 import inspect
 import sys
@@ -30,7 +31,7 @@ def run(module, plan, seed, *, dry, walk=None):
         _clear_hf_flags(walk, tensors.values())
         untied = _untie_hf_targets(module, plan.params, walk)
     try:
-        with serving(router):
+        with serving(router), _reads_on_meta(dry):
             for prefix, m in _post_order(module, walk):
                 if code.modules is None:
                     _reset(m, prefix, router)
@@ -56,6 +57,21 @@ def run(module, plan, seed, *, dry, walk=None):
             router.report.as_written["replaced"] += 1
     router.report.untouched = [fqn for fqn, _ in targets if fqn not in router.touched]
     return router.report
+
+
+@contextlib.contextmanager
+def _reads_on_meta(dry):
+    """The dry run on meta: a read of values (``.item()``, ``bool(t)``, ``.tolist()``) in the code is an InitError
+    that says what happened, not torch's bare message about meta tensors."""
+    try:
+        yield
+    except (RuntimeError, NotImplementedError) as e:
+        if not dry or "meta" not in str(e):
+            raise
+        raise InitError(f"own init: the model's init code read a tensor's values during the dry run on the meta "
+                        f"device, which has none ({type(e).__name__}: {str(e).splitlines()[0][:200]}); materialize the "
+                        "model first (model.to_empty(device=...)) and call own_init on it, or build it on its device"
+                        ) from e
 
 
 def has_reset(m):
