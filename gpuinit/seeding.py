@@ -118,6 +118,11 @@ def as_int64(x):
     return x - (1 << 64) if x >= 1 << 63 else x
 
 
+def draw(generator):
+    """One seed from a torch.Generator, as ``generator=`` gives it (the generator advances by one draw)."""
+    return _torch_draw(generator)
+
+
 def _torch_draw(generator):
     """One uniform 64-bit integer from a torch.Generator (it advances by one draw)."""
     torch = sys.modules["torch"]  # imported: the generator is a torch object

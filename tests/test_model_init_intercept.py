@@ -383,3 +383,35 @@ def test_memory_replaced_after_a_fill_keeps_what_replaced_it():
     assert m.w.eq(0).all() and m.v.eq(1).all()
     assert report.as_written == {"set_": 1, "data =": 1} and report.untouched == []
     assert torch.Tensor.set_ is original_set
+
+
+def test_the_code_s_own_generator_decides_the_values_as_in_torch():
+    """A fill given a torch.Generator draws its seed from it (advancing it, as torch's fill does), so equally seeded
+    generators give equal tensors whatever the tensor, the model's seed or the dry run on meta."""
+
+    class Seeded(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c, self.d = (nn.Parameter(torch.empty(4, 4)) for _ in range(4))
+
+        def reset_parameters(self):
+            nn.init.normal_(self.a, generator=torch.Generator().manual_seed(3))
+            nn.init.normal_(self.b, 0.0, 1.0, torch.Generator().manual_seed(3))
+            self.c.normal_(generator=torch.Generator().manual_seed(3))
+            g = torch.Generator().manual_seed(3)
+            nn.init.normal_(self.d, generator=g)
+            self.drawn_after = torch.randint(0, 1 << 30, (1,), generator=g).item()
+
+    m = Seeded()
+    assert gpuinit.own_init(m, seed=0).served == {"normal": 4}
+    assert torch.equal(m.a, m.b) and torch.equal(m.a, m.c) and torch.equal(m.a, m.d)
+    fresh = torch.randint(0, 1 << 30, (1,), generator=torch.Generator().manual_seed(3)).item()
+    assert m.drawn_after != fresh  # the fill advanced it, as torch's does (by a draw of its own)
+    other = Seeded()
+    gpuinit.own_init(other, seed=1)
+    assert torch.equal(other.a, m.a)
+    with torch.device("meta"):
+        planned = Seeded()
+    gpuinit.own_init(planned, seed=2, device="cpu")
+    assert torch.equal(planned.a, m.a) and planned.drawn_after == m.drawn_after
+    assert not torch.equal(m.a, gpuinit.init_(torch.empty(4, 4), "normal", seed=0, stream=stream_of("a")))

@@ -16,7 +16,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from .. import distributed, jobs
+from .. import distributed, jobs, seeding
 from ..errors import BackendUnavailableError, InitError
 
 INIT_NAMES = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
@@ -184,8 +184,10 @@ class Router:
         targets = self.on_storage.get(_storage(t))
         return targets[0][0] if targets else None
 
-    def serve(self, t, spec, what):
-        """Take a fill of ``t`` as a job; False when ``t`` is not a whole model tensor gpuinit can fill."""
+    def serve(self, t, spec, what, generator=None):
+        """Take a fill of ``t`` as a job; False when ``t`` is not a whole model tensor gpuinit can fill. With the
+        code's own ``generator`` (a torch.Generator), the values are the generator's: one seed drawn from it (as
+        torch's fill advances it), stream 0, so equally seeded generators give equal tensors, as in torch."""
         if type(t) not in _PLAIN:
             import torch
 
@@ -212,6 +214,8 @@ class Router:
                     return False
         finally:
             self.busy = False
+        if generator is not None and not self.dry:  # the dry run draws nothing: the real run draws what torch would
+            job = job._replace(seed=seeding.draw(generator), stream=0)
         self.calls[fqn] = k + 1
         waiting = self.waiting.get(storage)
         if waiting is not None:
@@ -376,7 +380,7 @@ def _mode(router):
                 return func(*args, **kwargs)
             spec = fills.get(func)
             found = None if spec is None else spec(args, kwargs)
-            if found is not None and router.serve(found[0], found[1], func.__name__):
+            if found is not None and router.serve(found[0], found[1], func.__name__, kwargs.get("generator")):
                 return found[0]
             router.before(func, args, kwargs)
             out = func(*args, **kwargs)
@@ -563,8 +567,10 @@ def _wrapper(name, original):
             return original(tensor, *args, **kwargs)
         key = _call_key(args, kwargs)  # a model repeats a few calls: each is bound and read once
         spec = specs.get(key) if key is not None else None
+        generator = None  # a keyed call has none: a torch.Generator is no plain value
         if spec is None:
             arguments = bind(tensor, *args, **kwargs)
+            generator = arguments.get("generator")
             try:
                 spec = init_spec(name, arguments)
             except (TypeError, ValueError):
@@ -573,7 +579,7 @@ def _wrapper(name, original):
                 if len(specs) >= 1024:
                     specs.clear()
                 specs[key] = spec
-        if spec is not None and router.serve(tensor, spec, name):
+        if spec is not None and router.serve(tensor, spec, name, generator):
             return tensor
         return original(tensor, *args, **kwargs)
 
