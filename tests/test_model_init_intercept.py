@@ -415,3 +415,23 @@ def test_the_code_s_own_generator_decides_the_values_as_in_torch():
     gpuinit.own_init(planned, seed=2, device="cpu")
     assert torch.equal(planned.a, m.a) and planned.drawn_after == m.drawn_after
     assert not torch.equal(m.a, gpuinit.init_(torch.empty(4, 4), "normal", seed=0, stream=stream_of("a")))
+
+
+def test_a_replaced_fill_of_a_hugging_face_model_is_never_written(monkeypatch):
+    """GPT-2's own init fills every Linear and Embedding twice (torch's reset, then _init_weights): each tensor is
+    written once, with its last fill's values."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(n_layer=4, n_embd=64, n_head=4, vocab_size=100, n_positions=32,
+                                     bos_token_id=0, eos_token_id=0)
+    model = transformers.GPT2LMHeadModel(config)
+    written = []
+    run = jobs.run
+    monkeypatch.setattr(jobs, "run", lambda work, *a: (written.extend(j.name for j in work), run(work, *a))[1])
+    report = gpuinit.own_init(model, seed=0)
+    distinct = len({id(t) for t in [*model.parameters(), *model.buffers()] if t.is_floating_point()})
+    assert sum(report.served.values()) > len(written) == len(set(written)) == distinct
+    ref = transformers.GPT2LMHeadModel(config)
+    gpuinit.own_init(ref, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values(), strict=True))
+    wte = model.transformer.wte.weight
+    assert abs(wte.std().item() - config.initializer_range) < 0.003  # the last fill's (0.02), not the first's (1)
