@@ -162,8 +162,7 @@ def _wrapped_child(cls):
             if isinstance(wrapper, type) and issubclass(cls, wrapper):
                 found = attribute
                 break
-        if all(module in sys.modules for module, _, _ in WRAPPERS):  # else a later import may make it one
-            _WRAPPED[cls] = found
+        _WRAPPED[cls] = found  # a subclass of a wrapper needs its module imported: none later makes one
     return found
 
 
