@@ -155,3 +155,25 @@ def test_an_inference_tensor_is_filled_inside_inference_mode_only(backend):
         with pytest.raises(InitError, match="an inference tensor"):
             gpuinit.init_(t, scheme, seed=4, backend=backend)
     assert torch.equal(t, before)
+
+
+@pytest.mark.parametrize("backend", [None, "numpy", "staged"])
+def test_a_negative_view_reads_the_values_init_gives_a_plain_tensor(backend):
+    """z.conj().imag has torch's negative bit set: its memory holds the negation of what it reads (as torch's
+    uniform_ writes it). It reads the values of a plain tensor of its shape; the real parts are untouched."""
+    for scheme in ("uniform", "he_normal", "eye", "orthogonal", "constant"):
+        z = torch.full((6, 5), complex(2, 0), dtype=torch.complex64)
+        view = z.conj().imag
+        assert gpuinit.init_(view, scheme, seed=3, backend=backend, **({"value": 0.5} if scheme == "constant" else {}))\
+            is view
+        want = gpuinit.init_(torch.empty(6, 5), scheme, seed=3, **({"value": 0.5} if scheme == "constant" else {}))
+        assert torch.equal(view, want) and torch.equal(z.imag, -want) and (z.real == 2).all()
+
+
+def test_a_negative_view_is_refused_by_a_backend_that_writes_memory_as_it_is():
+    """The Triton backend (its interpreter here) writes memory through the tensor's address: it refuses a view with the
+    negative bit before writing, and names the backends that fill it."""
+    z = torch.full((6, 5), complex(2, 1), dtype=torch.complex64)
+    with pytest.raises(InitError, match="backend='staged'"):
+        gpuinit.init_(z.conj().imag, "normal", seed=0, backend="triton")
+    assert (z == complex(2, 1)).all()

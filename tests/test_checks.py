@@ -163,3 +163,18 @@ def test_inference_tensors_are_written_only_in_inference_mode():
         with pytest.raises(InitError, match=r"^an inference tensor \(made under torch.inference_mode\(\)\) is written "
                                             r"only inside inference mode"):
             check(t)
+
+
+def test_negative_views_only_for_backends_that_write_through_them():
+    """A view with torch's negative bit set holds the negation of what it reads: a backend that writes memory as it is
+    (Triton) refuses it; the NumPy and staged backends write through it (negative=True)."""
+    z = torch.zeros(3, 4, dtype=torch.complex64)
+    for view in (z.conj().imag, torch._neg_view(torch.zeros(3, 4, dtype=torch.bfloat16)),
+                 torch._neg_view(torch.zeros(3, 4, device="meta"))):
+        with pytest.raises(InitError, match=r"^a view with torch's negative bit set \(such as z.conj\(\).imag\) "
+                                            r"holds the negation of what it reads"):
+            check(view)
+        check(view, negative=True)
+    check(z.conj().real)  # no negative bit
+    with pytest.raises(InitError, match="got complex64"):
+        check(z.conj(), negative=True)  # complex dtypes are not filled, conjugate or not

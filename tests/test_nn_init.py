@@ -203,6 +203,29 @@ def test_inference_tensors_like_torch(name, args):
     assert torch.equal(t, torch.full(shape, 0.5))
 
 
+@pytest.mark.parametrize("name,args", INFERENCE, ids=[c[0] for c in INFERENCE])
+def test_negative_views_like_torch(name, args):
+    """z.conj().imag has torch's negative bit set: torch fills it through the negation (trunc_normal_ excepted: torch
+    2.13 raises), and so does gpuinit: it reads the values of a plain tensor (torch's, for the fills that draw
+    nothing), and the real parts are untouched."""
+    shape = (4, 4, 3) if name == "dirac_" else (6, 4)
+
+    def make():
+        return torch.full(shape, complex(2, 0.5), dtype=torch.complex64).conj().imag
+
+    view = make()
+    drawn = "generator" in inspect.signature(getattr(gi, name)).parameters
+    assert getattr(gi, name)(view, *args, **({"seed": 5} if drawn else {})) is view
+    assert view.is_neg() and torch.equal(view._base.real, torch.full(shape, 2.0))
+    if drawn:
+        assert torch.equal(view, getattr(gi, name)(torch.empty(shape), *args, seed=5))
+        if name != "trunc_normal_":
+            assert not isinstance(outcome(getattr(tn, name), make(), *args), Exception)
+    else:  # the same bits, signed zeros included
+        theirs = getattr(tn, name)(make(), *args)
+        assert torch.equal(view.resolve_neg().view(torch.int32), theirs.resolve_neg().view(torch.int32))
+
+
 # ---- exception types ----------------------------------------------------------------------------------------
 
 ERRORS = [  # (function, shape, args, kwargs): each raises in torch, and gpuinit must raise the same type

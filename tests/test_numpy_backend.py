@@ -305,3 +305,40 @@ def test_a_leaf_that_requires_grad():
     with torch.no_grad():
         gpuinit.init_(w, "normal", seed=3, backend="numpy")
     assert np.array_equal(w.detach().numpy(), fill(np.empty((6, 4), np.float32), "normal", {}, seed=3))
+
+
+def negative_views(shape, dtype):
+    """Views with torch's negative bit over NaN, each with its memory: the imaginary part of a conjugate
+    (``z.conj().imag``; for bfloat16, which has no complex type, the same view made by torch._neg_view), whose real
+    parts hold 2.0, and a contiguous one (the host kernel's whole-array path)."""
+    pairs = torch.full((*shape, 2), float("nan"), dtype=dtype)
+    pairs[..., 0] = 2.0
+    imag = torch._neg_view(pairs[..., 1]) if dtype == torch.bfloat16 else torch.view_as_complex(pairs).conj().imag
+    whole = torch.full(shape, float("nan"), dtype=dtype)
+    return [(imag, pairs), (torch._neg_view(whole), whole)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("scheme,params", SCHEMES + [("constant", {"value": 0.0}), ("constant", {"value": -1.5}),
+                                                     ("eye", {}), ("orthogonal", {}), ("sparse", {"sparsity": 0.5})])
+def test_a_negative_view_reads_the_values_of_a_plain_tensor(scheme, params, dtype):
+    """A view with torch's negative bit holds the negation of what it reads (torch's uniform_ writes it so): it reads
+    the values a plain tensor of its shape gets, signed zeros included, alone, in a group and on the pool; the memory
+    around it is untouched."""
+    for shape in [(6, 5), (40, 30) if scheme in ("orthogonal", "sparse") else (300, 300)]:  # (300, 300): the pool
+        want = as_bits(fill(torch.empty(shape, dtype=dtype), scheme, params))
+        for grouped in (False, True):
+            views = negative_views(shape, dtype)
+            if grouped:
+                plain = torch.empty(shape, dtype=dtype)
+                group = [jobs.prepare(x, scheme, params, seed=5, backend="numpy") for x in (views[0][0], plain,
+                                                                                             views[1][0])]
+                assert numpy_backend.fill_group(group) == 3
+                assert np.array_equal(as_bits(plain), want)
+            else:
+                for view, _ in views:
+                    fill(view, scheme, params)
+            for view, memory in views:
+                assert view.is_neg() and np.array_equal(as_bits(view.resolve_neg()), want), (shape, grouped)
+                if memory.dim() > len(shape):
+                    assert (memory[..., 0] == 2.0).all()

@@ -270,3 +270,18 @@ def test_python_device_checks_before_writing():
     with pytest.raises(gpuinit.InitError, match="floating-point"):
         gpuinit.init_(ints, "normal", seed=0)
     assert ops == [] and torch.equal(bits(x.raw), before)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+@pytest.mark.parametrize("scheme,params", [*ELEMENTWISE, ("eye", {}), ("orthogonal", {}),
+                                           ("sparse", {"sparsity": 0.4})])
+def test_a_negative_view_reads_what_numpy_writes(tiny, scheme, params, dtype):
+    """z.conj().imag (torch's negative bit set): block.copy_ writes the negation of each block into its memory, so the
+    view reads the NumPy backend's values for a plain tensor; the real parts are untouched."""
+    complex_type = {torch.float16: torch.complex32, torch.float32: torch.complex64, torch.float64: torch.complex128}
+    pairs = torch.full((7, 5, 2), 2.0, dtype=dtype)
+    view = torch.view_as_complex(pairs).conj().imag
+    assert view.is_neg() and torch.view_as_complex(pairs).dtype == complex_type[dtype]
+    assert gpuinit.init_(view, scheme, seed=7, backend="staged", **params) is view
+    assert torch.equal(bits(view.resolve_neg()), bits(reference((7, 5), dtype, scheme, params)))
+    assert (pairs[..., 0] == 2.0).all()

@@ -14,10 +14,11 @@ INFERENCE_OUTSIDE = ("an inference tensor (made under torch.inference_mode()) is
                      "a clone")
 
 
-def check(array, bits=None):
+def check(array, bits=None, negative=False):
     """Raise unless ``array`` is a writable floating-point array whose elements do not overlap (an inference tensor:
     inside inference mode, as torch writes it); with ``bits="bfloat16"``, a 16-bit integer numpy or cupy array that
-    receives bfloat16 bit patterns."""
+    receives bfloat16 bit patterns. ``negative``: the backend writes a torch view with the negative bit set (whose
+    memory holds the negation of what it reads) through it; other backends write memory as it is, and refuse one."""
     torch = sys.modules.get("torch")
     if bits is not None:
         if bits not in BITS:
@@ -33,6 +34,10 @@ def check(array, bits=None):
         name = str(array.dtype).removeprefix("torch.")
         if array.layout != torch.strided:
             raise InitError(f"gpuinit fills strided (dense) tensors, got layout {array.layout}")
+        if not negative and array.is_neg():
+            raise InitError("a view with torch's negative bit set (such as z.conj().imag) holds the negation of what "
+                            "it reads, and this backend writes memory as it is: fill it with backend='staged' (any "
+                            "device) or backend='numpy' (CPU)")
         ok = name in _TORCH_DTYPES
         strides, itemsize = array.stride(), 1
     else:  # numpy and cupy arrays

@@ -15,8 +15,8 @@ import numpy as np
 from .. import regions, structured
 from ..draws import ELEMENTWISE
 from ..kernels import numpy_stream as ks
-from . import cpu_kernel
-from .checks import check, holds_values  # noqa: F401 - check: the backend interface
+from . import checks, cpu_kernel
+from .checks import holds_values
 
 NAME = "numpy"
 INSTALL = "numpy"
@@ -35,6 +35,10 @@ def accepts(array):
     if torch is not None and isinstance(array, torch.Tensor):
         return array.device.type in ("cpu", "meta")
     return isinstance(array, np.ndarray)
+
+
+def check(array, bits=None):
+    checks.check(array, bits, negative=True)  # a torch view with the negative bit: written through it (fill)
 
 
 def num_threads():
@@ -69,7 +73,8 @@ def _numpy_view(array, bits=None):
 
 def fill(job):
     """Fill ``job.array`` (the block at ``job.offsets`` of a ``job.full_shape`` tensor) with ``job.draw``;
-    ``job.bits="bfloat16"``: a 16-bit integer array receives bfloat16 bit patterns. Returns the array."""
+    ``job.bits="bfloat16"``: a 16-bit integer array receives bfloat16 bit patterns; a torch view with the negative bit
+    set reads them (its memory holds their negation). Returns the array."""
     kind = job.draw.kind
     if kind in ELEMENTWISE:
         whole = _whole(job)
@@ -81,6 +86,11 @@ def fill(job):
                 _run_all(_item_tasks([(job, *whole)]))
             _bump_version(job.array)
             return job.array
+    if _negative(job.array):  # its memory filled as a plain tensor, then negated in place
+        memory = sys.modules["torch"]._neg_view(job.array.detach())
+        fill(job._replace(array=memory))
+        _negate(memory)
+        return job.array
     view, bf16 = _numpy_view(job.array, job.bits)
     if kind in ELEMENTWISE:
         _run_all(_piece_work(view, bf16, job))
@@ -90,6 +100,20 @@ def fill(job):
         structured.fill(_target(job, view, bf16), job.draw)
     _bump_version(job.array)
     return job.array
+
+
+def _negative(array):
+    """Whether ``array`` is a torch view with the negative bit set (``z.conj().imag``): its memory holds the negation
+    of the values it reads."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(array, torch.Tensor) and array.is_neg()
+
+
+def _negate(tensor):
+    """Flip the sign bit of every element of a torch CPU tensor in place, as torch negates a float."""
+    view = _numpy_view(tensor)[0]
+    bits = view.view(f"u{view.itemsize}")
+    bits ^= np.array(1 << 8 * view.itemsize - 1, bits.dtype)
 
 
 def direct(array, full_shape, offsets, bits):
@@ -237,7 +261,7 @@ def fill_group(jobs):
                 array = job.array
                 wholes.append((job, lib, array.ctypes.data if type(array) is np.ndarray else array.data_ptr(),
                                *found))
-            elif kind == "constant":
+            elif kind == "constant" or _negative(job.array):
                 fill(job)
             else:
                 tasks += _piece_work(*_numpy_view(job.array, job.bits), job)

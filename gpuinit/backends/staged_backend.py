@@ -28,8 +28,8 @@ import threading
 import warnings
 
 from ..draws import ELEMENTWISE
-from . import numpy_backend
-from .checks import check, holds_values  # noqa: F401 - check: the backend interface (metadata only, no read)
+from . import checks, numpy_backend
+from .checks import holds_values
 
 NAME = "staged"
 INSTALL = "torch (pip install 'gpuinit[torch]')"
@@ -50,6 +50,10 @@ def available():
 def accepts(array):
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(array, torch.Tensor)
+
+
+def check(array, bits=None):  # metadata only, no read
+    checks.check(array, bits, negative=True)  # a torch view with the negative bit: copy_ writes through it
 
 
 def warn_once(device_type):
