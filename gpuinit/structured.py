@@ -5,7 +5,9 @@ cupy or torch) and the backend's own launches of elementwise draws; everything e
 writes the same values (docs/stream.md, section 5). Each backend rounds what ``put`` receives to its array's
 dtype as it rounds any draw.
 """
+import contextlib
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -112,10 +114,34 @@ def orthogonalize(g, p: Orthogonal, xp):
     moved = xp.moveaxis(xp.moveaxis(g, batch, tuple(range(nb))), out_pos, nb)
     shape = tuple(moved.shape)
     mats = moved.reshape((math.prod(shape[:nb]), shape[nb], -1))
-    for i in range(mats.shape[0]):
-        mats[i] = orthonormalize(mats[i], xp)
+    with _one_thread(xp, mats):
+        for i in range(mats.shape[0]):
+            mats[i] = orthonormalize(mats[i], xp)
     mats *= p.gain
     return xp.moveaxis(xp.moveaxis(mats.reshape(shape), nb, out_pos), tuple(range(nb)), batch)
+
+
+_THREADS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_thread(xp, m):
+    """torch's QR on the CPU (MKL's LAPACK) on one thread: its blocked Householder steps split the work by thread
+    count, and the bits of Q change with it (hundreds of ulps at 256 x 256), so the same seed would give other
+    weights under torchrun (OMP_NUM_THREADS=1) than in a notebook. NumPy's QR (OpenBLAS) and the GPU's give the
+    same bits for any thread count. Threads are torch's for the process: set back when done."""
+    if getattr(xp, "__name__", None) != "torch" or m.device.type != "cpu":
+        yield
+        return
+    with _THREADS_LOCK:
+        n = xp.get_num_threads()
+        if n != 1:
+            xp.set_num_threads(1)
+        try:
+            yield
+        finally:
+            if n != 1:
+                xp.set_num_threads(n)
 
 
 def orthonormalize(m, xp):

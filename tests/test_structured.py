@@ -130,3 +130,23 @@ def test_cupy_glue_on_the_host(host_cupy, dtype, rng):
             assert np.allclose(f32(got), f32(want), rtol=1e-2 if dtype in ("float16", "bfloat16") else 1e-5, atol=1e-6)
         else:
             assert np.array_equal(got, want), (draw, shape, off)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (256, 192), (3, 96, 80)])
+def test_orthogonal_bits_do_not_depend_on_torch_s_thread_count(shape):
+    """torchrun sets OMP_NUM_THREADS=1: the same seed gives the same orthogonal weights there as with all cores,
+    and the caller's thread count is kept."""
+    before = torch.get_num_threads()
+    got = {}
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            got[n] = gpuinit.init_(torch.empty(shape), "orthogonal", seed=11, gain=1.5)
+            assert torch.get_num_threads() == n
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(got[1], got[2]) and torch.equal(got[1], got[3])
+    q = got[1].reshape(shape[0], -1) / 1.5
+    small = min(q.shape)
+    gram = q @ q.T if q.shape[0] == small else q.T @ q
+    assert torch.allclose(gram, torch.eye(small), atol=1e-5)
