@@ -2,15 +2,19 @@
 ``explore`` draws the tutorial's experiments, ``bench`` runs the benchmarks.
 
 A mistake in the command line or the environment (a bad option, a device or library that is not here,
-a model that does not fit in memory, a directory that cannot be written) is one line on stderr and
-exit status 2."""
+a model that does not fit in memory, a directory that cannot be written, a full disk) is one line on stderr
+and exit status 2; a reader that has gone (gpuinit info | head -1) ends the command quietly, status 141."""
 import argparse
+import contextlib
+import errno
 import os
 import platform
 import re
+import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +30,10 @@ GPU_HINT = "TRITON_INTERPRET=1 gpuinit bench gpu --device cpu --sizes 65536 runs
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+    def _print_message(self, message, file=None):  # argparse's drops an OSError: --help > /dev/full would exit 0
+        if message:
+            (file or sys.stderr).write(message)
 
 
 NOT_FOR_DEMO = {"hf": "recipe 'hf' needs a Hugging Face model; the built-in model is not one",
@@ -63,6 +71,7 @@ def demo(args):
     checks.check_memory(cfg, probe.element_size(), args.dtype, device, torch)
     nearest = f" (the built-in size nearest to {checks.count(n)})" if abs(cfg.n_params / n - 1) > 0.25 else ""
     console = Console(width=None if sys.stdout.isatty() else 132)
+    console.on_broken_pipe = _broken_pipe  # rich's exits with status 1: main's handler exits as other commands
     console.print(f"gpuinit {__version__}: {checks.article(cfg.n_layers)} {cfg.n_layers}-layer Llama-style model, "
                   f"{cfg.n_params / 1e6:,.0f}M parameters{nearest}, {args.dtype}, recipe [bold]{args.recipe}[/], "
                   f"seed {args.seed}, on {device}")
@@ -88,6 +97,10 @@ def demo(args):
     console.print(f"torch's default init of the same model on {device}: {_steady(base)}; first call "
                   f"{_secs(base_first)}; gpuinit [bold]{ratio}[/]")
     return 0
+
+
+def _broken_pipe():
+    raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
 
 def _runs(repeat, setup, run, sync):
@@ -265,27 +278,66 @@ def bench(args):
 
 def _run_script(script, argv):
     """Run a benchmark script, its stderr passed through as it comes; a mistake in its arguments (argparse's
-    usage, then 'prog: error: message', exit status 2) is raised as one line."""
-    with subprocess.Popen([sys.executable, str(script), *argv], stderr=subprocess.PIPE, text=True,
-                          errors="replace") as proc:
+    usage, then 'prog: error: message', exit status 2) is raised as one line. Its stdout is the command's, or,
+    when that is no terminal (a pipe, a file: the script's is block-buffered either way), passed through too, so
+    that a reader gone or a full disk ends the script and is reported here as for any command."""
+    sys.stdout.flush()
+    relay = False
+    with contextlib.suppress(ValueError):  # a closed stdout: the script's own, as it is
+        relay = not sys.stdout.isatty()
+    with subprocess.Popen([sys.executable, str(script), *argv], stdout=subprocess.PIPE if relay else None,
+                          stderr=subprocess.PIPE, text=True, errors="replace") as proc:
+        failed = []
+        if relay:
+            # its own descriptor of the pipe: Popen closes its one on the way out, whether or not the copy is done
+            thread = threading.Thread(target=_relay, args=(proc, os.dup(proc.stdout.fileno()), failed), daemon=True)
+            thread.start()
         try:
-            first = proc.stderr.readline()
-            if first.startswith("usage:"):
-                text = first + proc.stderr.read()
-                code = proc.wait()
-                if code == 2:
-                    message = re.sub(r"^\S+: error: ", "", text.strip().splitlines()[-1])
-                    raise UsageError(f"{message} (see gpuinit bench {script.stem} --help)")
-                sys.stderr.write(text)
-                return code
-            sys.stderr.write(first)
-            for line in proc.stderr:
-                sys.stderr.write(line)
-                sys.stderr.flush()
-            return proc.wait()
+            code = _pass_stderr(script, proc)
+            if relay:
+                thread.join()
+            if failed:
+                raise failed[0]
+            return code
         except (KeyboardInterrupt, OSError):
             proc.kill()
             raise
+
+
+def _relay(proc, fd, failed):
+    """Copy the script's stdout (``fd``, closed here) to the command's as it comes; on a failed write, keep the
+    error in ``failed`` and end the script (as SIGPIPE ends a Unix tool)."""
+    out = getattr(sys.stdout, "buffer", None)
+    try:
+        while chunk := os.read(fd, 1 << 16):
+            if out is None:
+                sys.stdout.write(chunk.decode(errors="replace"))
+            else:
+                out.write(chunk)
+            sys.stdout.flush()
+    except OSError as e:
+        failed.append(e)
+        proc.kill()
+    finally:
+        os.close(fd)
+
+
+def _pass_stderr(script, proc):
+    """Pass the script's stderr through line by line; its exit status, or its usage error as a UsageError."""
+    first = proc.stderr.readline()
+    if first.startswith("usage:"):
+        text = first + proc.stderr.read()
+        code = proc.wait()
+        if code == 2:
+            message = re.sub(r"^\S+: error: ", "", text.strip().splitlines()[-1])
+            raise UsageError(f"{message} (see gpuinit bench {script.stem} --help)")
+        sys.stderr.write(text)
+        return code
+    sys.stderr.write(first)
+    for line in proc.stderr:
+        sys.stderr.write(line)
+        sys.stderr.flush()
+    return proc.wait()
 
 
 def main(argv=None):
@@ -318,8 +370,23 @@ def main(argv=None):
     b.set_defaults(run=bench)
     args = None
     try:
-        args = parser.parse_args(argv)
-        return args.run(args)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:  # --help, --version: printed
+            sys.stdout.flush()
+            return e.code
+        code = args.run(args)
+        sys.stdout.flush()  # here, where a failure is reported, not at the interpreter's exit
+        return code
+    except BrokenPipeError:  # the reader has gone (| head): stop without a word, as Unix tools do
+        _discard_output(sys.stdout, sys.stderr)
+        return 128 + signal.SIGPIPE
+    except OSError as e:  # a full disk, a read-only or unwritable place for the output
+        if e.errno not in OUTPUT_ERRORS:
+            raise
+        message = f"{e.strerror or e}: {e.filename}" if e.filename else f"cannot write the output ({e.strerror or e})"
+        message = message if args is not None else f"gpuinit: {message}"
+        _discard_output(sys.stdout)
     except (UsageError, InitError, backends.BackendUnavailableError, MemoryError) as e:
         message = str(e) or type(e).__name__
     except RuntimeError as e:  # torch.OutOfMemoryError: a model too large for what is free now
@@ -329,8 +396,27 @@ def main(argv=None):
     except KeyboardInterrupt:
         message = "interrupted"
     message = " ".join(line.strip() for line in message.splitlines())
-    print(message if args is None else f"gpuinit {args.command}: {message}", file=sys.stderr)
+    with contextlib.suppress(OSError):  # stderr that cannot take it either: the exit status says it
+        print(message if args is None else f"gpuinit {args.command}: {message}", file=sys.stderr)
+    _discard_output(sys.stderr)
     return 130 if message == "interrupted" else 2
+
+
+OUTPUT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EACCES, errno.EPERM,
+                 errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR}
+
+
+def _discard_output(*streams):
+    """Point ``streams`` that cannot take what is left in their buffers at os.devnull, so that the flush at the
+    interpreter's exit does not fail (and print a traceback) again."""
+    for stream in streams:
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+                os.close(devnull)
 
 
 if __name__ == "__main__":

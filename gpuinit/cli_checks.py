@@ -7,6 +7,7 @@ import importlib.util
 import math
 import os
 import re
+import stat
 import subprocess
 import sys
 import tempfile
@@ -180,7 +181,7 @@ def writable_dir(path, flag, given=None):
     of ``flag`` on the command line, when ``path`` is the directory of the file it names)."""
     p = Path(path)
     where = f"{flag} {path}" if given is None else f"{flag} {given}: in {path}"
-    if p.exists() and not p.is_dir():
+    if _kind(p, where) not in (None, "directory"):
         raise UsageError(f"{where}: is a file, not a directory")
     try:
         p.mkdir(parents=True, exist_ok=True)
@@ -195,15 +196,29 @@ def results_file(text, name, flag="--out"):
     else ``text/name`` in directory ``text`` (created if needed). An existing file is refused unless it ends
     in .json."""
     p = Path(text)
-    if text.endswith(".json") and not p.is_dir():
-        if p.exists() and not p.is_file():
+    kind = _kind(p, f"{flag} {text}")
+    if text.endswith(".json") and kind != "directory":
+        if kind not in (None, "file"):
             raise UsageError(f"{flag} {text}: is not a regular file")
         writable_dir(p.parent, flag, given=text)
         return p
-    if p.exists() and not p.is_dir():
+    if kind not in (None, "directory"):
         raise UsageError(f"{flag} {text}: is a file, not a directory (a results file must end in .json)")
     writable_dir(p, flag)
     return p / name
+
+
+def _kind(p, where):
+    """"directory", "file", "other" or None (nothing there) at path ``p``. A path that cannot be looked up (a
+    name too long, a file where a directory should be, a directory without search permission) is a UsageError
+    (Path.exists raises some of these)."""
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise UsageError(f"{where}: cannot write there ({e.strerror or e})") from None
+    return "directory" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
 
 
 def option(argv, name, many=False):

@@ -197,7 +197,9 @@ def test_missing_optional_dependency(capsys, monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("out,match", [("/proc/gpuinit-x", "cannot write there"),
                                        ("{file}/sub", "cannot write there"),
-                                       ("{file}", "is a file, not a directory")])
+                                       ("{file}", "is a file, not a directory"),
+                                       ("{file}" + "x" * 300, r"cannot write there \(File name too long\)"),
+                                       ("{file}" + "x" * 300 + "/sub", r"cannot write there \(File name too long\)")])
 def test_unwritable_out(capsys, tmp_path, out, match):
     pytest.importorskip("matplotlib")
     file = tmp_path / "file"
@@ -206,6 +208,46 @@ def test_unwritable_out(capsys, tmp_path, out, match):
     fails(capsys, "explore", "--out", out, "--quick", match=match)
     fails(capsys, "bench", "model", "--out", out, match=match)
     fails(capsys, "bench", "cpu", "--out", out + "/", match=match)
+
+
+def test_results_file_name_too_long(capsys, tmp_path):
+    fails(capsys, "bench", "cpu", "--out", str(tmp_path / ("x" * 300 + ".json")), match="File name too long")
+
+
+def test_output_that_fails_midway_is_one_line(capsys, monkeypatch, tmp_path):
+    """A disk that fills while explore writes: one line naming the file, not a traceback."""
+    pytest.importorskip("matplotlib")
+    import gpuinit.explore
+
+    def full(out, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "report.md"))
+
+    monkeypatch.setattr(gpuinit.explore, "run", full)
+    fails(capsys, "explore", "--out", str(tmp_path), match=rf"^gpuinit explore: No space left on device: {tmp_path}")
+
+
+PRINTING = [["info"], ["--help"], ["--version"], ["bench", "kernels", "--help"],
+            ["demo", "--params", "1e5", "--repeat", "1", "--device", "cpu"]]
+
+
+@pytest.mark.parametrize("argv", PRINTING, ids=" ".join)
+def test_a_closed_pipe_ends_quietly(argv):
+    """gpuinit ... | head: no reader left; the command stops without a traceback, with SIGPIPE's status."""
+    proc = subprocess.Popen([sys.executable, "-m", "gpuinit", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before the command writes anything
+    err = proc.stderr.read()
+    assert proc.wait(timeout=600) == 141 and err == ""
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+@pytest.mark.parametrize("argv", PRINTING, ids=" ".join)
+def test_a_full_device_is_one_line(argv):
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "gpuinit", *argv], stdout=full, stderr=subprocess.PIPE, text=True,
+                           timeout=600, check=False)
+    assert r.returncode == 2, r.stderr
+    assert re.fullmatch(r"gpuinit( \w+)?: cannot write the output \(No space left on device\)\n", r.stderr), r.stderr
 
 
 def test_permission_denied_is_one_line(capsys, monkeypatch, tmp_path):

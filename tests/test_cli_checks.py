@@ -232,6 +232,21 @@ def test_results_file(tmp_path):
         cc.results_file(str(tmp_path / "notes.txt"), "cpu.json", flag="--save")
 
 
+def test_paths_that_cannot_be_looked_up(tmp_path):
+    """Path.exists raises on a name too long or a file used as a directory: a UsageError, as any unwritable path."""
+    long = tmp_path / ("x" * 300)
+    file = tmp_path / "f"
+    file.write_text("")
+    for check in (lambda p: cc.writable_dir(p, "--out"), lambda p: cc.results_file(str(p), "cpu.json"),
+                  lambda p: cc.results_file(str(p) + ".json", "cpu.json")):
+        with pytest.raises(UsageError, match=r"cannot write there \(File name too long\)$"):
+            check(long)
+        with pytest.raises(UsageError, match=r"cannot write there \(File name too long\)$"):
+            check(long / "sub")
+        with pytest.raises(UsageError, match=r"cannot write there \(Not a directory\)$"):
+            check(file / "sub")
+
+
 def test_require_and_installed():
     assert cc.require("json", "x").dumps([]) == "[]"
     cc.installed("json", "x")
