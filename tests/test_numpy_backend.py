@@ -2,7 +2,9 @@
 reversed, transposed and foreign-byte-order views written exactly where the view is, the same bits for any number
 of threads, any piece size and with or without the compiled host kernel, pieces run on its own thread pool, and
 grouped fills."""
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -178,16 +180,80 @@ def test_a_small_fill_stays_on_the_calling_thread(threads_seen, monkeypatch):
     real = numpy_backend._executor
 
     class Counting:
-        def map(self, fn, items):
-            items = list(items)
-            batches.extend(len(b) for b in items)
-            return real().map(fn, items)
+        def submit(self, fn, batch):
+            batches.append(len(batch))
+            return real().submit(fn, batch)
 
     monkeypatch.setattr(numpy_backend, "_executor", Counting)
     threads_seen.clear()
     fill(np.empty((40, 50), np.float32), "he_normal", {})
     assert sum(batches) == len(threads_seen) and 2 <= len(batches) <= 4 * 2 + 1
     assert set(threads_seen) <= {"gpuinit_0", "gpuinit_1"}
+
+
+def interrupt(call, after):
+    """Run ``call`` on the main thread, sent SIGINT (Ctrl-C) ``after`` seconds in; whether KeyboardInterrupt left it."""
+    assert threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(after, signal.pthread_kill, (threading.get_ident(), signal.SIGINT))
+    try:
+        timer.start()
+        call()
+    except KeyboardInterrupt:
+        return True
+    finally:
+        timer.cancel()
+        timer.join()
+        signal.signal(signal.SIGINT, previous)
+    return False
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_an_interrupted_fill_stops_writing_before_it_raises(grouped, monkeypatch):
+    """Ctrl-C while the pool fills: the pieces not started are dropped and the running ones finish before
+    KeyboardInterrupt leaves the call, so nothing writes the arrays once it has. Slowed pieces (a strided array
+    piece by piece; whole arrays as the kernel's item runs) make the fill last about a second."""
+    monkeypatch.setenv("GPUINIT_NUM_THREADS", "2")
+    monkeypatch.setattr(numpy_backend, "CHUNK", 4096)
+    slow = "fill_items" if grouped else "draw_values"
+    real = getattr(cpu_kernel, slow)
+    pause = 0.08 if grouped else 0.008  # 8 item runs, or 256 pieces in 8 batches
+
+    def slowed(*args, **kw):
+        time.sleep(pause)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(cpu_kernel, slow, slowed)
+    arrays = [torch.full((256, 64), float("nan")) for _ in range(64)] if grouped else \
+        [torch.full((1024, 2048), float("nan"))[:, ::2]]
+    group = [jobs.prepare(x, "normal", {}, seed=0, backend="numpy") for x in arrays]
+    assert interrupt(lambda: numpy_backend.fill_group(group) if grouped else numpy_backend.fill(group[0]), 0.1)
+    then = [x.clone() for x in arrays]
+    time.sleep(3 * pause * (1 if grouped else 32))  # a batch of pieces, or an item run, twice over
+    assert all(torch.equal(x.view(torch.int32), y.view(torch.int32)) for x, y in zip(arrays, then, strict=True))
+    assert any(x.isnan().any() for x in then) and not all(x.isnan().all() for x in then)  # stopped half way
+
+
+def test_a_failing_piece_stops_the_others_before_it_raises(monkeypatch):
+    """A piece that raises on the pool: the others stop as on Ctrl-C before its exception leaves the call."""
+    monkeypatch.setenv("GPUINIT_NUM_THREADS", "2")
+    monkeypatch.setattr(numpy_backend, "CHUNK", 4096)
+    real, calls = cpu_kernel.draw_values, []
+
+    def failing(*args, **kw):
+        calls.append(None)
+        if len(calls) == 20:
+            raise MemoryError
+        time.sleep(0.008)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(cpu_kernel, "draw_values", failing)
+    x = torch.full((1024, 2048), float("nan"))[:, ::2]
+    with pytest.raises(MemoryError):
+        numpy_backend.fill(jobs.prepare(x, "normal", {}, seed=0, backend="numpy"))
+    then = x.clone()
+    time.sleep(0.6)
+    assert torch.equal(x.view(torch.int32), then.view(torch.int32)) and then.isnan().any()
 
 
 def test_the_pool_is_kept_until_the_thread_count_changes(monkeypatch):

@@ -8,7 +8,7 @@ import ctypes
 import math
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -225,7 +225,9 @@ def _piece_work(view, bf16, job):
 
 def _run_all(tasks):
     """Run (elements, callable) tasks: on the calling thread when they are one or few elements, else in batches
-    of about equal elements, one batch per thread (a pool handoff per tiny tensor would cost more than its fill)."""
+    of about equal elements, one batch per thread (a pool handoff per tiny tensor would cost more than its fill).
+    An exception (a task's, or Ctrl-C while the calling thread waits) leaves only once no task runs: the batches
+    not started are dropped and the running ones end after their current task."""
     threads = num_threads()
     total = sum(size for size, _ in tasks)
     if len(tasks) <= 1 or threads == 1 or total <= SERIAL_ELEMENTS:
@@ -238,8 +240,36 @@ def _run_all(tasks):
             batches.append([])
         batches[-1].append(task)
         done += size
-    for _ in _executor().map(lambda batch: [task() for task in batch], batches):
-        pass
+    stop = []  # the caller's wait raised: each batch ends before its next task
+
+    def run(batch):
+        for task in batch:
+            if stop:
+                return
+            task()
+
+    pool, futures = _executor(), []
+    try:
+        for batch in batches:
+            futures.append(pool.submit(run, batch))
+        for future in futures:
+            future.result()
+    except BaseException:  # KeyboardInterrupt too: nothing may write the arrays once the call has raised
+        stop.append(True)
+        for future in futures:
+            future.cancel()
+        _join(futures)
+        raise
+
+
+def _join(futures):
+    """Wait until every future is done, through further interrupts (the first one is the caller's to raise)."""
+    while True:
+        try:
+            wait(futures)
+            return
+        except BaseException:  # noqa: BLE001 - a second Ctrl-C while the running pieces finish
+            continue
 
 
 def fill_group(jobs):
