@@ -1,4 +1,5 @@
-"""The host kernel's cache loads only what it built, survives damage and interrupts, and is safe to race."""
+"""The host kernel's cache loads only what it built, survives damage and interrupts, is safe to race, and is
+cleared of what killed builds leave."""
 import hashlib
 import logging
 import os
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from kernel_cache_helpers import CC, compile_lib, evil, fill, only_cache_files, plant, python, reference
+from kernel_cache_helpers import CC, age, building, compile_lib, evil, fill, only_cache_files, plant, python, reference
 
 import gpuinit
 from gpuinit.backends import cpu_kernel
@@ -140,6 +141,43 @@ def test_interrupted_build_is_retried(cache, monkeypatch):
     assert cpu_kernel.load() is not None, cpu_kernel.why_not()
     assert cpu_kernel.why_not() is None
     only_cache_files(cache)
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="POSIX process groups")
+def test_a_killed_build_is_removed_by_the_next_and_a_running_one_kept(cache, tmp_path, monkeypatch):
+    """Two processes stopped in a build; one is killed (SIGKILL: nothing of its own runs). A build here, once their
+    directories are old, removes the dead one's and keeps the live one's (its lock is held)."""
+    monkeypatch.delenv("CC", raising=False)
+    with building(cache, tmp_path) as dead_dir:
+        pass
+    assert dead_dir.exists()
+    with building(cache, tmp_path) as live_dir:
+        age(dead_dir)
+        age(live_dir)
+        assert cpu_kernel.load() is not None, cpu_kernel.why_not()
+        assert not dead_dir.exists() and live_dir.exists()
+
+
+def test_stale_leftovers_are_removed_young_ones_kept(cache):
+    """A lockless build directory (killed before its lock, or made by a gpuinit without one) and the temporary
+    files of a killed store or load go once STALE_AFTER old; younger ones, the cached files and links stay."""
+    cache.mkdir(mode=0o700)
+    old = [cache / ".build-old", cache / ".load-old.so", cache / ".gpuinit_cpu_0.so.tmp", cache / ".build-free"]
+    young = [cache / ".build-young", cache / ".load-young.so", cache / ".build-held"]
+    kept = [cache / "gpuinit_cpu_0.so", cache / "gpuinit_cpu_0.so.sha256", cache / ".build-link"]
+    for p in old + young + kept[:2]:
+        p.mkdir() if p.name.startswith(".build-") else p.write_bytes(b"")
+    (cache / ".build-free" / cpu_kernel.BUILD_LOCK).write_bytes(b"")  # a lock its dead build no longer holds
+    (cache / ".build-link").symlink_to(cache / ".build-young")
+    held = cpu_kernel._hold_lock(cache / ".build-held" / cpu_kernel.BUILD_LOCK)
+    try:
+        for p in [*old, *kept, cache / ".build-held"]:
+            age(p)
+        cpu_kernel._remove_stale(cache)
+        assert not any(p.exists() for p in old)
+        assert all(p.exists() for p in young + kept)
+    finally:
+        os.close(held)
 
 
 @pytest.mark.parametrize("how", ["group_writable", "other_writable", pytest.param("other_owner", marks=as_root)])

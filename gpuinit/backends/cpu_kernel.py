@@ -28,7 +28,11 @@ each uses the cached library when it verifies, or else the one it built itself. 
 rejected or fails to load (bad digest, missing symbols, not loadable) is rebuilt once; if that fails
 too the kernel is not used, with the reason in ``why_not()`` and a warning on the ``gpuinit`` logger.
 The outcome is recorded only once an attempt completes, so an interrupted build is retried by
-the next call.
+the next call. A build holds a lock (``flock``) on a file in its directory while it runs, which the
+system releases when its process dies, however it dies; each build first removes the ``.build-*``
+directories whose lock is free (a build killed, or one of a gpuinit without the lock) and the temporary
+files left by killed processes, once they are ``STALE_AFTER`` seconds old (a new build takes its lock
+just after making its directory).
 """
 import ctypes
 import hashlib
@@ -42,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +60,8 @@ SOURCES = (KERNELS / "cuda" / "gpuinit_stream.cuh", KERNELS / "cpu" / "gpuinit_c
            KERNELS / "cpu" / "gpuinit_checksum.c")  # every .c file is compiled into the one library
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared",
          "-std=c11")
+STALE_AFTER = 600  # seconds before a free build directory or a temporary file in the cache is removed
+BUILD_LOCK = "lock"  # the file in a build directory that its build holds locked
 log = logging.getLogger("gpuinit")
 _lock = threading.Lock()
 _state: dict = {}
@@ -180,17 +187,70 @@ def _verified(so):
 
 def _compile(cc, so):
     """Compile the library, store it with its digest sidecar, and return its bytes."""
-    with tempfile.TemporaryDirectory(prefix=".build-", dir=so.parent) as tmp:
-        out = Path(tmp) / so.name
-        c_files = [f for f in SOURCES if f.suffix == ".c"]
-        r = _run([*cc, *FLAGS, *map(str, c_files), "-o", str(out)])
-        if r.returncode:
-            raise RuntimeError(f"compiling {', '.join(f.name for f in c_files)} failed: {r.stderr.strip()[-2000:]}")
-        out.chmod(0o600)  # the compiler's file follows the umask; it is ours, in our private directory
-        data = _read_private(out)
+    _remove_stale(so.parent)
+    lock = None
+    try:
+        with tempfile.TemporaryDirectory(prefix=".build-", dir=so.parent) as tmp:
+            lock = _hold_lock(Path(tmp) / BUILD_LOCK)
+            out = Path(tmp) / so.name
+            c_files = [f for f in SOURCES if f.suffix == ".c"]
+            r = _run([*cc, *FLAGS, *map(str, c_files), "-o", str(out)])
+            if r.returncode:
+                raise RuntimeError(f"compiling {', '.join(f.name for f in c_files)} failed: "
+                                   f"{r.stderr.strip()[-2000:]}")
+            out.chmod(0o600)  # the compiler's file follows the umask; it is ours, in our private directory
+            data = _read_private(out)
+    finally:
+        if lock is not None:  # released once the directory is gone: no other build takes it for a dead one
+            os.close(lock)
     _write_atomic(so.parent, so.name, data)
     _write_atomic(so.parent, so.name + ".sha256", (hashlib.sha256(data).hexdigest() + "\n").encode())
     return data
+
+
+def _hold_lock(path):
+    """A descriptor of ``path`` (created) holding an exclusive flock where the file system has locks;
+    close-on-exec, so that a compiler left running by a killed build does not hold it."""
+    import fcntl
+
+    fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # no locks here (some network file systems): the age alone guards this build
+        pass
+    return fd
+
+
+def _remove_stale(d):
+    """Remove what killed processes left in cache directory ``d``, once STALE_AFTER seconds old: build directories
+    whose lock is free or absent, and the temporary files of _write_atomic and _open. Best effort: what cannot
+    be checked or removed stays."""
+    import fcntl
+
+    now = time.time()
+    try:
+        entries = list(os.scandir(d))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if now - entry.stat(follow_symlinks=False).st_mtime < STALE_AFTER:
+                continue
+            if entry.name.startswith(".build-") and entry.is_dir(follow_symlinks=False):
+                try:
+                    fd = os.open(Path(entry.path, BUILD_LOCK), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+                except FileNotFoundError:  # killed before it took its lock, or a gpuinit that takes none
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while its build runs
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                finally:
+                    os.close(fd)
+            elif entry.name.startswith((".load-", ".gpuinit_cpu_")) and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+        except OSError:
+            continue
 
 
 def _open(so, data):
