@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import source_tree  # noqa: F401  (first: a checkout's gpuinit.kernels is its top-level kernels/ folder)
 from .api import init_
 from .backends import available_backends
-from .distributed import fingerprint
 from .errors import BackendUnavailableError, ConfigError, InitError, UnknownBackendError, ZeroFanError
 from .kernels.numpy_stream import philox4x32
 from .schemes import SCHEMES, calculate_gain
@@ -58,6 +57,14 @@ def own_init(module: Any, *, seed: Any = None, device: Any = None,
     from .model_init import own_init as _own_init
 
     return _own_init(module, seed=seed, device=device, rules=rules)
+
+
+def fingerprint(module: Any) -> dict[str, int]:
+    """{parameter name: 64-bit checksum of its values}, the same whatever the sharding: see
+    gpuinit.model_init.fingerprint and gpuinit.distributed.checksums."""
+    from .model_init.fingerprint import fingerprint as _fingerprint
+
+    return _fingerprint(module)
 
 
 def __getattr__(name):

@@ -241,10 +241,10 @@ def _executor(threads):
         return _pool
 
 
-def fingerprint(module: Any) -> dict[str, int]:
-    """{parameter name: 64-bit checksum of its values}, the same whatever the sharding of each parameter;
-    a tensor stored under several names (tied weights) is listed once, under its first name. Names are canonical
-    (a torch.compile, DDP or FSDP wrapper's part left out: gpuinit.model_init.names).
+def checksums(members: Any) -> dict[str, int]:
+    """{name: 64-bit checksum of its values} of (name, tensor) pairs, the same whatever the sharding of each
+    tensor; a tensor met again under another name (tied weights) is listed once, under its first name.
+    gpuinit.fingerprint hands it a model's parameters under their canonical names.
 
     Each element contributes mix(global index, value bits); contributions are summed (mod 2**64), so
     the order and placement of shards do not matter. Sharded parameters are all-reduced over their
@@ -255,9 +255,7 @@ def fingerprint(module: Any) -> dict[str, int]:
     lib, loaded = None, False  # loaded at the first CPU tensor: a model without one never builds the host kernel
     out: dict = {}
     seen, host = set(), []
-    from .model_init.names import Walk
-
-    for name, p in Walk(module).members("parameters"):  # canonical names; a tied parameter once, under its first
+    for name, p in members:
         if not loaded and p.is_cpu:
             lib, loaded = cpu_kernel.load(), True
         if lib is not None and _on_host(p):  # storage_key(p) of a CPU tensor, without its checks

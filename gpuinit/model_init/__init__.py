@@ -14,6 +14,7 @@ Two planners over one executor; imports run one way, down this list:
     recipes.py      what each layer type draws under each recipe
     rules.py        (name pattern, scheme, params) rules
     names.py        tied names, lookups by name
+    fingerprint.py  gpuinit.fingerprint: parameters under canonical names, checksummed
 """
 from .api import init_module, own_init
 from .by_recipe import PlanEntry, plan_module
