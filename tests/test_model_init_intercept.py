@@ -251,20 +251,21 @@ def test_skipped_targets_are_touched_not_filled(runs):
 
 
 def test_what_is_no_whole_floating_target_runs_as_written():
+    """A part of a model tensor and an integer fill run as written; a random fill of a tensor that is no model
+    tensor (a temporary) is drawn at once from gpuinit's stream of its place, whatever torch's generator says."""
     w, steps, other = torch.zeros(4, 4), torch.zeros((), dtype=torch.int64), torch.empty(4, 4)
     router = Router([("w", w), ("steps", steps)], seed=0)
     torch.manual_seed(5)
     with serving(router):
-        nn.init.normal_(other)  # not a model tensor: torch's own draw, not counted
+        nn.init.normal_(other)  # not a model tensor: gpuinit's draw, counted as a temporary
         nn.init.uniform_(w[:2])  # a part of a model tensor: as written, counted
         steps.fill_(3)  # an integer tensor: as written
     router.flush()
-    torch.manual_seed(5)
-    expected = torch.empty(4, 4).normal_()
+    expected = gpuinit.init_(torch.empty(4, 4), "normal", seed=0, stream=stream_of("<temporary>#0"))
     assert torch.equal(other, expected)
     assert w[:2].gt(0).all() and w[2:].eq(0).all()
     assert steps.item() == 3
-    assert router.touched == {"w", "steps"} and not router.report.served
+    assert router.touched == {"w", "steps"} and router.report.served == {"temporary normal": 1}
     assert router.report.as_written == {"uniform_": 1, "fill_": 1}
 
 

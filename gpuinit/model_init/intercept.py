@@ -90,6 +90,7 @@ def _uniform(args, kwargs):
 
 
 _FILL_METHODS: dict = {}  # torch.Tensor's in-place fill methods: the function that reads a call's spec
+_FACTORIES: dict = {}  # torch's random factories (rand, randn and their _like): the spec of what they draw
 _SHAPE_ONLY: set = set()  # torch functions that read no values and write nothing (shapes, dtypes, views' data)
 
 
@@ -107,9 +108,12 @@ def _fill_methods():
                                 "shape", "dtype", "device", "ndim", "is_meta", "is_cuda", "is_cpu", "layout",
                                 "requires_grad", "data", "is_leaf", "itemsize") if hasattr(T, a))})
         _FILL_METHODS.update({T.zero_: _zero, T.fill_: _fill, T.normal_: _normal, T.uniform_: _uniform})
+        rand, randn = init_spec("uniform_", {"a": 0.0, "b": 1.0}), init_spec("normal_", {"mean": 0.0, "std": 1.0})
+        _FACTORIES.update({torch.rand: rand, torch.rand_like: rand, torch.randn: randn, torch.randn_like: randn})
     return _FILL_METHODS
 
 
+_NOT_RANDOM = frozenset(("constant", "zeros", "ones", "eye", "dirac"))
 _PLAIN: set = set()  # torch.Tensor and torch.nn.Parameter, once torch is in use (_fill_methods)
 
 
@@ -150,6 +154,7 @@ class Router:
             self.add(fqn, t)
         self.calls, self.pending, self.touched = Counter(), {}, set()
         self.waiting = {}  # storage: {name: the target's tensor} of the jobs in ``pending`` (name: job)
+        self.where, self.temporaries = "", Counter()  # the module whose code runs (name and a dot); its temporaries
         self.busy = False  # gpuinit's own work: not intercepted
         self.report = OwnInitReport()
         self.derived = {}  # id: (DTensor indexed out of a sharded model tensor, that tensor, the index)
@@ -199,7 +204,7 @@ class Router:
                 storage = t.untyped_storage()._cdata if type(t) in _PLAIN else _storage(t)
                 targets = self.on_storage.get(storage)
                 if not targets:
-                    return False
+                    return self._temporary(t, spec, generator)
                 # the target itself (init code passes its parameter), else a view of one
                 fqn = targets[0][0] if len(targets) == 1 and targets[0][1] is t else self.fqn_of(t, storage)
                 if fqn is None or not t.is_floating_point():
@@ -232,6 +237,25 @@ class Router:
                 waiting[fqn] = t
         served = self.report.served
         served[spec[0]] = served.get(spec[0], 0) + 1
+        return True
+
+    def _temporary(self, t, spec, generator):
+        """A random fill of a tensor that is no model tensor (a temporary the code then copies from, as Mamba's dt
+        bias, torchtitan's float32 trunc_normal_ for bf16 weights or an orthogonal_ of a float32 copy do): written
+        at once from gpuinit's stream of where it happens (the running module's name and the draw's number in
+        the call: the same run to run), so the seed decides it too. False (torch draws it) with the code's own
+        generator, on the dry run, and for what gpuinit does not fill."""
+        if generator is not None or self.dry or spec[0] in _NOT_RANDOM or t.is_meta or not t.is_floating_point():
+            return False
+        name = f"{self.where}<temporary>#{self.temporaries[self.where]}"
+        try:
+            job = jobs.prepare(t, spec[0], spec[1], seed=self.seed, stream=stream_of(name), name=name)
+        except (InitError, BackendUnavailableError, TypeError, ValueError):
+            return False
+        self.temporaries[self.where] += 1
+        jobs.run([job])
+        served, key = self.report.served, "temporary " + spec[0]
+        served[key] = served.get(key, 0) + 1
         return True
 
     def flush(self):
@@ -384,6 +408,14 @@ def _mode(router):
                 return found[0]
             router.before(func, args, kwargs)
             out = func(*args, **kwargs)
+            drawn = _FACTORIES.get(func)
+            if drawn is not None and isinstance(out, torch.Tensor) and not router.dry:  # torch.rand(n) and kin
+                router.busy = True
+                try:
+                    with _DISABLED[0]():
+                        router._temporary(out, drawn, kwargs.get("generator"))
+                finally:
+                    router.busy = False
             name = getattr(func, "__name__", "")
             if func is torch.Tensor.__getitem__ and len(args) == 2:
                 router.track(args[0], args[1], out)

@@ -33,6 +33,7 @@ def run(module, plan, seed, *, dry, walk=None):
     try:
         with serving(router), _reads_on_meta(dry):
             for prefix, m in _post_order(module, walk):
+                router.where = prefix
                 if code.modules is None:
                     _reset(m, prefix, router)
                     if _reset_buffers(m):  # its buffers are restored as init_module restores them (on meta too)
@@ -43,6 +44,7 @@ def run(module, plan, seed, *, dry, walk=None):
                 elif prefix[:-1] in code.modules:
                     _reset(m, prefix, router)
             if code.modules is None:
+                router.where = ""
                 _model_init(module)
     finally:
         for (owner, name), t in untied.items():
