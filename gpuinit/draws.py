@@ -7,12 +7,13 @@ check their numbers and precompute what the kernels use, in float64 on the host,
 (docs/stream.md).
 """
 import math
+import sys
 from dataclasses import dataclass, replace
 from typing import ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 
-from .errors import InitError
+from .errors import InitError, short_repr
 from .kernels.numpy_stream import TRUNC_LIMIT
 
 # Kinds a backend computes element by element from the stream; the others (constant, eye, dirac, orthogonal,
@@ -109,11 +110,30 @@ Elementwise = Uniform | Normal | TruncNormal | Words  # what the kernels draw, k
 _Clamped = TypeVar("_Clamped", Uniform, TruncNormal)
 
 
-def finite(name: str, value: object, *, positive: bool = False, nonnegative: bool = False) -> float:
-    """``value`` as a float, checked: a real number (not a bool), finite, and > 0 or >= 0 where asked."""
+def real_value(value: object) -> float | None:
+    """``value`` as a float when it is a real number: a Python or NumPy int or float (not a bool), or a 0-d NumPy
+    array or torch tensor of such a dtype; None for anything else (a bool, a complex number, a string, ...)."""
+    if type(value) is float:
+        return value
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    elif not isinstance(value, (int, float, np.generic)):
+        torch = sys.modules.get("torch")
+        if torch is None or not isinstance(value, torch.Tensor) or value.dim() or value.is_complex() \
+                or value.dtype == torch.bool or value.is_meta:
+            return None
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InitError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
+        return None
+    return float(value)
+
+
+def finite(name: str, value: object, *, positive: bool = False, nonnegative: bool = False) -> float:
+    """``value`` as a float, checked: a real number (``real_value``), finite, and > 0 or >= 0 where asked."""
+    number = real_value(value)
+    if number is None:
+        raise InitError(f"{name} must be a real number, got {short_repr(value)}")
+    value = number
     if not math.isfinite(value):
         raise InitError(f"{name} must be finite, got {value}")
     if positive and not value > 0:
@@ -124,10 +144,11 @@ def finite(name: str, value: object, *, positive: bool = False, nonnegative: boo
 
 
 def _real(name: str, value: object) -> float:
-    """``value`` as a float: any real number but NaN (infinite bounds are allowed)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or math.isnan(value):
-        raise InitError(f"{name} must be a real number, got {value!r}")
-    return float(value)
+    """``value`` as a float: any real number (``real_value``) but NaN (infinite bounds are allowed)."""
+    number = real_value(value)
+    if number is None or math.isnan(number):
+        raise InitError(f"{name} must be a real number, got {short_repr(value)}")
+    return number
 
 
 def _f32_inward(lo: float, hi: float) -> tuple[float, float]:
@@ -203,8 +224,10 @@ def eye(gain: object = 1.0) -> Eye:
 
 
 def dirac(groups: object = 1) -> Dirac:
+    if isinstance(groups, np.ndarray) and groups.ndim == 0:
+        groups = groups[()]
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise InitError(f"groups must be a positive integer, got {groups!r}")
+        raise InitError(f"groups must be a positive integer, got {short_repr(groups)}")
     return Dirac(int(groups))
 
 

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from . import seeding
-from .draws import DTYPE_MAX
+from .draws import DTYPE_MAX, real_value
 from .errors import InitError, UnknownArgumentError, short_repr
 from .schemes import Layout
 
@@ -148,7 +148,8 @@ def fan_axes(shape, input_axes, output_axes):
 def check_variance_scaling(scale, mode, distribution, input_axes, output_axes):
     """VarianceScaling's arguments checked as Keras checks them (ValueError); the distribution's name, lower
     case, Keras's legacy "normal" read as "truncated_normal" (keras/src/initializers/random_initializers.py)."""
-    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) or not scale > 0:
+    number = real_value(scale)
+    if number is None or not number > 0:
         raise InitError(f"Argument `scale` must be positive float. Received: scale={short_repr(scale)}")
     modes = ("fan_in", "fan_out", "fan_avg")
     if mode not in modes:

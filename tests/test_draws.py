@@ -90,6 +90,31 @@ def test_constructor_checks(make, message):
     assert str(e.value) == message
 
 
+def test_numpy_and_torch_0d_numbers_are_numbers():
+    """0-d NumPy arrays, NumPy scalars and 0-d torch tensors of a real dtype are taken as the number they hold;
+    bool, complex, non-finite and larger arrays are refused, quoted with short_repr."""
+    torch = pytest.importorskip("torch")
+    for value in (np.asarray(0.5, np.float32), np.float32(0.5), np.asarray(0.5), np.float16(0.5),
+                  torch.tensor(0.5), torch.tensor(0.5, dtype=torch.float64)):
+        assert draws.normal(0.0, value) == draws.Normal(mean=0.0, std=0.5), value
+        assert draws.trunc_normal(0.0, 1.0, value, 1.0).lo == 0.5
+    assert draws.uniform(np.asarray(-1), np.asarray(3, np.uint8)) == draws.uniform(-1, 3)
+    assert draws.dirac(np.asarray(2)) == draws.Dirac(groups=2)
+    for bad, shown in [(np.asarray(True), "array(True)"), (np.bool_(True), "np.True_"),
+                       (np.asarray(1 + 2j, np.complex64), "array(1.+2.j, dtype=complex64)"),
+                       (np.complex128(1), "np.complex128(1+0j)"), (np.asarray([0.5]), "array([0.5])"),
+                       (torch.tensor(True), "tensor(True)"), (torch.tensor([0.5]), "tensor([0.5000])")]:
+        with pytest.raises(InitError, match=re.escape(f"std must be a real number, got {shown}")):
+            draws.normal(0.0, bad)
+    with pytest.raises(InitError, match="std must be finite, got inf"):
+        draws.normal(0.0, np.asarray(np.inf, np.float32))
+    with pytest.raises(InitError, match="a must be a real number, got array"):
+        draws.trunc_normal(0.0, 1.0, np.asarray(np.nan), 1.0)
+    with pytest.raises(InitError) as e:
+        draws.normal(0.0, np.asarray(list(range(10_000)), dtype=object).reshape(1, -1))
+    assert len(str(e.value)) < 400  # capped
+
+
 def test_infinite_truncation_bounds_are_allowed():
     t = draws.trunc_normal(0.0, 1.0, -math.inf, 0.0)
     assert t.lo == -math.inf and t.hi == 0.0 and t.p_lo == 0.0 and t.p_span == 0.5

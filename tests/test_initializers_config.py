@@ -152,6 +152,7 @@ def test_fan_axes_give_keras_fans():
 def test_check_variance_scaling(distribution, name):
     assert cfg.check_variance_scaling(2.0, "fan_avg", distribution, None, None) == name
     assert cfg.check_variance_scaling(1, "fan_in", distribution, [0], (1,)) == name
+    assert cfg.check_variance_scaling(np.asarray(2.0, np.float32), "fan_in", distribution, None, None) == name
 
 
 @pytest.mark.parametrize("args,match", [
@@ -159,6 +160,8 @@ def test_check_variance_scaling(distribution, name):
     ((-1, "fan_in", "uniform", None, None), "scale=-1"),
     ((True, "fan_in", "uniform", None, None), "scale=True"),
     ((float("nan"), "fan_in", "uniform", None, None), "scale=nan"),
+    ((np.asarray(True), "fan_in", "uniform", None, None), "scale=array(True)"),
+    ((np.asarray(1j), "fan_in", "uniform", None, None), "scale=array(0.+1.j)"),
     ((1.0, "fan_mid", "uniform", None, None), "Invalid `mode` argument: 'fan_mid'"),
     ((1.0, "fan_in", "cauchy", None, None), "Invalid `distribution` argument: 'cauchy'"),
     ((1.0, "fan_in", 3, None, None), "Invalid `distribution` argument: 3"),

@@ -6,6 +6,7 @@ import inspect
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from scipy import stats
@@ -125,6 +126,23 @@ def test_zero_d_tensor_parameters(name, kw):
         assert torch.equal((ours == 0).sum(0), (theirs == 0).sum(0))
         ours, theirs = ours[ours != 0], theirs[theirs != 0]
     same_law(ours, theirs)
+
+
+@pytest.mark.parametrize("name,kw", ZERO_D, ids=[c[0] for c in ZERO_D])
+def test_zero_d_numpy_parameters(name, kw):
+    """0-d NumPy arrays (and NumPy scalars) of a real dtype are the numbers they hold; bool and complex ones are
+    refused before anything is written."""
+    as_floats = {k: v.item() for k, v in kw.items()}
+    expected = getattr(gi, name)(torch.empty(40, 30), **as_floats, seed=11)
+    for convert in (np.asarray, lambda v: np.asarray(v, np.float32), np.float32):
+        filled = getattr(gi, name)(torch.empty(40, 30), **{k: convert(v) for k, v in as_floats.items()}, seed=11)
+        assert torch.equal(filled, expected)
+    key = next(iter(kw))
+    for bad in (np.asarray(True), np.asarray(0.5 + 0j)):
+        w = torch.zeros(40, 30)
+        with pytest.raises(gi.InitTypeError, match=f"{key} must be a real number or a 0-d tensor, got array"):
+            getattr(gi, name)(w, **{**as_floats, key: bad}, seed=11)
+        assert not w.any()
 
 
 def test_zero_d_gain_and_val():

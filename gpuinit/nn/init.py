@@ -17,13 +17,13 @@ ops write it, then raise). Parameters take Python numbers, numpy scalars and 0-d
 import math
 import warnings
 
-import numpy as np
 import torch
 
 from .. import seeding
 from ..api import init_
 from ..backends.checks import INFERENCE_OUTSIDE
-from ..errors import InitError
+from ..draws import real_value
+from ..errors import InitError, short_repr
 from ..schemes import calculate_gain
 
 __all__ = [  # torch.nn.init's, its deprecated aliases included
@@ -54,14 +54,16 @@ class InitZeroDivisionError(InitError, ZeroDivisionError):
 
 
 def _num(name, value):
-    """A float from a Python or numpy real number or a 0-d real tensor."""
+    """A float from a Python or numpy real number, a 0-d real numpy array or a 0-d real tensor (a bool tensor
+    reads as 0 or 1, as torch reads it)."""
     if type(value) is float:
         return value
-    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_complex():
-        value = value.item()
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return float(value)
-    raise InitTypeError(f"{name} must be a real number or a 0-d tensor, got {value!r}")
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and value.dtype == torch.bool:
+        return float(value.item())
+    number = real_value(value)
+    if number is None:
+        raise InitTypeError(f"{name} must be a real number or a 0-d tensor, got {short_repr(value)}")
+    return number
 
 
 def _run(tensor, scheme, seed=None, generator=None, **params):
