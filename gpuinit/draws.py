@@ -1,7 +1,8 @@
 """What a backend draws: a kind and its final numbers (no fans, no gains, no names).
 
 A draw is the only thing that crosses from the schemes to the backends: one small frozen dataclass per kind
-(``Uniform``, ``Normal``, ``TruncNormal``, ``Constant``, ``Eye``, ``Dirac``, ``Orthogonal``, ``Sparse``), each
+(``Uniform``, ``Normal``, ``TruncNormal``, ``Constant``, ``Eye``, ``Dirac``, ``Orthogonal``, ``DeltaOrthogonal``,
+``Sparse``), each
 naming its kind in ``kind``; ``Draw`` is any of them. The constructors below (``uniform``, ``normal``, ...)
 check their numbers and precompute what the kernels use, in float64 on the host, then rounded once to float32
 (docs/stream.md).
@@ -90,6 +91,16 @@ class Orthogonal:
 
 
 @dataclass(frozen=True)
+class DeltaOrthogonal:
+    """Zeros but at the centre tap of every spatial axis, which holds ``gain`` times a (semi-)orthogonal matrix
+    of the ``in_axis`` and ``out_axis`` (Xiao et al. 2018)."""
+    kind: ClassVar[str] = "delta_orthogonal"
+    gain: float
+    in_axis: int
+    out_axis: int
+
+
+@dataclass(frozen=True)
 class Sparse:
     """N(0, std^2) with a fraction ``sparsity`` of each column zero."""
     kind: ClassVar[str] = "sparse"
@@ -105,7 +116,7 @@ class Words:
 
 
 WORDS = Words()
-Draw = Uniform | Normal | TruncNormal | Constant | Eye | Dirac | Orthogonal | Sparse
+Draw = Uniform | Normal | TruncNormal | Constant | Eye | Dirac | Orthogonal | DeltaOrthogonal | Sparse
 Elementwise = Uniform | Normal | TruncNormal | Words  # what the kernels draw, kernel_params' draws
 _Clamped = TypeVar("_Clamped", Uniform, TruncNormal)
 
@@ -235,6 +246,10 @@ def orthogonal(gain: object, out_axis: int, batch_axis: tuple[int, ...]) -> Orth
     return Orthogonal(gain=finite("gain", gain), out_axis=out_axis, batch_axis=tuple(batch_axis))
 
 
+def delta_orthogonal(gain: object, in_axis: int, out_axis: int) -> DeltaOrthogonal:
+    return DeltaOrthogonal(gain=finite("gain", gain), in_axis=in_axis, out_axis=out_axis)
+
+
 def sparse(sparsity: object, std: object) -> Sparse:
     sparsity = finite("sparsity", sparsity)
     if not 0.0 <= sparsity <= 1.0:
@@ -266,7 +281,7 @@ def fit(draw: Draw, dtype: str) -> Draw:
         _within("value", abs(draw.value), DTYPE_MAX[dtype], dtype)
     elif isinstance(draw, Eye):
         _within("gain", abs(draw.gain), DTYPE_MAX[dtype], dtype)
-    elif isinstance(draw, Orthogonal):
+    elif isinstance(draw, (Orthogonal, DeltaOrthogonal)):
         _within("gain", abs(draw.gain), limit, within)
     elif isinstance(draw, (Normal, Sparse)):
         mean = draw.mean if isinstance(draw, Normal) else 0.0

@@ -296,6 +296,30 @@ def orthogonal(layout, gain=1.0):
     return draws.orthogonal(gain, layout.out_axis[0], layout.batch_axis)
 
 
+def delta_orthogonal(layout, gain=1.0):
+    """Delta orthogonal (Xiao et al. 2018, JAX ``delta_orthogonal``; JAX calls the gain ``scale``): a 3-, 4- or
+    5-D convolution kernel, zero but at its centre tap (index (k - 1) // 2 of each spatial axis), which holds
+    ``orthogonal(gain)`` of the (in, out) matrix (its two axes in the tensor's order), so W W^T = gain^2 I over
+    the in axis; needs in <= out. JAX's layout (k..., in, out) is ``in_axis=-2, out_axis=-1``.
+
+    >>> import numpy as np, gpuinit
+    >>> w = gpuinit.init_(np.empty((3, 2, 3, 4), np.float32), "delta_orthogonal", seed=0, in_axis=-2, out_axis=-1)
+    >>> m = w[1, 0]
+    >>> bool(np.allclose(m @ m.T, np.eye(3), atol=1e-6)), int(np.count_nonzero(w)) == m.size
+    (True, True)
+    """
+    _need_ndim(layout, "delta_orthogonal", lambda n: n in (3, 4, 5),
+               "Only tensors with 3, 4, or 5 dimensions are supported")
+    if len(layout.in_axis) != 1 or len(layout.out_axis) != 1 or layout.batch_axis:
+        raise InitError(f"delta_orthogonal needs one in_axis and one out_axis and no batch_axis, got in_axis "
+                        f"{layout.in_axis}, out_axis {layout.out_axis}, batch_axis {layout.batch_axis}")
+    n_in, n_out = layout.shape[layout.in_axis[0]], layout.shape[layout.out_axis[0]]
+    if n_in > n_out:
+        raise InitError(f"delta_orthogonal: fan_in must be less or equal than fan_out, got in {n_in} > out {n_out} "
+                        f"(in_axis {layout.in_axis[0]}, out_axis {layout.out_axis[0]} of shape {layout.shape})")
+    return draws.delta_orthogonal(gain, layout.in_axis[0], layout.out_axis[0])
+
+
 def identity(layout, gain=1.0):
     """gain * I on a 2-D shape (rectangular allowed, Keras ``Identity``): W[i, i] = gain, 0 elsewhere.
 
@@ -524,9 +548,10 @@ _KERAS = ("zeros", "ones", "constant", "random_normal", "random_uniform", "trunc
           "orthogonal", "identity")
 _TUTORIAL = ("xavier_logistic_uniform", "xavier_logistic_normal", "he_leaky_uniform", "he_leaky_normal",
              "he_fan_avg_uniform", "he_fan_avg_normal")
-_TORCH = ("uniform", "normal", "trunc_normal", "eye", "dirac", "xavier_uniform", "xavier_normal",
-          "kaiming_uniform", "kaiming_normal", "sparse")
-SCHEMES = {name: globals()[name] for name in _KERAS + _TUTORIAL + _TORCH}
+_JAX = ("delta_orthogonal",)
+TORCH_NAMES = ("uniform", "normal", "trunc_normal", "eye", "dirac", "xavier_uniform", "xavier_normal",
+               "kaiming_uniform", "kaiming_normal", "sparse")
+SCHEMES = {name: globals()[name] for name in _KERAS + _TUTORIAL + _JAX + TORCH_NAMES}
 
 
 def resolve(name):

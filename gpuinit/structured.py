@@ -1,4 +1,4 @@
-"""The structured draws (constant, eye, dirac, orthogonal, sparse), written once for every backend.
+"""The structured draws (constant, eye, dirac, orthogonal, delta orthogonal, sparse), written once for every backend.
 
 A backend hands ``fill`` a ``Target``: the block to write, the namespace of the library that holds it (numpy,
 cupy or torch) and the backend's own launches of elementwise draws; everything else is here, so every backend
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .draws import WORDS, Constant, Dirac, Draw, Eye, Normal, Orthogonal, Sparse
+from .draws import WORDS, Constant, DeltaOrthogonal, Dirac, Draw, Eye, Normal, Orthogonal, Sparse
 
 
 class Namespace:
@@ -81,6 +81,26 @@ def _orthogonal(t: Target, p: Orthogonal) -> None:
     t.put(..., q[tuple(slice(o, o + n) for o, n in zip(t.offsets, t.shape, strict=True))])
 
 
+def _delta_orthogonal(t: Target, p: DeltaOrthogonal) -> None:
+    """Zeros, and at the centre tap ((k - 1) // 2 of every other axis) the orthogonal matrix that ``orthogonal``
+    gives a 2-D array of the in and out axes (in the tensor's order of the two), from the same stream."""
+    t.put(..., 0.0)
+    first, second = sorted((p.in_axis, p.out_axis))
+    shape = (t.full_shape[first], t.full_shape[second])
+    index = []
+    for axis, (n, o, k) in enumerate(zip(t.full_shape, t.offsets, t.shape, strict=True)):
+        if axis in (first, second):
+            index.append(slice(None))
+        elif not o <= (n - 1) // 2 < o + k:
+            return  # the block holds no centre tap
+        else:
+            index.append((n - 1) // 2 - o)
+    g = t.draw(Normal(mean=0.0, std=1.0), shape, shape, (0, 0), 0)
+    q = orthogonalize(t.ns.float64(g) if t.wide else g, Orthogonal(p.gain, int(p.out_axis == second), ()), t.ns.xp)
+    t.put(tuple(index), q[t.offsets[first]:t.offsets[first] + t.shape[first],
+                          t.offsets[second]:t.offsets[second] + t.shape[second]])
+
+
 def _sparse(t: Target, p: Sparse) -> None:
     """N(0, std) values; in each column j of the (rows, cols) tensor the ceil(sparsity * rows) rows with the
     smallest keys are zero. The key of (i, j) is (word(rows * cols + i * cols + j), i): the words of the stream
@@ -99,7 +119,7 @@ def _sparse(t: Target, p: Sparse) -> None:
 
 
 _KINDS: dict[str, Callable] = {"constant": _constant, "eye": _eye, "dirac": _dirac, "orthogonal": _orthogonal,
-                               "sparse": _sparse}
+                               "delta_orthogonal": _delta_orthogonal, "sparse": _sparse}
 
 
 def orthogonalize(g, p: Orthogonal, xp):

@@ -14,10 +14,10 @@ from gpuinit.errors import InitError
 
 KINDS = {draws.Uniform: "uniform", draws.Normal: "normal", draws.TruncNormal: "trunc_normal",
          draws.Constant: "constant", draws.Eye: "eye", draws.Dirac: "dirac", draws.Orthogonal: "orthogonal",
-         draws.Sparse: "sparse", draws.Words: "words"}
+         draws.DeltaOrthogonal: "delta_orthogonal", draws.Sparse: "sparse", draws.Words: "words"}
 EXAMPLES = [draws.uniform(-0.3, 0.9), draws.normal(0.5, 2.0), draws.trunc_normal(0.0, 1.0, -2.0, 2.0),
             draws.trunc_normal(1.0, 2.0, 5.5, 9.0), draws.constant(0.37), draws.eye(1.7), draws.dirac(2),
-            draws.orthogonal(2.0, 1, [0]), draws.sparse(0.3, 0.7)]
+            draws.orthogonal(2.0, 1, [0]), draws.delta_orthogonal(1.5, 1, 0), draws.sparse(0.3, 0.7)]
 
 
 # ---- the types -----------------------------------------------------------------------------------------------

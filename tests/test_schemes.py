@@ -134,6 +134,47 @@ def test_identity_eye_dirac(dtype):
     assert np.array_equal(w, ref)
 
 
+@pytest.mark.parametrize("shape,in_axis,out_axis", [((5, 3, 3), 1, 0), ((8, 4, 3, 2), 1, 0), ((3, 3, 4, 6), -2, -1),
+                                                     ((3, 2, 3, 5, 5), -2, -1), ((4, 4, 1, 1), 0, 1),
+                                                     ((2, 3, 5), 0, 2)])
+def test_delta_orthogonal(shape, in_axis, out_axis, rng):
+    """Xiao et al. (2018), JAX's delta_orthogonal: zeros but at the centre tap ((k - 1) // 2 of each spatial axis),
+    which is gpuinit's orthogonal of the (in, out) matrix from the same seed and stream, in either layout; a
+    block of it holds the whole tensor's values."""
+    seed, stream = fresh_seed(rng), fresh_seed(rng)
+    w = gpuinit.init_(np.empty(shape), "delta_orthogonal", seed=seed, stream=stream, gain=1.5, in_axis=in_axis,
+                      out_axis=out_axis)
+    fan_axes = sorted(a % len(shape) for a in (in_axis, out_axis))
+    centre = tuple(slice(None) if a in fan_axes else (n - 1) // 2 for a, n in enumerate(shape))
+    m = w[centre]
+    out_pos = fan_axes.index(out_axis % len(shape))
+    expected = gpuinit.init_(np.empty(m.shape), "orthogonal", seed=seed, stream=stream, gain=1.5,
+                             in_axis=1 - out_pos, out_axis=out_pos)
+    assert np.array_equal(m, expected)
+    rows = m if out_axis % len(shape) == fan_axes[1] else m.T  # (in, out): orthonormal rows times the gain
+    assert np.allclose(rows @ rows.T, 1.5**2 * np.eye(rows.shape[0]), atol=1e-12)
+    rest = w.copy()
+    rest[centre] = 0
+    assert not rest.any()
+    block = tuple(slice(n // 3, n - n // 3) for n in shape)
+    part = gpuinit.init_(np.empty(w[block].shape), "delta_orthogonal", seed=seed, stream=stream, gain=1.5,
+                         in_axis=in_axis, out_axis=out_axis, full_shape=shape, offsets=[b.start for b in block])
+    assert np.array_equal(part, w[block])
+
+
+def test_delta_orthogonal_refuses():
+    for shape, kw, message in [((6, 4), {}, "Only tensors with 3, 4, or 5 dimensions"),
+                               ((2,) * 6, {}, "Only tensors with 3, 4, or 5 dimensions"),
+                               ((4, 6, 3), {}, "fan_in must be less or equal than fan_out, got in 6 > out 4"),
+                               ((3, 6, 4), {"in_axis": -2, "out_axis": -1}, "fan_in must be less or equal"),
+                               ((4, 2, 6, 3), {"batch_axis": 3, "in_axis": 1, "out_axis": 0}, "no batch_axis"),
+                               ((4, 4, 3), {"gain": np.nan}, "gain must be finite")]:
+        w = np.zeros(shape)
+        with pytest.raises(gpuinit.InitError, match=message):
+            gpuinit.init_(w, "delta_orthogonal", seed=0, **kw)
+        assert not w.any()
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_constants(dtype):
     assert np.all(filled((7, 3), dtype, "zeros") == 0)

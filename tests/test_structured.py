@@ -16,13 +16,16 @@ from gpuinit.backends import cupy_backend, numpy_backend
 from gpuinit.jobs import Job
 
 DRAWS = [draws.constant(0.37), draws.eye(1.7), draws.dirac(2), draws.sparse(0.3, 0.7), draws.sparse(1.0, 1.0),
-         draws.orthogonal(2.0, 0, ()), draws.orthogonal(1.5, 1, (0,))]
+         draws.orthogonal(2.0, 0, ()), draws.orthogonal(1.5, 1, (0,)), draws.delta_orthogonal(1.5, 1, 0),
+         draws.delta_orthogonal(1.0, 2, 3)]
 # (shape, full_shape, offsets) per draw kind: whole tensors and blocks
 BLOCKS = {"constant": [((3, 4, 5), None, None), ((2, 2), (3, 8), (1, 5))],
           "eye": [((7, 5), None, None), ((3, 4), (7, 5), (2, 1)), ((2, 2), (3, 8), (1, 5))],
           "dirac": [((6, 4, 3, 3), None, None), ((3, 2, 3, 1), (6, 4, 3, 3), (3, 1, 0, 1))],
           "sparse": [((40, 24), None, None), ((13, 5), (40, 24), (11, 9)), ((40, 7), (40, 24), (0, 5))],
-          "orthogonal": [((6, 4, 5), None, None), ((3, 2, 5), (6, 4, 5), (2, 1, 0))]}
+          "orthogonal": [((6, 4, 5), None, None), ((3, 2, 5), (6, 4, 5), (2, 1, 0))],
+          "delta_orthogonal": [((6, 4, 3, 6), None, None), ((3, 2, 2, 3), (6, 4, 3, 6), (2, 1, 1, 2)),
+                               ((3, 2, 1, 3), (6, 4, 3, 6), (2, 1, 0, 2))]}
 
 
 def _cases():
@@ -125,7 +128,7 @@ def test_cupy_glue_on_the_host(host_cupy, dtype, rng):
         seed = fresh_seed(rng)
         got = cupy_backend.fill(Job(np.full(shape, 3, store), draw, full, off, seed, 5, cupy_backend, bits))
         want = numpy_backend.fill(Job(np.full(shape, 4, store), draw, full, off, seed, 5, numpy_backend, bits))
-        if draw.kind == "orthogonal":
+        if draw.kind in ("orthogonal", "delta_orthogonal"):
             f32 = (lambda a: (a.astype(np.uint32) << 16).view(np.float32)) if bits else (lambda a: a)
             assert np.allclose(f32(got), f32(want), rtol=1e-2 if dtype in ("float16", "bfloat16") else 1e-5, atol=1e-6)
         else:
