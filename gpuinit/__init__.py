@@ -4,6 +4,7 @@
 >>> w = gpuinit.init_(np.empty((512, 256), np.float32), "glorot_uniform", seed=0)
 """
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import source_tree  # noqa: F401  (first: a checkout's gpuinit.kernels is its top-level kernels/ folder)
@@ -27,6 +28,7 @@ __all__ = [
     "ZeroFanError",
     "available_backends",
     "calculate_gain",
+    "deferred",
     "fingerprint",
     "init_",
     "init_module",
@@ -57,6 +59,14 @@ def own_init(module: Any, *, seed: Any = None, device: Any = None,
     from .model_init import own_init as _own_init
 
     return _own_init(module, seed=seed, device=device, rules=rules)
+
+
+def deferred() -> "AbstractContextManager[Any]":
+    """Build models within on the meta device, their constructors' init recorded for own_init to replay with
+    gpuinit's stream: see gpuinit.model_init.deferred."""
+    from .model_init.deferred import deferred as _deferred
+
+    return _deferred()
 
 
 def fingerprint(module: Any) -> dict[str, int]:

@@ -8,6 +8,7 @@ Two planners over one executor; imports run one way, down this list:
     executor.py     fill_model(module, plan, ...): dry run, checks, materialize, the code, the fills
     materialize.py  to_empty / to on a device, probed first, ties kept
     own_code.py     which of the model's own init code runs, and how (parametrizations, Hugging Face, FSDP2)
+    deferred.py     gpuinit.deferred(): constructors recorded on meta, replayed as the model's own init code
     intercept.py    the interception layer: the code's fills become gpuinit jobs (Router, OwnInitReport)
     plan.py         Plan and OwnCode: what a planner hands the executor
     buffers.py      how a recipe restores buffers

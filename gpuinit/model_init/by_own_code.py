@@ -23,4 +23,5 @@ def _unwritten(names, dry):
     if not dry:
         return None  # a materialized model's untouched tensors are reported (OwnInitReport.untouched)
     return (f"own init: no init code writes {', '.join(names)} (set in the constructor, which does not run on a "
-            "meta model); add a rule naming them")
+            "meta model); build the model within gpuinit.deferred() to have its constructor's init run, or add a "
+            "rule naming them")

@@ -145,6 +145,8 @@ stream_of = functools.lru_cache(maxsize=1 << 16)(distributed.stream_of)  # a SHA
 class Router:
     """Turns fill calls on the module's tensors into gpuinit jobs; ``dry``: check them, write nothing."""
 
+    records = False  # deferred.Recording, which stands in for a router while a model is built, records calls
+
     def __init__(self, targets, *, seed, skip=(), dry=False):
         self.seed, self.skip, self.dry = seed, set(skip), dry
         _fill_methods()  # torch's types known here
@@ -280,7 +282,7 @@ class Router:
             in_place, name = True, "data ="
         if not (self.pending or in_place or "out" in kwargs):
             return  # nothing waits and nothing is written: most torch calls of init code (shapes, reads)
-        tensors = _tensor_leaves((*args, *kwargs.values()), torch.Tensor, [])
+        tensors = tensor_leaves((*args, *kwargs.values()), torch.Tensor, [])
         self.busy = True  # the storage lookups below are gpuinit's
         try:
             if self.pending and {_storage(x) for x in tensors} & self.waiting.keys():
@@ -343,15 +345,15 @@ def _disjoint(t, others):
     return True
 
 
-def _tensor_leaves(items, tensor_type, out):
+def tensor_leaves(items, tensor_type, out):
     """The tensors among ``items``, looking into lists, tuples (named ones too) and dicts, as torch's pytrees do."""
     for x in items:
         if isinstance(x, tensor_type):
             out.append(x)
         elif isinstance(x, (list, tuple)):
-            _tensor_leaves(x, tensor_type, out)
+            tensor_leaves(x, tensor_type, out)
         elif isinstance(x, dict):
-            _tensor_leaves(x.values(), tensor_type, out)
+            tensor_leaves(x.values(), tensor_type, out)
     return out
 
 
@@ -387,7 +389,7 @@ def serving(router):
     """Within: torch's grad mode off, torch.nn.init's functions and the in-place fill methods routed to ``router``."""
     import torch
 
-    with torch.no_grad(), _Patched(router), _mode(router):
+    with torch.no_grad(), Patched(router), _mode(router):
         yield router
 
 
@@ -499,7 +501,7 @@ def _shape_only(f):
     return helper
 
 
-class _Patched:
+class Patched:
     """Within: this thread's calls of torch.nn.init's functions (also as transformers.initialization's table holds
     them) hand whole model tensors to ``router``.
 
@@ -597,6 +599,8 @@ def _wrapper(name, original):
         router = routers[-1] if routers else None
         if router is None or router.busy:
             return original(tensor, *args, **kwargs)
+        if router.records:  # a model built under gpuinit.deferred(): the call is recorded (deferred.py)
+            return router.record_init(name, original, tensor, args, kwargs)
         key = _call_key(args, kwargs)  # a model repeats a few calls: each is bound and read once
         spec = specs.get(key) if key is not None else None
         generator = None  # a keyed call has none: a torch.Generator is no plain value

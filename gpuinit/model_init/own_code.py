@@ -12,6 +12,7 @@ import sys
 
 from .. import distributed
 from ..errors import InitError
+from . import deferred
 from .intercept import Router, serving
 from .names import Walk, by_name
 
@@ -27,13 +28,21 @@ def run(module, plan, seed, *, dry, walk=None):
     targets = [(fqn, tensors[fqn]) for fqn in code.targets]
     router = Router(targets, seed=seed, skip=code.skip, dry=dry)
     untied = {}
-    if code.modules is None:
+    order = _post_order(module, walk)
+    # constructors recorded (gpuinit.deferred): they are the code; not a Hugging Face model's, which skip their init
+    # on meta, where its own init code (below) is the code
+    built = deferred.recorded(order) if code.modules is None and not _hugging_face(module) else None
+    if code.modules is None and built is None:
         _clear_hf_flags(walk, tensors.values())
         untied = _untie_hf_targets(module, plan.params, walk)
     try:
         with serving(router), _reads_on_meta(dry):
-            for prefix, m in _post_order(module, walk):
+            if built is not None:
+                deferred.replay(built[0], tensors)
+            for prefix, m in order:
                 router.where = prefix
+                if built is not None and id(m) in built[1]:
+                    continue
                 if code.modules is None:
                     _reset(m, prefix, router)
                     if _reset_buffers(m):  # its buffers are restored as init_module restores them (on meta too)
@@ -43,7 +52,7 @@ def run(module, plan, seed, *, dry, walk=None):
                                 router.report.as_written["reset_buffers"] += 1
                 elif prefix[:-1] in code.modules:
                     _reset(m, prefix, router)
-            if code.modules is None:
+            if code.modules is None and (built is None or id(module) not in built[1]):
                 router.where = ""
                 _model_init(module)
     finally:
@@ -308,6 +317,10 @@ def _model_init(module):
         fn()
     finally:
         del module.is_custom_code
+
+
+def _hugging_face(module):
+    return callable(getattr(module, "_init_weights", None)) and callable(getattr(module, "post_init", None))
 
 
 def _unwrapped_class(module):
