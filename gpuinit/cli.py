@@ -180,7 +180,7 @@ def info(args):
     from .backends import cpu_kernel
 
     print(f"gpuinit {__version__} on Python {platform.python_version()} ({platform.machine()}, "
-          f"{os.cpu_count()} CPUs), numpy {np.__version__}")
+          f"{config.usable_cpus()} of {os.cpu_count()} CPUs usable), numpy {np.__version__}")
     for name in backends.names():
         try:
             backends.load(name)

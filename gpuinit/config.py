@@ -2,7 +2,7 @@
 cannot take is an error that names the variable and the values it takes.
 
 - GPUINIT_BACKEND: "numpy", "triton" or "cupy"; overrides the backend chosen by array type.
-- GPUINIT_NUM_THREADS: threads of the NumPy backend; 0 or unset: one per CPU.
+- GPUINIT_NUM_THREADS: threads of the NumPy backend; 0 or unset: one per CPU the process may use.
 - GPUINIT_CPU_KERNEL: 1 (default) uses the compiled host kernel when it builds, 0 computes with NumPy alone.
 - GPUINIT_CACHE: the directory of the compiled host kernel (default: $XDG_CACHE_HOME/gpuinit).
 An empty variable counts as unset.
@@ -44,7 +44,8 @@ def flag(name, default):
 
 
 def num_threads():
-    """Threads of the NumPy backend: $GPUINIT_NUM_THREADS, a positive integer; 0 or unset: one per CPU."""
+    """Threads of the NumPy backend: $GPUINIT_NUM_THREADS, a positive integer; 0 or unset: one per CPU that the
+    process may use (usable_cpus)."""
     value = raw(NUM_THREADS)
     cpus = _cpus()
     if value is None:
@@ -61,7 +62,61 @@ def num_threads():
 
 @functools.cache
 def _cpus():
-    return os.cpu_count() or 1
+    return usable_cpus()
+
+
+def usable_cpus(proc="/proc/self/cgroup", root="/sys/fs/cgroup"):
+    """The CPUs this process may use: its affinity mask (taskset, Slurm, a Kubernetes cpuset), capped by the CPU
+    quota of its cgroup and the cgroups above it (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us / cpu.cfs_period_us``,
+    rounded up); at least 1. ``os.cpu_count()`` counts the machine's CPUs, which oversubscribes under limits."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity on this platform
+        n = os.cpu_count() or 1
+    quota = _quota(proc, root)
+    return max(1, min(n, quota) if quota else n)
+
+
+def _quota(proc, root):
+    """The smallest CPU quota (CPUs, rounded up) on the process's cgroup path, or None where none is set."""
+    try:
+        lines = Path(proc).read_text().splitlines()
+    except OSError:
+        return None
+    found = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2: one hierarchy
+            files = ("cpu.max",)
+            base = Path(root)
+        elif "cpu" in controllers.split(","):  # v1: the cpu controller's hierarchy
+            files = ("cpu.cfs_quota_us", "cpu.cfs_period_us")
+            base = next((Path(root, d) for d in (controllers, "cpu", "cpu,cpuacct") if Path(root, d).is_dir()),
+                        None)
+        else:
+            continue
+        parts = [p for p in path.split("/") if p and p != ".."]
+        for depth in range(len(parts), -1, -1):  # the cgroup, then each one above it (a container sees "/")
+            q = _read_quota(base, parts[:depth], files) if base is not None else None
+            if q is not None:
+                found.append(q)
+    return min(found) if found else None
+
+
+def _read_quota(base, parts, files):
+    try:
+        values = [Path(base, *parts, f).read_text().split() for f in files]
+    except OSError:
+        return None
+    if len(files) == 1:  # "max 100000" or "200000 100000"
+        quota, period = values[0][0], values[0][1] if len(values[0]) > 1 else "100000"
+    else:
+        quota, period = values[0][0], values[1][0]
+    try:
+        q, p = int(quota), int(period)
+    except ValueError:  # "max": no quota
+        return None
+    return -(-q // p) if q > 0 and p > 0 else None
 
 
 def backend(choices):

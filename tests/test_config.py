@@ -61,7 +61,7 @@ def test_flag_refuses_other_words(monkeypatch, value):
 
 
 def test_num_threads_unset_or_zero_is_one_per_cpu(monkeypatch):
-    cpus = os.cpu_count() or 1
+    cpus = config.usable_cpus()
     assert config.num_threads() == cpus
     for value in ("0", " 0 ", "", "00"):
         monkeypatch.setenv(config.NUM_THREADS, value)
@@ -183,3 +183,54 @@ def test_check_parses_again_when_a_value_changes(monkeypatch, tmp_path):
         config.check(BACKENDS)
     monkeypatch.setenv(config.CPU_KERNEL, "1")
     config.check(BACKENDS)
+
+
+def _cgroup(tmp_path, proc, files):
+    (tmp_path / "proc").write_text(proc)
+    for rel, text in files.items():
+        (tmp_path / "fs" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "fs" / rel).write_text(text)
+    return str(tmp_path / "proc"), str(tmp_path / "fs")
+
+
+def test_usable_cpus_follow_the_affinity_mask(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5})
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert config.usable_cpus(str(tmp_path / "none"), str(tmp_path)) == 3
+
+
+@pytest.mark.parametrize("proc,files,n", [
+    ("0::/job\n", {"job/cpu.max": "150000 100000\n"}, 2),  # cgroup v2: 1.5 CPUs -> 2 threads
+    ("0::/a/b\n", {"a/b/cpu.max": "max 100000\n", "a/cpu.max": "300000 100000\n"}, 3),  # a parent's quota
+    ("0::/\n", {"cpu.max": "100000 100000\n"}, 1),  # a container sees its own cgroup as "/"
+    ("0::/job\n", {"job/cpu.max": "max 100000\n"}, 8),  # no quota: the affinity mask
+    ("4:cpu,cpuacct:/slurm/job\n", {"cpu,cpuacct/slurm/job/cpu.cfs_quota_us": "400000\n",
+                                     "cpu,cpuacct/slurm/job/cpu.cfs_period_us": "100000\n"}, 4),  # v1
+    ("1:cpu:/k\n", {"cpu/k/cpu.cfs_quota_us": "-1\n", "cpu/k/cpu.cfs_period_us": "100000\n"}, 8),  # v1 unlimited
+    ("0::/job\n", {"job/cpu.max": "garbage\n"}, 8),
+    ("1:memory:/x\n", {}, 8),  # no cpu controller
+])
+def test_usable_cpus_capped_by_the_cgroup_quota(monkeypatch, tmp_path, proc, files, n):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert config.usable_cpus(*_cgroup(tmp_path, proc, files)) == n
+
+
+def test_usable_cpus_without_affinity_count_the_machine(monkeypatch, tmp_path):
+    def missing(pid):
+        raise OSError("no affinity")
+
+    monkeypatch.setattr(os, "sched_getaffinity", missing)
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert config.usable_cpus(str(tmp_path / "none"), str(tmp_path)) == 6
+
+
+def test_threads_in_a_process_pinned_to_one_cpu():
+    """taskset's way: a child pinned to one CPU gets one thread per usable CPU, not os.cpu_count()."""
+    import subprocess
+    import sys
+
+    code = "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); from gpuinit import config; " \
+           "print(config.num_threads())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={k: v for k, v in os.environ.items() if k != config.NUM_THREADS})
+    assert out.stdout.strip() == "1"
