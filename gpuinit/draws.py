@@ -109,6 +109,15 @@ class Sparse:
 
 
 @dataclass(frozen=True)
+class Parts:
+    """A complex array's real and imaginary parts, each its own draw: the draws of the last axis (of size 2) of
+    its real view, ``real`` at index 0 and ``imag`` at 1."""
+    kind: ClassVar[str] = "parts"
+    real: "Draw"
+    imag: "Draw"
+
+
+@dataclass(frozen=True)
 class Words:
     """The raw 32-bit words of the stream (the keys of sparse's zeros): an elementwise draw of the kernels that
     no scheme returns."""
@@ -116,7 +125,7 @@ class Words:
 
 
 WORDS = Words()
-Draw = Uniform | Normal | TruncNormal | Constant | Eye | Dirac | Orthogonal | DeltaOrthogonal | Sparse
+Draw = Uniform | Normal | TruncNormal | Constant | Eye | Dirac | Orthogonal | DeltaOrthogonal | Sparse | Parts
 Elementwise = Uniform | Normal | TruncNormal | Words  # what the kernels draw, kernel_params' draws
 _Clamped = TypeVar("_Clamped", Uniform, TruncNormal)
 
@@ -274,6 +283,8 @@ def fit(draw: Draw, dtype: str) -> Draw:
     """``draw`` as written into an array of ``dtype`` (float16, bfloat16, float32 or float64): its clamping
     bounds rounded inward to that dtype, so every value lies in the draw's interval; raises InitError when
     a value could not be represented there."""
+    if isinstance(draw, Parts):
+        return Parts(fit(draw.real, dtype), fit(draw.imag, dtype))
     f32 = DTYPE_MAX["float32"]
     limit = min(DTYPE_MAX[dtype], f32)
     within = dtype if DTYPE_MAX[dtype] <= f32 else "float32, in which random draws are computed"

@@ -23,6 +23,11 @@ class ConfigError(InitError):
     and the values it takes."""
 
 
+class UnsupportedDrawError(InitError, NotImplementedError):
+    """A draw gpuinit does not define for the array's dtype: orthogonal or torch's trunc_normal of a complex array
+    (torch raises NotImplementedError there)."""
+
+
 class BackendUnavailableError(RuntimeError):
     """The backend asked for cannot run here; the message says what to install."""
 

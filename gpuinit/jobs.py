@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import backends, distributed, draws, regions, schemes, seeding
+from . import backends, complex_parts, distributed, draws, regions, schemes, seeding
 from .backends.checks import holds_values, value_dtype
 from .errors import InitError
 
@@ -150,7 +150,7 @@ def _checked(key, array, scheme, params, stream, in_axis, out_axis, batch_axis, 
         return array, draw, full_shape, offsets, stream, module, direct
     out = _named(name, _check, array, scheme, params, stream, in_axis, out_axis, batch_axis, full_shape, offsets,
                  backend, bits)
-    if key is not None:
+    if key is not None and out[0] is array:  # a complex array's result holds its real view: checked every time
         if len(_CHECKED) >= _MEMO_MAX:
             _CHECKED.clear()
         _CHECKED[key] = out[1:4] + out[5:]  # never the array: the table holds none of the caller's
@@ -180,12 +180,31 @@ def _check(array, scheme, params, stream, in_axis, out_axis, batch_axis, full_sh
                             "offsets")
         array, full_shape, offsets = distributed.local_block(array)
     module = backends.select(array, backend)
-    module.check(array, bits)
+    try:
+        module.check(array, bits)
+    except InitError:
+        view = complex_parts.real_view(array) if bits is None else None
+        if view is None:
+            raise
+        return _check_complex(array, view, module, scheme, params, stream, in_axis, out_axis, batch_axis,
+                              full_shape, offsets)
     full_shape, offsets = regions.check_region(tuple(array.shape), full_shape, offsets)
     draw = _draw(scheme, params, full_shape, in_axis, out_axis, batch_axis, value_dtype(array, bits))
     stream = seeding.check_u64("stream", stream)
     find = getattr(module, "direct", None)
     return array, draw, full_shape, offsets, stream, module, find and find(array, full_shape, offsets, bits)
+
+
+def _check_complex(array, view, module, scheme, params, stream, in_axis, out_axis, batch_axis, full_shape, offsets):
+    """_check of a complex array: the job fills its real view (complex_parts), a block of the real view of the
+    complex tensor, with the draw of the scheme on the complex shape made complex."""
+    module.check(view)
+    full_shape, offsets = regions.check_region(tuple(array.shape), full_shape, offsets)
+    draw = _draw(scheme, params, full_shape, in_axis, out_axis, batch_axis, value_dtype(array))
+    full_shape, offsets = (*full_shape, 2), (*offsets, 0)
+    stream = seeding.check_u64("stream", stream)
+    find = getattr(module, "direct", None)
+    return view, draw, full_shape, offsets, stream, module, find and find(view, full_shape, offsets, None)
 
 
 _CHECKED: dict = {}  # call key (_key): (draw, full_shape, offsets, backend module, direct) that passed every check
@@ -266,7 +285,10 @@ def _draw(scheme, params, full_shape, in_axis, out_axis, batch_axis, dtype):
     draw = _DRAWS.get(key) if key is not None else None
     if draw is None:
         layout = schemes.Layout.of(full_shape, in_axis, out_axis, batch_axis)
-        draw = draws.fit(schemes.plan(scheme, layout, params), dtype)
+        draw = schemes.plan(scheme, layout, params)
+        if dtype in complex_parts.REAL:
+            draw, dtype = complex_parts.complex_draw(scheme, draw), complex_parts.REAL[dtype]
+        draw = draws.fit(draw, dtype)
         if key is not None:
             if len(_DRAWS) >= _DRAWS_MAX:
                 _DRAWS.clear()

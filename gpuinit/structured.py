@@ -1,4 +1,5 @@
-"""The structured draws (constant, eye, dirac, orthogonal, delta orthogonal, sparse), written once for every backend.
+"""The structured draws (constant, eye, dirac, orthogonal, delta orthogonal, sparse, and the parts of a complex
+array), written once for every backend.
 
 A backend hands ``fill`` a ``Target``: the block to write, the namespace of the library that holds it (numpy,
 cupy or torch) and the backend's own launches of elementwise draws; everything else is here, so every backend
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .draws import WORDS, Constant, DeltaOrthogonal, Dirac, Draw, Eye, Normal, Orthogonal, Sparse
+from .draws import ELEMENTWISE, WORDS, Constant, DeltaOrthogonal, Dirac, Draw, Eye, Normal, Orthogonal, Parts, Sparse
 
 
 class Namespace:
@@ -103,23 +104,43 @@ def _delta_orthogonal(t: Target, p: DeltaOrthogonal) -> None:
 
 def _sparse(t: Target, p: Sparse) -> None:
     """N(0, std) values; in each column j of the (rows, cols) tensor the ceil(sparsity * rows) rows with the
-    smallest keys are zero. The key of (i, j) is (word(rows * cols + i * cols + j), i): the words of the stream
-    past the tensor, ties broken by the row. The keys of every row of the block's columns are drawn, so any
-    shard ranks its columns as the whole tensor does."""
+    smallest keys are zero. The key of (i, j) is (word(N + i * cols + j), i), N the tensor's size: the words of
+    the stream past the tensor, ties broken by the row. The keys of every row of the block's columns are drawn,
+    so any shard ranks its columns as the whole tensor does. A complex array's real view (rows, cols, 2): both
+    parts of an element are zero."""
     t.draw_into(Normal(mean=0.0, std=p.std))
-    (rows, cols), cols_here = t.full_shape, t.shape[1]
+    (rows, cols), cols_here = t.full_shape[:2], t.shape[1]
     zeros = math.ceil(p.sparsity * rows)
     if not zeros:
         return
     xp, asarray = t.ns.xp, t.ns.asarray
-    words = t.draw(WORDS, (rows, cols_here), (rows, cols), (0, t.offsets[1]), rows * cols)
+    words = t.draw(WORDS, (rows, cols_here), (rows, cols), (0, t.offsets[1]), math.prod(t.full_shape))
     keys = words * rows + asarray(np.arange(rows))[:, None]  # distinct within a column
     last = keys[xp.argsort(keys, axis=0)[zeros - 1], asarray(np.arange(cols_here))]  # each column's zeros-th key
-    t.put(keys[t.offsets[0]:t.offsets[0] + t.shape[0]] <= last, 0.0)
+    zero = keys[t.offsets[0]:t.offsets[0] + t.shape[0]] <= last
+    t.put(zero if len(t.shape) == 2 else xp.stack((zero, zero), -1), 0.0)
+
+
+def _parts(t: Target, p: Parts) -> None:
+    """A complex array's real view: its real and imaginary parts (index 0 and 1 of the last axis), each its own
+    draw on the complex shape; an elementwise part draws the stream indices of its own elements."""
+    shape, full_shape, offsets = t.shape[:-1], t.full_shape[:-1], t.offsets[:-1]
+    for k, draw in enumerate((p.real, p.imag)):
+        def put(index, values, k=k):
+            t.put((..., k) if index is ... else (*index, k) if isinstance(index, tuple) else (index, k), values)
+
+        def draw_into(elementwise, k=k, put=put):
+            put(..., t.draw(elementwise, (*shape, 1), t.full_shape, (*offsets, k), 0)[..., 0])
+
+        part = Target(t.ns, shape, full_shape, offsets, t.wide, put, draw_into, t.draw)
+        if draw.kind in ELEMENTWISE:
+            part.draw_into(draw)
+        else:
+            fill(part, draw)
 
 
 _KINDS: dict[str, Callable] = {"constant": _constant, "eye": _eye, "dirac": _dirac, "orthogonal": _orthogonal,
-                               "delta_orthogonal": _delta_orthogonal, "sparse": _sparse}
+                               "delta_orthogonal": _delta_orthogonal, "sparse": _sparse, "parts": _parts}
 
 
 def orthogonalize(g, p: Orthogonal, xp):

@@ -14,10 +14,12 @@ from gpuinit.errors import InitError
 
 KINDS = {draws.Uniform: "uniform", draws.Normal: "normal", draws.TruncNormal: "trunc_normal",
          draws.Constant: "constant", draws.Eye: "eye", draws.Dirac: "dirac", draws.Orthogonal: "orthogonal",
-         draws.DeltaOrthogonal: "delta_orthogonal", draws.Sparse: "sparse", draws.Words: "words"}
+         draws.DeltaOrthogonal: "delta_orthogonal", draws.Sparse: "sparse", draws.Parts: "parts",
+         draws.Words: "words"}
 EXAMPLES = [draws.uniform(-0.3, 0.9), draws.normal(0.5, 2.0), draws.trunc_normal(0.0, 1.0, -2.0, 2.0),
             draws.trunc_normal(1.0, 2.0, 5.5, 9.0), draws.constant(0.37), draws.eye(1.7), draws.dirac(2),
-            draws.orthogonal(2.0, 1, [0]), draws.delta_orthogonal(1.5, 1, 0), draws.sparse(0.3, 0.7)]
+            draws.orthogonal(2.0, 1, [0]), draws.delta_orthogonal(1.5, 1, 0), draws.sparse(0.3, 0.7),
+            draws.Parts(draws.uniform(0.0, 0.1), draws.constant(0.0))]
 
 
 # ---- the types -----------------------------------------------------------------------------------------------
@@ -154,11 +156,19 @@ def test_fit_examples():
         draws.uniform(-0.1, 0.3), lo=-0.099609375, hi=0.298828125)
 
 
-@pytest.mark.parametrize("draw", [d for d in EXAMPLES if d.kind not in ("uniform", "trunc_normal")],
+@pytest.mark.parametrize("draw", [d for d in EXAMPLES if d.kind not in ("uniform", "trunc_normal", "parts")],
                          ids=lambda d: d.kind)
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
 def test_fit_keeps_the_other_kinds(draw, dtype):
     assert draws.fit(draw, dtype) is draw
+
+
+def test_fit_fits_each_part():
+    real, imag = draws.uniform(0.0, 0.1), draws.normal(0.0, 2.0)
+    for dtype in ("float16", "float32"):
+        assert draws.fit(draws.Parts(real, imag), dtype) == draws.Parts(draws.fit(real, dtype), draws.fit(imag, dtype))
+    with pytest.raises(InitError, match="value 100000 does not fit float16"):
+        draws.fit(draws.Parts(draws.constant(1e5), draws.constant(0.0)), "float16")
 
 
 @pytest.mark.parametrize("draw,dtype,message", [

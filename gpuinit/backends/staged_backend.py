@@ -34,7 +34,7 @@ from .checks import holds_values
 NAME = "staged"
 INSTALL = "torch (pip install 'gpuinit[torch]')"
 CHUNK_BYTES = 64 << 20  # the most CPU buffer one block takes (orthogonal excepted)
-_CHUNKED = ELEMENTWISE + ("constant", "eye", "dirac")
+_CHUNKED = ELEMENTWISE + ("constant", "eye", "dirac", "parts")  # a complex array's parts: elementwise or those
 _warned: set = set()
 _warn_lock = threading.Lock()
 
@@ -132,9 +132,10 @@ def fill(job):
     shape, chunk = tuple(dst.shape), chunk_elements(dst)
     if job.draw.kind in _CHUNKED:
         parts = blocks(shape, dst.stride(), chunk)
-    elif job.draw.kind == "sparse":  # whole local columns, keys of full_shape[0] rows each
-        step = max(1, chunk // max(1, job.full_shape[0]))
-        parts = (((0, c), (shape[0], min(step, shape[1] - c))) for c in range(0, shape[1], step))
+    elif job.draw.kind == "sparse":  # whole local columns, keys of full_shape[0] rows each (a complex one's parts)
+        step = max(1, chunk // max(1, math.prod(job.full_shape) // job.full_shape[1]))
+        parts = (((0, c, *[0] * (len(shape) - 2)), (shape[0], min(step, shape[1] - c), *shape[2:]))
+                 for c in range(0, shape[1], step))
     else:  # orthogonal: the whole block at once
         parts = [((0,) * len(shape), shape)]
     for starts, lengths in parts:

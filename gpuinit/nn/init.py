@@ -32,7 +32,7 @@ __all__ = [  # torch.nn.init's, its deprecated aliases included
     "orthogonal_", "sparse", "sparse_", "trunc_normal_", "uniform", "uniform_", "xavier_normal",
     "xavier_normal_", "xavier_uniform", "xavier_uniform_", "zeros_",
 ]
-_FILLED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_FILLED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.complex64, torch.complex128)
 
 
 class InitRuntimeError(InitError, RuntimeError):
@@ -41,8 +41,7 @@ class InitRuntimeError(InitError, RuntimeError):
 
 
 class InitNotImplementedError(InitRuntimeError, NotImplementedError):
-    """A random fill of a dtype gpuinit does not draw (integer, bool, complex: torch raises NotImplementedError
-    for the first two)."""
+    """A random fill of a dtype gpuinit does not draw (integer, bool: torch raises NotImplementedError)."""
 
 
 class InitTypeError(InitError, TypeError):
@@ -71,8 +70,8 @@ def _run(tensor, scheme, seed=None, generator=None, **params):
     if seed is not None or generator is not None:
         seeding.check_seed(seed, generator)  # a bad seed or generator stays a plain InitError
     if tensor.dtype not in _FILLED_DTYPES:
-        raise InitNotImplementedError(f"gpuinit.nn.init draws float16, bfloat16, float32 and float64 tensors, "
-                                      f"not {tensor.dtype}")
+        raise InitNotImplementedError(f"gpuinit.nn.init draws float16, bfloat16, float32, float64, complex64 and "
+                                      f"complex128 tensors, not {tensor.dtype}")
     grad = torch.is_grad_enabled()
     if grad:  # torch.no_grad(), without building a context manager per call
         torch._C._set_grad_enabled(False)
@@ -207,7 +206,7 @@ def dirac_(tensor, groups=1):
 
 
 def _structured(tensor, scheme, **params):
-    """eye and dirac: gpuinit fills the float dtypes it writes; any other dtype (int, bool, complex, float8)
+    """eye and dirac: gpuinit fills the float and complex dtypes it writes; any other dtype (int, bool, float8)
     gets the same values through a float64 copy, as torch writes them there."""
     _writable(tensor)
     if tensor.is_meta:
