@@ -76,7 +76,7 @@ def demo(args):
                   f"{cfg.n_params / 1e6:,.0f}M parameters{nearest}, {args.dtype}, recipe [bold]{args.recipe}[/], "
                   f"seed {args.seed}, on {device}")
     t0 = time.perf_counter()
-    cpu_kernel.load()  # compile, or load from its cache, the host kernel: reported apart from the fills
+    cpu_kernel.load()  # load (or compile) the host kernel: reported apart from the fills
     kernel = time.perf_counter() - t0
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     first, steady, model = _runs(
@@ -198,7 +198,7 @@ def info(args):
         why = cpu_kernel.why_not()
     except InitError as e:
         why = str(e)
-    print(f"  host C kernel: {'compiled, in use' if why is None else 'not in use: ' + why}")
+    print(f"  host C kernel: {'in use, ' + str(cpu_kernel.where()) if why is None else 'not in use: ' + why}")
     for mod in ("torch", "triton", "cupy"):
         try:
             m = __import__(mod)

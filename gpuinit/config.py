@@ -3,7 +3,8 @@ cannot take is an error that names the variable and the values it takes.
 
 - GPUINIT_BACKEND: "numpy", "triton" or "cupy"; overrides the backend chosen by array type.
 - GPUINIT_NUM_THREADS: threads of the NumPy backend; 0 or unset: one per CPU the process may use.
-- GPUINIT_CPU_KERNEL: 1 (default) uses the compiled host kernel when it builds, 0 computes with NumPy alone.
+- GPUINIT_CPU_KERNEL: 1 (default) uses the host kernel compiled with the package (else one compiled here),
+  "native" compiles one for this CPU (-march=native, cached), 0 computes with NumPy alone.
 - GPUINIT_CACHE: the directory of the compiled host kernel (default: $XDG_CACHE_HOME/gpuinit).
 An empty variable counts as unset.
 """
@@ -119,6 +120,19 @@ def _read_quota(base, parts, files):
     return -(-q // p) if q > 0 and p > 0 else None
 
 
+def cpu_kernel():
+    """$GPUINIT_CPU_KERNEL: "package" (a switch on, or unset), "native" or "off" (a switch off)."""
+    value = raw(CPU_KERNEL)
+    if value is not None and value.lower() == "native":
+        return "native"
+    try:
+        return "package" if flag(CPU_KERNEL, default=True) else "off"
+    except ConfigError:
+        raise ConfigError(f"${CPU_KERNEL}={os.environ[CPU_KERNEL]!r} is not a setting of the host kernel: set it to 1 "
+                          "(the package's build), native (compiled for this CPU) or 0 (NumPy alone), or unset it "
+                          "for 1") from None
+
+
 def backend(choices):
     """The backend $GPUINIT_BACKEND names (one of ``choices``, any case), or None when it is unset."""
     pinned = _PINNED.get()
@@ -181,7 +195,7 @@ def check(backends):
         return
     backend(backends)
     num_threads()
-    flag(CPU_KERNEL, default=True)
+    cpu_kernel()
     cache_dir()
     _checked[0] = key
 

@@ -50,12 +50,16 @@ def fill():
 
 
 def reference():
+    before = os.environ.get("GPUINIT_CPU_KERNEL")
     os.environ["GPUINIT_CPU_KERNEL"] = "0"
     cpu_kernel.reset()
     try:
         return fill()
     finally:
-        del os.environ["GPUINIT_CPU_KERNEL"]
+        if before is None:
+            del os.environ["GPUINIT_CPU_KERNEL"]
+        else:
+            os.environ["GPUINIT_CPU_KERNEL"] = before
         cpu_kernel.reset()
 
 

@@ -1,5 +1,5 @@
-"""The host kernel's cache loads only what it built, survives damage and interrupts, is safe to race, and is
-cleared of what killed builds leave."""
+"""The host kernel's cache (GPUINIT_CPU_KERNEL=native, or no build in the package) loads only what it built,
+survives damage and interrupts, is safe to race, and is cleared of what killed builds leave."""
 import hashlib
 import logging
 import os
@@ -30,6 +30,7 @@ def built(tmp_path_factory):
     d = tmp_path_factory.mktemp("built") / "c"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GPUINIT_CACHE", str(d))
+        mp.setenv("GPUINIT_CPU_KERNEL", "native")
         cpu_kernel.reset()
         try:
             assert cpu_kernel.load() is not None, cpu_kernel.why_not()
@@ -40,10 +41,11 @@ def built(tmp_path_factory):
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    """An empty, private cache directory for this test alone."""
+    """An empty, private cache directory for this test alone, where the host kernel is compiled for this CPU
+    (the package's own build is not used)."""
     d = tmp_path / "c"
     monkeypatch.setenv("GPUINIT_CACHE", str(d))
-    monkeypatch.delenv("GPUINIT_CPU_KERNEL", raising=False)
+    monkeypatch.setenv("GPUINIT_CPU_KERNEL", "native")
     cpu_kernel.reset()
     yield d
     cpu_kernel.reset()
@@ -228,8 +230,8 @@ def test_cache_location_order(monkeypatch, tmp_path):
 
 
 def test_xdg_cache_without_home(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("HOME", "GPUINIT_CACHE", "XDG_CACHE_HOME",
-                                                             "GPUINIT_CPU_KERNEL")}
+    env = {k: v for k, v in os.environ.items() if k not in ("HOME", "GPUINIT_CACHE", "XDG_CACHE_HOME")}
+    env["GPUINIT_CPU_KERNEL"] = "native"
     xdg = tmp_path / "xdg"
     r = python(f"""
         import os, pwd

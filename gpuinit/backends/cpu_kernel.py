@@ -1,8 +1,14 @@
-"""The host build of kernels/cuda/gpuinit_stream.cuh: compiled once with the system C compiler,
-cached, and called through ctypes (which releases the GIL, so chunks run on all cores).
+"""The host build of kernels/cuda/gpuinit_stream.cuh, called through ctypes (which releases the GIL, so chunks
+run on all cores).
 
-It returns the same bits as kernels/numpy_stream.py, only faster; without a compiler, or with
-GPUINIT_CPU_KERNEL=0, the NumPy backend computes the stream with NumPy alone.
+A wheel ships it compiled (setup.py): one library per x86-64 level, of which the widest this CPU runs is
+loaded from the installed package, no compiler needed and nothing written anywhere. Where the installation
+has none (a checkout used in place, a build without a compiler) or its sources changed since it was built, it
+is compiled once with the system C compiler (``-march=native``) and cached, with a warning saying so; without
+a compiler the fills compute with NumPy alone, also with a warning.
+
+It returns the same bits as kernels/numpy_stream.py, only faster; with GPUINIT_CPU_KERNEL=0 the NumPy
+backend computes the stream with NumPy alone, with GPUINIT_CPU_KERNEL=native it is compiled for this CPU.
 The same library holds gpuinit.fingerprint's checksum (kernels/cpu/gpuinit_checksum.c); without it,
 fingerprint computes its torch reference (gpuinit/distributed.py).
 
@@ -73,6 +79,8 @@ class Params(ctypes.Structure):
                 ("z_lo", ctypes.c_float), ("z_hi", ctypes.c_float)]
 
 
+PACKAGED = Path(__file__).resolve().parent  # the wheel's libraries: _host_<level>.<suffix>.so (setup.py)
+LEVELS = ("v4", "v3", "v1")  # x86-64 levels, widest first (gi_cpu_level: 4, 3, 1 and 2)
 _u64, _ptr = ctypes.c_uint64, ctypes.c_void_p
 SYMBOLS = {  # every function the library must export, with its argument types
     "gi_cpu_fill_runs": [ctypes.POINTER(Params), _ptr, _u64, _u64, _u64, _u64, _ptr],
@@ -262,6 +270,10 @@ def _open(so, data):
         lib = ctypes.CDLL(tmp)
     finally:
         os.unlink(tmp)
+    return _declare(lib, so)
+
+
+def _declare(lib, so):
     for name, argtypes in SYMBOLS.items():
         try:
             fn = getattr(lib, name)
@@ -294,33 +306,94 @@ def _library():
     return so, _open(so, _compile(cc, so))
 
 
+def source_digest():
+    """The SHA-256 of the kernel's sources, as setup.py records it in the libraries it builds."""
+    digest = hashlib.sha256()
+    for f in SOURCES:
+        digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
+def _packaged():
+    """(description, library) of the installed package's library for this CPU; (reason, None) where there is none
+    to use (none built, or built from other sources than these). RuntimeError or OSError if one fails to load."""
+    found = {f.name[len("_host_"):].split(".")[0]: f for f in PACKAGED.glob("_host_*.so")}
+    if not found:
+        return "this installation has no compiled host kernel (a wheel has one)", None
+    if "generic" in found:
+        order = ["generic"]
+    else:
+        cpu = ctypes.CDLL(str(found["v1"])).gi_cpu_level() if "v1" in found else 0
+        order = [level for level in LEVELS if level in found and int(level[1]) <= cpu]
+    if not order:
+        return f"no compiled host kernel runs on this CPU (built: {', '.join(sorted(found))})", None
+    path = found[order[0]]
+    lib = ctypes.CDLL(str(path))
+    built = (ctypes.c_char * 65).in_dll(lib, "gi_cpu_source_digest").value.decode("ascii", "replace")
+    if built != source_digest():
+        return f"the compiled host kernel {path.name} was built from other sources than {KERNELS}", None
+    _declare(lib, path)
+    arch = {"v1": "x86-64", "v3": "x86-64-v3", "v4": "x86-64-v4"}.get(order[0], platform.machine())
+    return f"compiled with the package for {arch} ({path})", lib
+
+
 def load():
-    """The ctypes library, or None (with the reason in ``why_not()``) when it cannot be built."""
+    """The ctypes library, or None (with the reason in ``why_not()``) when there is none to use."""
     lib = _state.get("lib", _state)  # decided already: read without the lock (_state itself marks "not yet")
     if lib is not _state:
         return lib
     with _lock:
         if "lib" not in _state:
-            lib, why = None, None
-            if not config.flag(config.CPU_KERNEL, default=True):
+            lib, why, where = None, None, None
+            mode = config.cpu_kernel()
+            if mode == "off":
                 why = f"disabled by {config.CPU_KERNEL}={os.environ[config.CPU_KERNEL]}"
+            elif mode == "native":
+                lib, why, where = _built_here(None)
             else:
                 try:
-                    lib = _library()[1]
-                except _NoCompilerError as e:
-                    why = str(e)
-                    log.info("gpuinit: host C kernel not in use: %s", why)
+                    where, lib = _packaged()
                 except (RuntimeError, OSError) as e:
-                    why = str(e)
-                    log.warning("gpuinit: host C kernel not in use, falling back to NumPy: %s", why)
-            _state.update(lib=lib, why=why)
+                    where = f"the compiled host kernel failed to load ({e})"
+                if lib is None:
+                    lib, why, where = _built_here(where)
+            _state.update(lib=lib, why=why, where=where)
         return _state["lib"]
+
+
+def _built_here(reason):
+    """(library, why not, where from) of the build at run time; when it stands in for the package's (``reason``:
+    why that one is not used), or fails, a warning says which fallback runs."""
+    if reason is None:  # asked for: $GPUINIT_CPU_KERNEL=native
+        try:
+            so, lib = _library()
+        except (RuntimeError, OSError) as e:
+            log.warning(f"gpuinit: the host kernel for this CPU did not build: fills compute with NumPy alone ({e})")
+            return None, str(e), None
+        return lib, None, f"compiled here for this CPU ({so})"
+    try:
+        so, lib = _library()
+    except _NoCompilerError as e:
+        log.warning(f"gpuinit: {reason}, and {e}: fills compute with NumPy alone (several times slower); install "
+                    "a gpuinit wheel, or a C compiler")
+        return None, f"{reason}; {e}", None
+    except (RuntimeError, OSError) as e:
+        log.warning(f"gpuinit: {reason}, and building it failed: fills compute with NumPy alone ({e})")
+        return None, f"{reason}; building it failed: {e}", None
+    log.warning(f"gpuinit: {reason}: compiled it with the system C compiler into {so.parent}")
+    return lib, None, f"compiled here for this CPU ({so})"
 
 
 def why_not():
     """None when the host kernel is in use, else the reason it is not."""
     load()
     return _state.get("why")
+
+
+def where():
+    """Where the host kernel in use comes from (the package's build, or one made here), or None."""
+    load()
+    return _state.get("where") if _state.get("lib") is not None else None
 
 
 def reset():

@@ -1,5 +1,6 @@
 /* Host fills built on kernels/cuda/gpuinit_stream.cuh: the same functions the CUDA kernels call.
- * Compiled at run time (gpuinit/backends/cpu_kernel.py) with -O3 -march=native -ffp-contract=off;
+ * Compiled with the wheel (setup.py: one library per x86-64 level), else at run time
+ * (gpuinit/backends/cpu_kernel.py: -march=native), always -O3 -ffp-contract=off;
  * the NumPy backend calls it through ctypes, one chunk per thread. The loops below are written
  * so that the compiler vectorizes them: words for a batch of blocks, then one conversion loop. */
 #include "../cuda/gpuinit_stream.cuh"
@@ -133,4 +134,32 @@ void gi_cpu_fill_items(const gi_fill_item* items, uint64_t count) {
                           (uint16_t*)(uintptr_t)it->out);
     }
   }
+}
+
+#ifndef GI_SOURCE_DIGEST
+#define GI_SOURCE_DIGEST ""
+#endif
+/* The SHA-256 of the sources a wheel's library was built from (setup.py); empty in a build at run time. */
+const char gi_cpu_source_digest[] = GI_SOURCE_DIGEST;
+
+/* The widest x86-64 level this CPU and its OS run (1, 2, 3 or 4), 0 on other machines: cpu_kernel.py loads
+ * the wheel's library for it. */
+int gi_cpu_level(void) {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("x86-64-v4")) return 4;
+  if (__builtin_cpu_supports("x86-64-v3")) return 3;
+  if (__builtin_cpu_supports("x86-64-v2")) return 2;
+  return 1;
+#elif defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd")
+      && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2")
+      && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2"))
+    return 4;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2")) return 3;
+  return __builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("popcnt") ? 2 : 1;
+#else
+  return 0;
+#endif
 }
