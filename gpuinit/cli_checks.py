@@ -13,6 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import extras
+
 MIN_PARAMS = 100_000
 PEAK_FACTOR = 2.1  # the demo holds gpuinit's model while torch builds its own for the comparison
 GPU_BUFFERS = 3  # sweep buffers bench/gpu.py holds at once, each of --sizes elements
@@ -43,7 +45,7 @@ def installed(module, extra):
 
 
 def _not_installed(module, extra):
-    return UsageError(f"this needs {module}, which is not installed: pip install 'gpuinit[{extra}]'")
+    return UsageError(f"this needs {module}, which is not installed: {extras.pip(extra)}")
 
 
 def device(text, torch, hint="use --device cpu"):

@@ -129,8 +129,8 @@ def cpu_kernel():
         return "package" if flag(CPU_KERNEL, default=True) else "off"
     except ConfigError:
         raise ConfigError(f"${CPU_KERNEL}={os.environ[CPU_KERNEL]!r} is not a setting of the host kernel: set it to 1 "
-                          "(the package's build), native (compiled for this CPU) or 0 (NumPy alone), or unset it "
-                          "for 1") from None
+                          "or 0 (or true/false, yes/no, on/off: the package's build, or NumPy alone) or to native "
+                          "(compiled for this CPU), or unset it for the default (1)") from None
 
 
 def backend(choices):

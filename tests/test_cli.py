@@ -190,9 +190,9 @@ def test_bad_environment(capsys, monkeypatch, var, value):
 
 def test_missing_optional_dependency(capsys, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    fails(capsys, "explore", "--out", str(tmp_path / "x"), "--quick", match=r"pip install 'gpuinit\[plot\]'")
+    fails(capsys, "explore", "--out", str(tmp_path / "x"), "--quick", match=r"pip install 'matplotlib>=3\.7'")
     monkeypatch.setitem(sys.modules, "torch", None)
-    fails(capsys, "demo", match=r"pip install 'gpuinit\[torch\]'")
+    fails(capsys, "demo", match=r"pip install 'torch>=2\.3'")
 
 
 @pytest.mark.parametrize("out,match", [("/proc/gpuinit-x", "cannot write there"),

@@ -234,3 +234,13 @@ def test_threads_in_a_process_pinned_to_one_cpu():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={k: v for k, v in os.environ.items() if k != config.NUM_THREADS})
     assert out.stdout.strip() == "1"
+
+
+@pytest.mark.parametrize("value,mode", [(None, "package"), ("1", "package"), ("yes", "package"), ("native", "native"),
+                                        (" NATIVE ", "native"), ("0", "off"), ("off", "off")])
+def test_cpu_kernel_setting(monkeypatch, value, mode):
+    if value is None:
+        monkeypatch.delenv(config.CPU_KERNEL, raising=False)
+    else:
+        monkeypatch.setenv(config.CPU_KERNEL, value)
+    assert config.cpu_kernel() == mode

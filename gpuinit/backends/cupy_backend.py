@@ -5,14 +5,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import launch_layout, structured
+from .. import extras, launch_layout, structured
 from ..draws import ELEMENTWISE, WORDS, TruncNormal, erfinv_branches, kernel_params
 from ..kernels import numpy_stream
 from . import checks
 
 NAME = "cupy"
-INSTALL = ("CuPy for your CUDA major on a machine with a CUDA GPU: pip install 'gpuinit[cuda13]' "
-           "(CUDA 13, as torch 2.13's wheels) or 'gpuinit[cuda12]'")
+INSTALL = (f"CuPy for your CUDA major on a machine with a CUDA GPU: {extras.pip('cuda13')} (CUDA 13, as torch "
+           f"2.13's wheels) or {extras.pip('cuda12')}")
 SOURCE = Path(numpy_stream.__file__).resolve().parent / "cuda" / "gpuinit_fill.cu"
 HEADER = SOURCE.parent / "gpuinit_stream.cuh"
 OPTIONS = ("--fmad=false", "--std=c++17")  # no fused multiply-add (docs/stream.md); C++17: hex float literals

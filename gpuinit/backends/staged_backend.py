@@ -27,12 +27,13 @@ import sys
 import threading
 import warnings
 
+from .. import extras
 from ..draws import ELEMENTWISE
 from . import checks, numpy_backend
 from .checks import holds_values
 
 NAME = "staged"
-INSTALL = "torch (pip install 'gpuinit[torch]')"
+INSTALL = f"torch ({extras.pip('torch')}; without a GPU, its CPU build: {extras.CPU_TORCH})"
 CHUNK_BYTES = 64 << 20  # the most CPU buffer one block takes (orthogonal excepted)
 _CHUNKED = ELEMENTWISE + ("constant", "eye", "dirac", "parts")  # a complex array's parts: elementwise or those
 _warned: set = set()

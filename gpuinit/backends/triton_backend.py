@@ -10,14 +10,14 @@ import sys
 
 import numpy as np
 
-from .. import launch_layout, structured
+from .. import extras, launch_layout, structured
 from ..draws import ELEMENTWISE, WORDS, Uniform, erfinv_branches, folded_params
 from ..seeding import as_int64
 from .checks import check, holds_values  # noqa: F401 - check: the backend interface
 
 NAME = "triton"
-INSTALL = ("torch and triton (pip install 'gpuinit[torch]') on a machine with a CUDA GPU, "
-           "or set TRITON_INTERPRET=1 to run the kernels on the CPU")
+INSTALL = (f"torch's CUDA build, which brings its Triton ({extras.pip('torch')}), on a machine with a CUDA GPU, "
+           "or set TRITON_INTERPRET=1 (and pip install triton) to run the kernels on the CPU")
 BLOCK = 256  # Philox blocks per program: 1024 elements
 
 

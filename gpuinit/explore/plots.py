@@ -8,6 +8,8 @@ import re
 
 import numpy as np
 
+from .. import extras
+
 COLORS = {"small uniform ±0.01": "tab:blue", "large uniform ±1": "tab:orange", "Glorot": "tab:green",
           "Xavier logistic": "tab:olive", "LeCun": "tab:red", "He": "tab:purple", "He leaky (a=0.2)": "tab:pink",
           "orthogonal": "tab:brown", "identity": "tab:cyan", "sparse 90%": "tab:gray",
@@ -16,7 +18,7 @@ COLORS = {"small uniform ±0.01": "tab:blue", "large uniform ±1": "tab:orange",
 STYLES = {"He leaky (a=0.2)": "--", "Xavier logistic": "--", "identity": "--", "He fan-average": "--"}
 
 
-NO_MATPLOTLIB = "gpuinit explore draws with matplotlib: pip install 'gpuinit[plot]'"
+NO_MATPLOTLIB = f"gpuinit explore draws with matplotlib: {extras.pip('plot')}"
 
 
 def pyplot():
