@@ -252,7 +252,7 @@ def test_require_and_installed():
     cc.installed("json", "x")
     for check in (cc.require, cc.installed):
         with pytest.raises(UsageError, match=r"^this needs gpuinit_no_such_module, which is not installed: "
-                                             r"pip install 'gpuinit\[plot\]'$"):
+                                             r"pip install 'matplotlib>=3\.7'$"):
             check("gpuinit_no_such_module", "plot")
 
 
