@@ -38,6 +38,7 @@ __all__ = [
     "nn",
     "own_init",
     "philox4x32",
+    "save_init",
 ]
 
 
@@ -59,6 +60,17 @@ def own_init(module: Any, *, seed: Any = None, device: Any = None,
     from .model_init import own_init as _own_init
 
     return _own_init(module, seed=seed, device=device, rules=rules)
+
+
+def save_init(module: Any, path: Any, recipe: str = "torch", *, seed: Any = None,
+              rules: Iterable[Sequence[Any]] | None = None, max_shard_size: Any = "5GB", memory: Any = "256MiB",
+              workers: int = 1, metadata: dict | None = None) -> list:
+    """Write a meta model's initialized tensors to safetensors files, block by block, never materializing it:
+    see gpuinit.model_init.save."""
+    from .model_init.save import save_init as _save_init
+
+    return _save_init(module, path, recipe, seed=seed, rules=rules, max_shard_size=max_shard_size, memory=memory,
+                      workers=workers, metadata=metadata)
 
 
 def deferred() -> "AbstractContextManager[Any]":

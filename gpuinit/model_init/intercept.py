@@ -34,6 +34,11 @@ class OwnInitReport:
     served: Counter = field(default_factory=Counter)
     as_written: Counter = field(default_factory=Counter)
     untouched: list = field(default_factory=list)
+    # per target, what its code left it: the last whole fill served, (scheme, params, stream) or None when the code's
+    # own generator drew it, unless ``edited`` names it (a write as written after that fill): gpuinit.save_init
+    fills: dict = field(default_factory=dict, repr=False, compare=False)
+    edited: set = field(default_factory=set, repr=False, compare=False)
+    pads: dict = field(default_factory=dict, repr=False, compare=False)  # fqn: the one row zeroed after its fill
 
 
 def _num(x):
@@ -160,6 +165,7 @@ class Router:
         self.busy = False  # gpuinit's own work: not intercepted
         self.report = OwnInitReport()
         self.derived = {}  # id: (DTensor indexed out of a sharded model tensor, that tensor, the index)
+        self.rows = {}  # id: (a row of a filled model tensor, indexed by an int: its name, the row)
 
     def add(self, fqn, t):
         storage = t.untyped_storage()._cdata if type(t) in _PLAIN else _storage(t)
@@ -223,6 +229,9 @@ class Router:
             self.busy = False
         if generator is not None and not self.dry:  # the dry run draws nothing: the real run draws what torch would
             job = job._replace(seed=seeding.draw(generator), stream=0)
+        self.report.fills[fqn] = None if generator is not None else (spec[0], spec[1], job.stream)
+        self.report.edited.discard(fqn)
+        self.report.pads.pop(fqn, None)
         self.calls[fqn] = k + 1
         waiting = self.waiting.get(storage)
         if waiting is not None:
@@ -294,14 +303,25 @@ class Router:
         finally:
             self.busy = False
         name = name or str(func)
+        row = self.rows.get(id(tensors[0])) if in_place and tensors and self.rows else None
         for fqn in written:
             if fqn is not None:
                 self.touched.add(fqn)
+                if row is not None and row[0] is tensors[0] and row[1] == fqn and _zeroes(name, args, kwargs) and (
+                        self.report.pads.get(fqn, row[2]) == row[2]):
+                    self.report.pads[fqn] = row[2]  # a padding row zeroed after the fill: still one whole fill
+                else:
+                    self.report.edited.add(fqn)
                 self.report.as_written[name] += 1
 
     def track(self, source, index, out):
         """Indexing a sharded model tensor gives a DTensor that is a copy, not a view (an embedding's padding
         row under FSDP2): remember it, to write back what the code writes into it."""
+        if type(index) is int and type(out) in _PLAIN and self.report.fills and out.dim() + 1 == source.dim():
+            fqn = self.fqn_of(source)
+            if fqn is not None and -source.shape[0] <= index < source.shape[0]:
+                self.rows[id(out)] = (out, fqn, index % source.shape[0])
+            return
         if (distributed.is_dtensor(source) and distributed.is_dtensor(out) and _storage(out) != _storage(source)
                 and self.fqn_of(source) is not None):
             self.derived[id(out)] = (out, source, index)
@@ -316,6 +336,7 @@ class Router:
             raise InitError(f"own init: {fqn}[{index!r}] is written in place ({name}) on a sharded tensor, where "
                             "indexing makes a copy; gpuinit writes back only ints and step-1 slices")
         self.touched.add(fqn)
+        self.report.edited.add(fqn)
         self.report.as_written[name] += 1
         if local.is_meta:
             return
@@ -326,6 +347,14 @@ class Router:
                 local[region[0]].copy_(values[region[1]])
         finally:
             self.busy = False
+
+
+def _zeroes(name, args, kwargs):
+    """Whether an in-place call writes zeros: ``zero_()``, or ``fill_(0)``."""
+    if name == "zero_":
+        return True
+    value = args[1] if name == "fill_" and len(args) > 1 else kwargs.get("value")
+    return name == "fill_" and isinstance(value, (int, float)) and value == 0
 
 
 def _disjoint(t, others):

@@ -49,6 +49,7 @@ def run(module, plan, seed, *, dry, walk=None):
                         for name, b in m._buffers.items():
                             if b is not None:
                                 router.touched.add(f"{prefix}{name}")
+                                router.report.edited.add(f"{prefix}{name}")
                                 router.report.as_written["reset_buffers"] += 1
                 elif prefix[:-1] in code.modules:
                     _reset(m, prefix, router)
@@ -65,6 +66,7 @@ def run(module, plan, seed, *, dry, walk=None):
     for fqn, t in targets:  # a tensor the code replaced (``self.freqs_cis = ...``, as torchtitan does) is written
         if fqn not in router.touched and now.get(fqn) is not t:
             router.touched.add(fqn)
+            router.report.edited.add(fqn)
             router.report.as_written["replaced"] += 1
     router.report.untouched = [fqn for fqn, _ in targets if fqn not in router.touched]
     return router.report

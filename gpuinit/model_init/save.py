@@ -1,0 +1,315 @@
+"""``gpuinit.save_init``: a meta model's initialized tensors written straight to safetensors files, block by
+block, in bounded memory; the model is never materialized.
+
+Every value is a pure function of (seed, tensor name, index), so a block of rows of a tensor is filled alone
+(``full_shape``/``offsets``) and written at its place in its file. What each tensor holds is planned as
+``init_module`` plans it: by recipe, or for ``"own"``/``"hf"`` by a dry run of the model's own code on meta,
+whose last whole fill of each tensor is replayed per block (a tensor whose code does anything else is refused
+with its name, unless a rule covers it). Buffers (small) are computed on the CPU as ``init_module`` restores
+them; the persistent ones are saved. Tied tensors are stored once, under their first name, as safetensors'
+``save_model`` and Hugging Face's ``save_pretrained`` store them; files, shards and the index
+(``model.safetensors.index.json``) are laid out as Hugging Face writes them. Under torch.distributed each rank
+writes its share of the blocks into files laid out by rank 0: the files are the same whatever the split.
+"""
+import json
+import os
+from typing import Any, NamedTuple
+
+from .. import jobs, seeding
+from ..errors import InitError
+from . import own_code
+from .by_own_code import own_plan
+from .by_recipe import recipe_plan
+from .intercept import stream_of
+from .names import Walk, on_meta
+from .recipes import OWN_RECIPES
+
+_DTYPES = {"float32": "F32", "bfloat16": "BF16", "float16": "F16", "float64": "F64", "int64": "I64",
+           "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20,
+          "gib": 2**30, "tib": 2**40}
+
+
+class Entry(NamedTuple):
+    """One saved tensor: its name, shape, torch dtype, and either ``fill`` (scheme, params, stream) and ``pad``
+    (a row zeroed after the fill: an embedding's padding_idx) or ``values`` (a small CPU tensor)."""
+
+    name: str
+    shape: tuple
+    dtype: Any
+    fill: Any = None
+    pad: Any = None
+    values: Any = None
+
+    @property
+    def nbytes(self):
+        n = self.dtype.itemsize
+        for d in self.shape:
+            n *= d
+        return n
+
+
+def size_bytes(value, what):
+    """Bytes from an int or a string such as "5GB", "512MiB"; InitError for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = text[len(digits):]
+        try:
+            n = float(digits)
+        except ValueError:
+            n = -1.0
+        if unit in _UNITS and n > 0:
+            return int(n * _UNITS[unit])
+    raise InitError(f"{what} must be a positive number of bytes or a size such as '5GB' or '512MiB', got {value!r}")
+
+
+def plan_save(module, recipe="torch", *, seed, rules=None):
+    """[Entry] of every persistent tensor of meta ``module`` as ``init_module(module, recipe)`` would leave it,
+    nothing written or materialized; InitError names what cannot be saved that way."""
+    walk = Walk(module)
+    if not on_meta(module, walk):
+        raise InitError("save_init writes a model built on the meta device (with torch.device('meta'): ...); this one "
+                        "holds tensors elsewhere: save its state_dict instead")
+    plan = own_plan(module, rules) if recipe in OWN_RECIPES else recipe_plan(module, recipe, rules)
+    code_fills, pads = {}, {}
+    if plan.code is not None:
+        report = own_code.run(module, plan, seed, dry=True, walk=walk)
+        params = [t for t in plan.code.targets if t in plan.params and t not in plan.code.skip]
+        code_fills = _code_fills(report, params, recipe)
+        pads = {fqn: row for fqn, row in report.pads.items() if fqn in code_fills}
+        code_fills.update({fqn: f for fqn, f in report.fills.items() if fqn in plan.buffers and f is not None
+                           and fqn not in report.edited and fqn not in plan.code.skip})
+    fills = {fqn: (scheme, params, stream_of(fqn)) for fqn, (scheme, params) in plan.fills}
+    fills.update(code_fills)
+    pads.update({after.args[1]: after.args[0].padding_idx for after in plan.after_fills if hasattr(after, "args")})
+    tensors = dict(walk.members("parameters"))
+    out = []
+    for fqn, owner in plan.params.items():
+        if owner != fqn:
+            continue  # tied: stored once, under its first name
+        t = tensors[fqn]
+        if fqn not in fills:
+            raise InitError(f"save_init: nothing fills {fqn} by recipe {recipe!r}; add a rule naming it")
+        out.append(Entry(fqn, tuple(t.shape), t.dtype, fills[fqn], pads.get(fqn)))
+    out += _buffers(module, walk, plan, seed, fills)
+    for e in out:
+        if str(e.dtype).removeprefix("torch.") not in _DTYPES:
+            raise InitError(f"save_init: {e.name} is {e.dtype}, which safetensors files here do not hold")
+        if e.fill is not None and not e.dtype.is_floating_point:
+            raise InitError(f"save_init: {e.name} is {e.dtype}: a draw fills floating-point tensors")
+    return out
+
+
+def _code_fills(report, params, recipe):
+    """{fqn: (scheme, params, stream)} of the parameters ``params`` the code fills; InitError naming those it does
+    not leave as one whole fill (an edit after the fill, a draw from the code's own generator, nothing)."""
+    out, bad = {}, []
+    for fqn in params:
+        fill = report.fills.get(fqn)
+        if fill is None or fqn in report.edited:
+            bad.append(fqn)
+        else:
+            out[fqn] = fill
+    if bad:
+        raise InitError(f"save_init: the {recipe!r} init code does not leave {', '.join(bad[:8])}"
+                        f"{' ...' if len(bad) > 8 else ''} as one whole fill (it writes them otherwise, draws "
+                        "them from its own generator, or not at all), so it cannot be replayed block by block; add "
+                        "a rule naming them")
+    return out
+
+
+def _buffers(module, walk, plan, seed, fills):
+    """Entries of the persistent buffers: their values computed on the CPU as init_module restores them (the
+    module's buffers swapped for CPU tensors meanwhile, then put back)."""
+    import torch
+
+    persistent = []
+    swapped = []
+    for prefix, m in walk.modules():
+        for name, b in list(m._buffers.items()):
+            if b is None:
+                continue
+            fqn = f"{prefix}.{name}" if prefix else name
+            swapped.append((m, name, b))
+            m._buffers[name] = torch.zeros(b.shape, dtype=b.dtype, device="cpu")
+            if name not in m._non_persistent_buffers_set and plan.buffers.get(fqn, fqn) == fqn:
+                persistent.append((fqn, m, name))
+    if not persistent:
+        for m, name, b in swapped:
+            m._buffers[name] = b
+        return []
+    try:
+        with torch.no_grad():
+            if plan.code is not None and plan.code.first:  # own_init: the code computes them (parameters stay meta)
+                own_code.run(module, plan, seed, dry=False, walk=walk)
+            for restore in plan.restores:
+                restore(module)
+            tensors = {fqn: m._buffers[name] for fqn, m, name in persistent}
+            items = [(tensors[fqn], s, p, stream_of(fqn), fqn) for fqn, (s, p) in plan.buffer_fills if fqn in tensors]
+            jobs.run(jobs.prepare_all(items, seed=seed))
+            out = []
+            for fqn, m, name in persistent:
+                t = m._buffers[name]
+                if fqn in fills:  # the code's whole fill of it (own_init): replayed
+                    out.append(Entry(fqn, tuple(t.shape), t.dtype, fills[fqn]))
+                else:
+                    out.append(Entry(fqn, tuple(t.shape), t.dtype, values=t.clone()))
+            return out
+    finally:
+        for m, name, b in swapped:
+            m._buffers[name] = b
+
+
+def shards(entries, max_shard_size):
+    """[(file name, [Entry])], in order, each at most ``max_shard_size`` bytes of data unless one tensor is more,
+    named as Hugging Face names them."""
+    groups: list = [[]]
+    size = 0
+    for e in entries:
+        if groups[-1] and size + e.nbytes > max_shard_size:
+            groups.append([])
+            size = 0
+        groups[-1].append(e)
+        size += e.nbytes
+    if len(groups) == 1:
+        return [("model.safetensors", groups[0])]
+    n = len(groups)
+    return [(f"model-{i + 1:05d}-of-{n:05d}.safetensors", g) for i, g in enumerate(groups)]
+
+
+def header(entries, metadata=None):
+    """(header bytes with its 8-byte length prefix, {name: offset of its data in the file})."""
+    head: dict = {"__metadata__": {"format": "pt", **(metadata or {})}}
+    offset, at = 0, {}
+    for e in entries:
+        head[e.name] = {"dtype": _DTYPES[str(e.dtype).removeprefix("torch.")], "shape": list(e.shape),
+                        "data_offsets": [offset, offset + e.nbytes]}
+        at[e.name] = offset
+        offset += e.nbytes
+    text = json.dumps(head, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    start = 8 + len(text)
+    return len(text).to_bytes(8, "little") + text, {k: v + start for k, v in at.items()}
+
+
+def blocks(entry, budget):
+    """(first row, rows) of the blocks ``entry`` is written in: whole rows, at most ``budget`` bytes each."""
+    if not entry.shape or entry.fill is None:
+        return [(0, entry.shape[0] if entry.shape else 1)]
+    rows = entry.shape[0]
+    row = max(1, entry.nbytes // max(rows, 1))
+    per = max(1, budget // row)
+    return [(r, min(per, rows - r)) for r in range(0, rows, per)] or [(0, 0)]
+
+
+def write_block(fd, entry, first, rows, at, seed):
+    """Fill rows [first, first + rows) of ``entry`` and write them at their place (``at``: the tensor's offset)."""
+    import torch
+
+    if entry.fill is None:
+        data = entry.values.contiguous()
+    else:
+        scheme, params, stream = entry.fill
+        data = torch.empty((rows, *entry.shape[1:]) if entry.shape else (), dtype=entry.dtype)
+        offsets = (first,) + (0,) * (len(entry.shape) - 1) if entry.shape else ()
+        jobs.run([jobs.prepare(data, scheme, params, seed=seed, stream=stream, full_shape=entry.shape,
+                               offsets=offsets, name=entry.name)])
+        if entry.pad is not None and first <= entry.pad < first + rows:
+            data[entry.pad - first].zero_()
+    raw = data.reshape(-1).view(torch.uint8).numpy() if data.numel() else b""
+    row_bytes = entry.nbytes // entry.shape[0] if entry.shape and entry.shape[0] else 0
+    view = memoryview(raw)
+    where = at + first * row_bytes
+    while view:
+        n = os.pwrite(fd, view, where)
+        view, where = view[n:], where + n
+
+
+def save_init(module, path, recipe="torch", *, seed=None, rules=None, max_shard_size="5GB", memory="256MiB",
+              workers=1, metadata=None):
+    """Write meta ``module``'s initialized tensors to safetensors files in directory ``path``: see the module's
+    doc. Returns the paths of the files written (shards, then the index when there are several). ``memory``: the
+    most bytes of values a process holds at once; ``max_shard_size``: a shard's size, as Hugging Face splits
+    them; ``workers``: processes on this machine that share the blocks (under torch.distributed, of each rank's)."""
+    import torch.distributed as dist
+
+    budget, cap = size_bytes(memory, "memory"), size_bytes(max_shard_size, "max_shard_size")
+    if not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
+        raise InitError(f"workers must be a positive int, got {workers!r}")
+    seed = seeding.resolve_seed(seed, module)
+    entries = plan_save(module, recipe, seed=seed, rules=rules)
+    layout = shards(entries, cap)
+    distributed = dist.is_available() and dist.is_initialized()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    os.makedirs(path, exist_ok=True)
+    files, units = [], []
+    for name, group in layout:
+        head, at = header(group, metadata)
+        file = os.path.join(path, name)
+        files.append(file)
+        if rank == 0:
+            with open(file, "wb") as f:
+                f.write(head)
+                f.truncate(len(head) + sum(e.nbytes for e in group))
+        units += [(file, at[e.name], e, first, rows) for e in group for first, rows in blocks(e, budget)]
+    if rank == 0:
+        config = getattr(module, "config", None)
+        if callable(getattr(config, "save_pretrained", None)):  # a Hugging Face model: from_pretrained(path) loads it
+            config.save_pretrained(path)
+        if len(layout) > 1:
+            files.append(_write_index(path, layout))
+    if distributed:
+        dist.barrier()
+    mine = units[rank::world]
+    if workers == 1 or len(mine) < 2:
+        write_units(mine, seed)
+    else:
+        _in_processes(mine, seed, workers)
+    if distributed:
+        dist.barrier()
+    return files
+
+
+def write_units(units, seed):
+    """Fill and write each (file, tensor offset, Entry, first row, rows) block, one file descriptor per file."""
+    fds: dict = {}
+    try:
+        for file, at, entry, first, rows in units:
+            if file not in fds:
+                fds[file] = os.open(file, os.O_WRONLY)
+            write_block(fds[file], entry, first, rows, at, seed)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+def _in_processes(units, seed, workers):
+    """The blocks shared round-robin by ``workers`` fresh processes (spawned: they import gpuinit, not the
+    model), each with its share of this machine's threads."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .. import config
+
+    threads = max(1, config.num_threads() // workers)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_setup,
+                             initargs=(threads,)) as pool:
+        for done in [pool.submit(write_units, units[i::workers], seed) for i in range(workers)]:
+            done.result()
+
+
+def _worker_setup(threads):
+    os.environ["GPUINIT_NUM_THREADS"] = str(threads)
+
+
+def _write_index(path, layout):
+    index = {"metadata": {"total_size": sum(e.nbytes for _, g in layout for e in g)},
+             "weight_map": {e.name: name for name, g in layout for e in g}}
+    file = os.path.join(path, "model.safetensors.index.json")
+    with open(file, "w") as f:
+        json.dump(index, f, indent=2, sort_keys=True)
+        f.write("\n")
+    return file
