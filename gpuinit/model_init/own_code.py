@@ -61,6 +61,7 @@ def run(module, plan, seed, *, dry, walk=None):
             owner._parameters[name] = t
     router.flush()
     router.derived.clear()  # it holds model tensors: to_empty swaps them out only when nothing else does
+    router.rows.clear()
     walk.changed()  # the code may have replaced tensors
     now = by_name(module, walk) if any(fqn not in router.touched for fqn, _ in targets) else tensors
     for fqn, t in targets:  # a tensor the code replaced (``self.freqs_cis = ...``, as torchtitan does) is written
