@@ -20,7 +20,8 @@ def init_(array: _A, scheme: "str | Initializer", *, seed: Any = None, generator
     """Fill ``array`` in place with ``scheme`` and return it.
 
     Args:
-        array: a numpy array, a torch tensor or a cupy array of float16/bfloat16/float32/float64.
+        array: a numpy array, a torch tensor or a cupy array of float16/bfloat16/float32/float64 (numpy's
+            bfloat16 is ml_dtypes', as JAX and Keras hold it on the host); a complex one through its real view.
         scheme: a name (``"he_normal"``, ``"kaiming_uniform"``, ... see ``gpuinit.SCHEMES``) or an
             initializer from ``gpuinit.initializers``.
         seed, stream: 64-bit integers; every value is a pure function of (seed, stream, element index,

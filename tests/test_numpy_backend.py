@@ -6,6 +6,7 @@ import signal
 import threading
 import time
 
+import ml_dtypes
 import numpy as np
 import pytest
 import torch
@@ -408,3 +409,73 @@ def test_a_negative_view_reads_the_values_of_a_plain_tensor(scheme, params, dtyp
                 assert view.is_neg() and np.array_equal(as_bits(view.resolve_neg()), want), (shape, grouped)
                 if memory.dim() > len(shape):
                     assert (memory[..., 0] == 2.0).all()
+
+
+# ---- ml_dtypes.bfloat16 numpy arrays (JAX's and Keras's bfloat16 on the host) ----------------------------------
+
+ML_SCHEMES = SCHEMES + [("variance_scaling", {"scale": 2.0, "mode": "fan_avg", "distribution": "truncated_normal"}),
+                        ("glorot_normal", {}), ("kaiming_uniform", {"a": 5 ** 0.5}), ("constant", {"value": 0.1}),
+                        ("ones", {}), ("eye", {}), ("identity", {"gain": 3.0}), ("sparse", {"sparsity": 0.4})]
+ML_BLOCKS = [((37, 300), None, None), ((20, 150), (37, 300), (10, 77)),  # a whole array (on the pool), a block
+             ((9, 12), (9, 12), (0, 0))]
+
+
+def ml_bf16(shape, fill=np.nan):
+    return np.full(shape, fill, ml_dtypes.bfloat16)
+
+
+@pytest.mark.parametrize("kernel", ["1", "0"], indirect=True)
+@pytest.mark.parametrize("scheme,params", ML_SCHEMES)
+def test_ml_dtypes_bfloat16_holds_the_bits_of_a_torch_bfloat16_tensor(kernel, scheme, params):
+    """An ml_dtypes bfloat16 array is filled in place with the bits gpuinit writes into a torch bfloat16 tensor (the
+    float32 value rounded to nearest even): whole, as a block of a larger tensor, as a strided view, with a stream."""
+    for shape, full_shape, offsets in ML_BLOCKS:
+        kw = {"full_shape": full_shape, "offsets": offsets, "stream": 3}
+        want = as_bits(fill(torch.empty(shape, dtype=torch.bfloat16), scheme, params, seed=11, **kw))
+        x = ml_bf16(shape)
+        assert fill(x, scheme, params, seed=11, **kw) is x and x.dtype == ml_dtypes.bfloat16
+        assert np.array_equal(x.view(np.int16), want), (scheme, shape)
+        assert np.array_equal(gpuinit.init_(ml_bf16(shape), scheme, seed=11, **kw, **params).view(np.int16), want)
+    if scheme == "sparse":
+        return
+    for view_of in VIEWS:
+        base = ml_bf16((9, 12))
+        view = fill(view_of(base), scheme, params)
+        want = as_bits(fill(torch.empty(tuple(view.shape), dtype=torch.bfloat16), scheme, params))
+        assert np.array_equal(view.view(np.int16), want), scheme
+        inside = np.zeros((9, 12), bool)
+        view_of(inside)[...] = True
+        assert np.isnan(base[~inside].astype(np.float32)).all()
+
+
+@pytest.mark.parametrize("scheme,shape,axes", [("orthogonal", (40, 24), {}), ("orthogonal", (5, 6, 7), {}),
+                                               ("delta_orthogonal", (3, 3, 8, 16), {"in_axis": -2, "out_axis": -1})])
+def test_ml_dtypes_bfloat16_structured_draws_are_those_of_numpy(scheme, shape, axes):
+    """orthogonal's QR runs in the array's library (NumPy here, torch for torch tensors, whose LAPACK may differ in a
+    last float32 bit): the bits are those of bits="bfloat16" and of float32 NumPy rounded to nearest even."""
+    x = gpuinit.init_(ml_bf16(shape), scheme, seed=4, **axes)
+    bits = gpuinit.init_(np.empty(shape, np.uint16), scheme, seed=4, bits="bfloat16", **axes)
+    f32 = gpuinit.init_(np.empty(shape, np.float32), scheme, seed=4, **axes)
+    rounded = torch.from_numpy(f32).to(torch.bfloat16).view(torch.int16).numpy()
+    assert np.array_equal(x.view(np.uint16), bits) and np.array_equal(x.view(np.int16), rounded)
+
+
+def test_ml_dtypes_bfloat16_of_either_byte_order_and_in_a_group():
+    want = as_bits(fill(torch.empty(6, 11, dtype=torch.bfloat16), "he_normal", {}))
+    foreign = fill(np.empty((6, 11), np.dtype(ml_dtypes.bfloat16).newbyteorder()), "he_normal", {})
+    assert np.array_equal(foreign.astype(ml_dtypes.bfloat16).view(np.int16), want)
+    arrays = [ml_bf16((6, 11)), ml_bf16((12, 22))[::2, ::2], ml_bf16((300, 300))]
+    group = [jobs.prepare(x, "he_normal", {}, seed=5, backend="numpy", full_shape=(6, 11) if i < 2 else None,
+                          offsets=(0, 0) if i < 2 else None) for i, x in enumerate(arrays)]
+    assert numpy_backend.fill_group(group) == 3
+    assert all(np.array_equal(x.view(np.int16), want) for x in arrays[:2])
+    assert np.array_equal(arrays[2].view(np.int16), as_bits(fill(torch.empty(300, 300, dtype=torch.bfloat16),
+                                                                  "he_normal", {})))
+
+
+@pytest.mark.parametrize("dtype", [ml_dtypes.float8_e4m3fn, ml_dtypes.int4, ml_dtypes.float8_e5m2])
+def test_other_ml_dtypes_are_refused_before_a_write(dtype):
+    x = np.zeros((3, 4), dtype)
+    with pytest.raises(gpuinit.InitError, match="floating-point arrays .* got float8|got int4"):
+        gpuinit.init_(x, "normal", seed=0)
+    assert not x.astype(np.float32).any()

@@ -5,6 +5,7 @@ import sys
 from ..errors import InitError
 
 _NUMPY_DTYPES = {"float16", "float32", "float64"}
+ML_BFLOAT16 = "bfloat16"  # the name of ml_dtypes.bfloat16 (JAX's and Keras's bfloat16 on the host), 2 bytes
 _TORCH_DTYPES = {"float16", "bfloat16", "float32", "float64"}
 
 
@@ -15,10 +16,11 @@ INFERENCE_OUTSIDE = ("an inference tensor (made under torch.inference_mode()) is
 
 
 def check(array, bits=None, negative=False):
-    """Raise unless ``array`` is a writable floating-point array whose elements do not overlap (an inference tensor:
-    inside inference mode, as torch writes it); with ``bits="bfloat16"``, a 16-bit integer numpy or cupy array that
-    receives bfloat16 bit patterns. ``negative``: the backend writes a torch view with the negative bit set (whose
-    memory holds the negation of what it reads) through it; other backends write memory as it is, and refuse one."""
+    """Raise unless ``array`` is a writable floating-point array (numpy's bfloat16: ml_dtypes') whose elements do not
+    overlap (an inference tensor: inside inference mode, as torch writes it); with ``bits="bfloat16"``, a 16-bit
+    integer numpy or cupy array that receives bfloat16 bit patterns. ``negative``: the backend writes a torch view
+    with the negative bit set (whose memory holds the negation of what it reads) through it; other backends write
+    memory as it is, and refuse one."""
     torch = sys.modules.get("torch")
     if bits is not None:
         if bits not in BITS:
@@ -42,13 +44,18 @@ def check(array, bits=None, negative=False):
         strides, itemsize = array.stride(), 1
     else:  # numpy and cupy arrays
         name = array.dtype.name
-        ok = name in _NUMPY_DTYPES
+        ok = name in _NUMPY_DTYPES or is_ml_bfloat16(array.dtype)
         if ok and not getattr(array.flags, "writeable", True):
             raise InitError("the array is read-only")
         strides, itemsize = array.strides, array.itemsize
     if not ok:
         raise InitError(f"gpuinit fills floating-point arrays (float16, bfloat16, float32, float64), got {name}")
     check_no_overlap(tuple(array.shape), strides, itemsize)
+
+
+def is_ml_bfloat16(dtype):
+    """Whether a numpy dtype is ml_dtypes' bfloat16, told by its name and size, so that nothing imports ml_dtypes."""
+    return dtype.name == ML_BFLOAT16 and dtype.itemsize == 2
 
 
 def check_no_overlap(shape, strides, itemsize):

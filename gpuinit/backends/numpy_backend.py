@@ -1,4 +1,5 @@
-"""The NumPy backend: numpy arrays and torch CPU tensors, in place, chunk by chunk, on all cores.
+"""The NumPy backend: numpy arrays (ml_dtypes bfloat16 ones included) and torch CPU tensors, in place, chunk by
+chunk, on all cores.
 
 Memory stays bounded: each worker holds one chunk of ``CHUNK`` elements (a few MiB of words and
 floats), never a full-size temporary, except orthogonal (QR needs the whole matrix) and sparse
@@ -59,8 +60,10 @@ def _executor():
 # ---- writing ----------------------------------------------------------------------------------------
 
 def _numpy_view(array, bits=None):
-    """(writable numpy view sharing the memory, True when it holds bfloat16 bits as int16)."""
-    if bits == "bfloat16":  # the array's own byte order: assignments swap bytes where it is not native
+    """(writable numpy view sharing the memory, True when it holds bfloat16 bits as int16): ``bits="bfloat16"``
+    16-bit integer arrays, ml_dtypes bfloat16 arrays and torch bfloat16 tensors."""
+    if bits == "bfloat16" or type(array) is np.ndarray and checks.is_ml_bfloat16(array.dtype):
+        # the array's own byte order: assignments swap bytes where it is not native
         return array.view(np.dtype(np.int16).newbyteorder(array.dtype.byteorder)), True
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(array, torch.Tensor):
@@ -125,6 +128,8 @@ def direct(array, full_shape, offsets, bits):
         if bits is not None or not array.flags.c_contiguous:
             return None
         store = _STORES.get(array.dtype)  # native byte order only: '>f4' is not a key here
+        if store is None and checks.is_ml_bfloat16(array.dtype) and array.dtype.isnative:
+            store = "bfloat16"
     else:
         torch = sys.modules.get("torch")
         if torch is None or not isinstance(array, torch.Tensor) or not array.is_cpu or not array.is_contiguous() \
