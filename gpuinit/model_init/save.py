@@ -205,24 +205,26 @@ def blocks(entry, budget):
     return [(r, min(per, rows - r)) for r in range(0, rows, per)] or [(0, 0)]
 
 
-def write_block(fd, entry, first, rows, at, seed):
-    """Fill rows [first, first + rows) of ``entry`` and write them at their place (``at``: the tensor's offset)."""
+def fill_block(entry, first, rows, seed):
+    """Rows [first, first + rows) of ``entry``'s values, as a contiguous CPU tensor."""
     import torch
 
     if entry.fill is None:
-        data = entry.values.contiguous()
-    else:
-        scheme, params, stream = entry.fill
-        data = torch.empty((rows, *entry.shape[1:]) if entry.shape else (), dtype=entry.dtype)
-        offsets = (first,) + (0,) * (len(entry.shape) - 1) if entry.shape else ()
-        jobs.run([jobs.prepare(data, scheme, params, seed=seed, stream=stream, full_shape=entry.shape,
-                               offsets=offsets, name=entry.name)])
-        if entry.pad is not None and first <= entry.pad < first + rows:
-            data[entry.pad - first].zero_()
-    raw = data.reshape(-1).view(torch.uint8).numpy() if data.numel() else b""
-    row_bytes = entry.nbytes // entry.shape[0] if entry.shape and entry.shape[0] else 0
-    view = memoryview(raw)
-    where = at + first * row_bytes
+        return entry.values.contiguous()
+    scheme, params, stream = entry.fill
+    data = torch.empty((rows, *entry.shape[1:]) if entry.shape else (), dtype=entry.dtype)
+    offsets = (first,) + (0,) * (len(entry.shape) - 1) if entry.shape else ()
+    jobs.run([jobs.prepare(data, scheme, params, seed=seed, stream=stream, full_shape=entry.shape, offsets=offsets,
+                           name=entry.name)])
+    if entry.pad is not None and first <= entry.pad < first + rows:
+        data[entry.pad - first].zero_()
+    return data
+
+
+def _pwrite(fd, data, where):
+    import torch
+
+    view = memoryview(data.reshape(-1).view(torch.uint8).numpy()) if data.numel() else memoryview(b"")
     while view:
         n = os.pwrite(fd, view, where)
         view, where = view[n:], where + n
@@ -231,9 +233,10 @@ def write_block(fd, entry, first, rows, at, seed):
 def save_init(module, path, recipe="torch", *, seed=None, rules=None, max_shard_size="5GB", memory="256MiB",
               workers=1, metadata=None):
     """Write meta ``module``'s initialized tensors to safetensors files in directory ``path``: see the module's
-    doc. Returns the paths of the files written (shards, then the index when there are several). ``memory``: the
-    most bytes of values a process holds at once; ``max_shard_size``: a shard's size, as Hugging Face splits
-    them; ``workers``: processes on this machine that share the blocks (under torch.distributed, of each rank's)."""
+    doc. Returns the paths of the files written (shards, then the index when there are several).
+    ``memory``: the most bytes of values a process holds at once (two blocks: one written while the next is
+    filled); ``max_shard_size``: a shard's size, as Hugging Face splits them; ``workers``: processes on this
+    machine that share the blocks (under torch.distributed, each rank's share)."""
     import torch.distributed as dist
 
     budget, cap = size_bytes(memory, "memory"), size_bytes(max_shard_size, "max_shard_size")
@@ -254,7 +257,7 @@ def save_init(module, path, recipe="torch", *, seed=None, rules=None, max_shard_
             with open(file, "wb") as f:
                 f.write(head)
                 f.truncate(len(head) + sum(e.nbytes for e in group))
-        units += [(file, at[e.name], e, first, rows) for e in group for first, rows in blocks(e, budget)]
+        units += [(file, at[e.name], e, first, rows) for e in group for first, rows in blocks(e, budget // 2)]
     if rank == 0:
         config = getattr(module, "config", None)
         if callable(getattr(config, "save_pretrained", None)):  # a Hugging Face model: from_pretrained(path) loads it
@@ -274,13 +277,24 @@ def save_init(module, path, recipe="torch", *, seed=None, rules=None, max_shard_
 
 
 def write_units(units, seed):
-    """Fill and write each (file, tensor offset, Entry, first row, rows) block, one file descriptor per file."""
+    """Fill and write each (file, tensor offset, Entry, first row, rows) block, one file descriptor per file: a
+    thread writes each block while the next one is filled (two blocks held at most)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     fds: dict = {}
     try:
-        for file, at, entry, first, rows in units:
-            if file not in fds:
-                fds[file] = os.open(file, os.O_WRONLY)
-            write_block(fds[file], entry, first, rows, at, seed)
+        with ThreadPoolExecutor(1, thread_name_prefix="gpuinit-save") as writer:
+            pending = None
+            for file, at, entry, first, rows in units:
+                if file not in fds:
+                    fds[file] = os.open(file, os.O_WRONLY)
+                data = fill_block(entry, first, rows, seed)
+                row_bytes = entry.nbytes // entry.shape[0] if entry.shape and entry.shape[0] else 0
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(_pwrite, fds[file], data, at + first * row_bytes)
+            if pending is not None:
+                pending.result()
     finally:
         for fd in fds.values():
             os.close(fd)
