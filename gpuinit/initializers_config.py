@@ -109,11 +109,21 @@ def array_and_backend(array, backend):
     return array, backend
 
 
+def numpy_dtype(name):
+    """The numpy dtype of a name; "bfloat16" is ml_dtypes' (JAX's and Keras's on the host), imported only then."""
+    if name != "bfloat16":
+        return np.dtype(name)
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise InitError("numpy's bfloat16 comes from ml_dtypes (pip install ml_dtypes; JAX and Keras install it), "
+                        "or use array='torch'") from None
+    return np.dtype(ml_dtypes.bfloat16)
+
+
 def empty(shape, dtype, array):
     if array == "numpy":
-        if dtype == "bfloat16":
-            raise InitError("numpy has no bfloat16; use array='torch'")
-        return np.empty(shape, dtype)
+        return np.empty(shape, numpy_dtype(dtype))
     if array == "torch":
         import torch
 
@@ -257,7 +267,7 @@ def fixed_values(values):
             return values.detach().to(dtype=getattr(torch, name), copy=True)
         if root == "cupy":
             return values.astype(name, copy=True)
-        return np.array(values, dtype=name)
+        return np.array(values, dtype=numpy_dtype(name))
 
     return initialize_fn
 

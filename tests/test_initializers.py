@@ -3,6 +3,7 @@ again here (tests/test_keras_compat.py checks the same against Keras itself)."""
 import math
 import operator
 
+import ml_dtypes
 import numpy as np
 import pytest
 import torch
@@ -319,10 +320,18 @@ def test_dtypes_and_backends():
     t = I.HeNormal(seed=0)((16, 8), "bfloat16", array="torch")
     assert t.dtype == torch.bfloat16
     assert I.Zeros()((2,), torch.float16, array="torch").dtype == torch.float16
-    with pytest.raises(gpuinit.InitError, match="bfloat16"):
-        I.Ones()((2, 2), "bfloat16")
     with pytest.raises(gpuinit.InitError, match="floating"):
         I.Ones()((2, 2), "int32")
+
+
+def test_numpy_bfloat16_is_ml_dtypes():
+    """A numpy bfloat16 array is ml_dtypes' (what Keras's backends convert), holding the bits of the torch one."""
+    got = I.HeNormal(seed=0)((16, 8), "bfloat16")
+    assert got.dtype == ml_dtypes.bfloat16 and isinstance(got, np.ndarray)
+    assert np.array_equal(got.view(np.int16), I.HeNormal(seed=0)((16, 8), torch.bfloat16, array="torch").view(
+        torch.int16).numpy())
+    assert I.get(np.ones((2, 3)))((2, 3), "bfloat16").dtype == ml_dtypes.bfloat16
+    assert I.Constant([1.0, 2.5])((2, 2), "bfloat16").tolist() == [[1.0, 2.5]] * 2
 
 
 def test_array_is_the_library_and_backend_the_filler():
@@ -339,8 +348,6 @@ def test_array_is_the_library_and_backend_the_filler():
     with pytest.warns(DeprecationWarning, match="array='torch'"):  # the keyword's earlier meaning
         old = I.HeNormal(seed=3)((40, 24), backend="torch")
     assert isinstance(old, torch.Tensor) and np.array_equal(old.numpy(), want)
-    with pytest.raises(gpuinit.InitError, match="numpy has no bfloat16; use array='torch'"):
-        I.Ones()((2, 2), "bfloat16", backend="numpy")
     values = I.Constant(np.array([[1.0], [2.0]]))((2, 3), array="torch")  # copied, whatever fills draws
     assert torch.equal(values, torch.tensor([[1.0] * 3, [2.0] * 3]))
 

@@ -1,6 +1,7 @@
 """gpuinit/initializers_config.py: what the Keras-style classes read and write: dtypes, shapes, the array library
 and the fill backend, seeds and SeedGenerator streams, Keras's fan axes and VarianceScaling's arguments, Constant's
 values (serialized as Keras writes them) and names."""
+import sys
 import warnings
 
 import numpy as np
@@ -67,8 +68,17 @@ def test_empty():
     assert isinstance(x, np.ndarray) and x.shape == (2, 3) and x.dtype == np.float16
     t = cfg.empty((4,), "bfloat16", "torch")
     assert isinstance(t, torch.Tensor) and t.dtype == torch.bfloat16 and t.shape == (4,)
-    with pytest.raises(InitError, match="numpy has no bfloat16; use array='torch'"):
-        cfg.empty((2,), "bfloat16", "numpy")
+    b = cfg.empty((2,), "bfloat16", "numpy")  # ml_dtypes' (JAX's and Keras's), imported only for it
+    assert isinstance(b, np.ndarray) and b.dtype.name == "bfloat16" and type(b.dtype).__module__ == "ml_dtypes"
+
+
+def test_numpy_bfloat16_without_ml_dtypes(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ml_dtypes", None)  # not installed
+    assert cfg.numpy_dtype("float16") == np.float16
+    for call in (lambda: cfg.empty((2,), "bfloat16", "numpy"), lambda: cfg.numpy_dtype("bfloat16")):
+        with pytest.raises(InitError, match=r"numpy's bfloat16 comes from ml_dtypes \(pip install ml_dtypes.*"
+                                            "array='torch'"):
+            call()
 
 
 def test_live_seed():

@@ -2,7 +2,9 @@
 the distributions of the draws (same law, not the same bits: Keras draws from torch's generator)."""
 import operator
 import os
+import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -208,3 +210,64 @@ def test_draws_follow_keras_distribution(name, kwargs, shape):
     assert x.min() >= low * (1 + 1e-6) - 1e-7 and x.max() <= high * (1 + 1e-6) + 1e-7
     if np.isfinite(high):
         assert x.max() > high - 0.01 * (high - low)
+
+
+# ---- Keras layers with gpuinit's initializers: bfloat16, mixed precision, save / load, the JAX backend -----------
+# One script, run here (torch backend) and in a subprocess with KERAS_BACKEND=jax (Keras picks its backend once).
+LAYERS = textwrap.dedent("""
+    import os, tempfile
+    import ml_dtypes, numpy as np, keras, gpuinit
+    from gpuinit import initializers as I
+
+    def bits(x):  # the stored bits of a variable, as Keras hands it to numpy (bfloat16: ml_dtypes)
+        x = np.asarray(keras.ops.convert_to_numpy(x))
+        return x.view(f"u{x.dtype.itemsize}")
+
+    def want(shape, dtype, scheme, **kw):  # gpuinit's own fill, in Keras's (..., in, out) layout
+        dtype = ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype
+        return bits(gpuinit.init_(np.empty(shape, dtype), scheme, in_axis=-2, out_axis=-1, **kw))
+
+    for dtype in ("bfloat16", "float16", "float32"):
+        dense = keras.layers.Dense(8, dtype=dtype, kernel_initializer=I.GlorotUniform(seed=0))
+        conv = keras.layers.Conv2D(6, 3, dtype=dtype, kernel_initializer=I.HeNormal(seed=2),
+                                   bias_initializer=I.Constant(0.1))
+        dense.build((None, 4))
+        conv.build((None, 5, 5, 3))
+        assert dense.kernel.dtype == conv.kernel.dtype == dtype, (dense.kernel.dtype, dtype)
+        assert np.array_equal(bits(dense.kernel), want((4, 8), dtype, "glorot_uniform", seed=0)), dtype
+        assert np.array_equal(bits(conv.kernel), want((3, 3, 3, 6), dtype, "he_normal", seed=2)), dtype
+        assert np.array_equal(bits(conv.bias), want((6,), dtype, "constant", value=0.1)), dtype
+        assert keras.ops.convert_to_numpy(dense(np.ones((2, 4), dtype))).shape == (2, 8)
+
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")  # float32 variables, bfloat16 computations
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, kernel_initializer=I.HeUniform(seed=1)),
+                              keras.layers.Dense(2, kernel_initializer=I.Orthogonal(seed=3))])
+    kernel = model.layers[0].kernel
+    assert kernel.dtype == "float32" and model.layers[0].compute_dtype == "bfloat16"
+    assert np.array_equal(bits(kernel), want((4, 8), "float32", "he_uniform", seed=1))
+    assert keras.backend.standardize_dtype(model(np.ones((3, 4), "float32")).dtype) == "bfloat16"
+
+    path = os.path.join(tempfile.mkdtemp(), "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    for a, b in zip(model.weights, loaded.weights, strict=True):
+        assert np.array_equal(bits(a), bits(b)), a.path
+    print("ok", keras.backend.backend())
+""")
+
+
+def test_keras_layers_hold_gpuinit_values_bfloat16_mixed_precision_and_save_load(tmp_path):
+    """Dense / Conv2D in bfloat16, float16 and float32 hold the bits gpuinit writes (bfloat16 comes to Keras as an
+    ml_dtypes array); under "mixed_bfloat16" the float32 variables hold gpuinit's values; save and load keep them."""
+    previous = keras.mixed_precision.global_policy()
+    try:
+        exec(compile(LAYERS, "layers", "exec"), {})
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+
+
+def test_the_same_on_keras_jax_backend(tmp_path):
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    r = subprocess.run([sys.executable, "-c", LAYERS], capture_output=True, text=True, cwd=tmp_path, env=env,
+                       timeout=600, check=False)
+    assert r.returncode == 0 and r.stdout.split()[-2:] == ["ok", "jax"], r.stderr[-3000:]
