@@ -63,14 +63,14 @@ def own_init(module: Any, *, seed: Any = None, device: Any = None,
 
 
 def save_init(module: Any, path: Any, recipe: str = "torch", *, seed: Any = None,
-              rules: Iterable[Sequence[Any]] | None = None, max_shard_size: Any = "5GB", memory: Any = "256MiB",
-              workers: int = 1, metadata: dict | None = None) -> list:
+              rules: Iterable[Sequence[Any]] | None = None, format: str = "safetensors", max_shard_size: Any = "5GB",
+              memory: Any = "256MiB", workers: int = 1, metadata: dict | None = None) -> list:
     """Write a meta model's initialized tensors to safetensors files, block by block, never materializing it:
     see gpuinit.model_init.save."""
     from .model_init.save import save_init as _save_init
 
-    return _save_init(module, path, recipe, seed=seed, rules=rules, max_shard_size=max_shard_size, memory=memory,
-                      workers=workers, metadata=metadata)
+    return _save_init(module, path, recipe, seed=seed, rules=rules, format=format, max_shard_size=max_shard_size,
+                      memory=memory, workers=workers, metadata=metadata)
 
 
 def deferred() -> "AbstractContextManager[Any]":

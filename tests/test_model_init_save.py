@@ -141,3 +141,37 @@ def test_a_materialized_model_is_refused(tmp_path):
 def test_sizes():
     assert save.size_bytes("5GB", "x") == 5 * 10**9 and save.size_bytes("512MiB", "x") == 512 * 2**20
     assert save.size_bytes(" 1.5 kb ", "x") == 1500
+
+
+def test_dcp_loads_into_an_fsdp2_model_with_the_fingerprint_of_init_module(tmp_path):
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, set_model_state_dict
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    def make():
+        with torch.device("meta"):
+            m = nn.Sequential(nn.Embedding(40, 24, padding_idx=1), nn.Linear(24, 24), nn.BatchNorm1d(24),
+                              nn.Linear(24, 40, bias=False))
+        m[3].weight = m[0].weight
+        return m
+
+    files = gpuinit.save_init(make(), tmp_path / "ckpt", "torch", seed=8, format="dcp")
+    assert any(f.endswith(".metadata") for f in files)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rdzv'}", rank=0, world_size=1)
+    try:
+        m = make()
+        fully_shard(m[1], mesh=init_device_mesh("cpu", (1,)))
+        fully_shard(m, mesh=init_device_mesh("cpu", (1,)))
+        m.to_empty(device="cpu")
+        m[3].weight = m[0].weight
+        state = get_model_state_dict(m)
+        dcp.load(state, checkpoint_id=str(tmp_path / "ckpt"))
+        set_model_state_dict(m, state)
+        ref = make()
+        gpuinit.init_module(ref, "torch", seed=8, device="cpu")
+        assert gpuinit.fingerprint(m) == gpuinit.fingerprint(ref)
+        assert torch.equal(m[2].running_var.cpu(), ref[2].running_var)
+    finally:
+        dist.destroy_process_group()

@@ -13,6 +13,7 @@ writes its share of the blocks into files laid out by rank 0: the files are the 
 """
 import json
 import os
+import warnings
 from typing import Any, NamedTuple
 
 from .. import jobs, seeding
@@ -66,9 +67,10 @@ def size_bytes(value, what):
     raise InitError(f"{what} must be a positive number of bytes or a size such as '5GB' or '512MiB', got {value!r}")
 
 
-def plan_save(module, recipe="torch", *, seed, rules=None):
+def plan_save(module, recipe="torch", *, seed, rules=None, aliases=False):
     """[Entry] of every persistent tensor of meta ``module`` as ``init_module(module, recipe)`` would leave it,
-    nothing written or materialized; InitError names what cannot be saved that way."""
+    nothing written or materialized (``aliases``: a tied tensor under each of its names, as ``state_dict()``
+    lists it); InitError names what cannot be saved that way."""
     walk = Walk(module)
     if not on_meta(module, walk):
         raise InitError("save_init writes a model built on the meta device (with torch.device('meta'): ...); this one "
@@ -89,6 +91,8 @@ def plan_save(module, recipe="torch", *, seed, rules=None):
     out = []
     for fqn, owner in plan.params.items():
         if owner != fqn:
+            if aliases:
+                out.append(next(e for e in out if e.name == owner)._replace(name=fqn))
             continue  # tied: stored once, under its first name
         t = tensors[fqn]
         if fqn not in fills:
@@ -230,20 +234,26 @@ def _pwrite(fd, data, where):
         view, where = view[n:], where + n
 
 
-def save_init(module, path, recipe="torch", *, seed=None, rules=None, max_shard_size="5GB", memory="256MiB",
-              workers=1, metadata=None):
+def save_init(module, path, recipe="torch", *, seed=None, rules=None, format="safetensors", max_shard_size="5GB",
+              memory="256MiB", workers=1, metadata=None):
     """Write meta ``module``'s initialized tensors to safetensors files in directory ``path``: see the module's
     doc. Returns the paths of the files written (shards, then the index when there are several).
     ``memory``: the most bytes of values a process holds at once (two blocks: one written while the next is
     filled); ``max_shard_size``: a shard's size, as Hugging Face splits them; ``workers``: processes on this
-    machine that share the blocks (under torch.distributed, each rank's share)."""
+    machine that share the blocks (under torch.distributed, each rank's share). ``format="dcp"``: a
+    torch.distributed.checkpoint directory of the model's ``state_dict()`` names (tied ones each), each tensor
+    computed whole when DCP's writer asks for it (ranks share the tensors as DCP splits them)."""
     import torch.distributed as dist
 
     budget, cap = size_bytes(memory, "memory"), size_bytes(max_shard_size, "max_shard_size")
     if not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
         raise InitError(f"workers must be a positive int, got {workers!r}")
+    if format not in ("safetensors", "dcp"):
+        raise InitError(f"format must be 'safetensors' or 'dcp', got {format!r}")
     seed = seeding.resolve_seed(seed, module)
-    entries = plan_save(module, recipe, seed=seed, rules=rules)
+    entries = plan_save(module, recipe, seed=seed, rules=rules, aliases=format == "dcp")
+    if format == "dcp":
+        return _save_dcp(entries, path, seed)
     layout = shards(entries, cap)
     distributed = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
@@ -274,6 +284,28 @@ def save_init(module, path, recipe="torch", *, seed=None, rules=None, max_shard_
     if distributed:
         dist.barrier()
     return files
+
+
+def _save_dcp(entries, path, seed):
+    import torch
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import DefaultSavePlanner, FileSystemWriter
+
+    by_name = {e.name: e for e in entries}
+
+    class Planner(DefaultSavePlanner):
+        def resolve_data(self, write_item):  # the tensor DCP writes now: computed, whole, when asked for
+            e = by_name[write_item.index.fqn]
+            return fill_block(e, 0, e.shape[0] if e.shape else 1, seed)
+
+    state = {e.name: torch.empty(e.shape, dtype=e.dtype, device="meta") for e in entries}
+    os.makedirs(path, exist_ok=True)
+    with warnings.catch_warnings():  # one process without torch.distributed is what no_dist says
+        warnings.filterwarnings("ignore", "torch.distributed is disabled", UserWarning)
+        dcp.save(state, storage_writer=FileSystemWriter(path, thread_count=1), planner=Planner(),
+                 no_dist=not (dist.is_available() and dist.is_initialized()))
+    return sorted(os.path.join(path, f) for f in os.listdir(path))
 
 
 def write_units(units, seed):
