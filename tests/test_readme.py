@@ -30,3 +30,8 @@ def test_model_example(tmp_path):
 def test_own_model_example(tmp_path):
     code = next(b for b in BLOCKS if "own_init(" in b)
     run(code, tmp_path)
+
+
+def test_save_example(tmp_path):
+    code = next(b for b in BLOCKS if "save_init(" in b)
+    run(code, tmp_path)
