@@ -175,3 +175,21 @@ def test_dcp_loads_into_an_fsdp2_model_with_the_fingerprint_of_init_module(tmp_p
         assert torch.equal(m[2].running_var.cpu(), ref[2].running_var)
     finally:
         dist.destroy_process_group()
+
+
+def test_ranks_share_the_blocks_and_make_the_same_files(tmp_path, monkeypatch):
+    """Under torch.distributed each rank writes every world-th block into the files rank 0 laid out: run as rank
+    0 then rank 1 of 2 (the collectives stubbed), the files equal one process's."""
+    import torch.distributed as dist
+
+    whole = gpuinit.save_init(mixed(), tmp_path / "one", "torch", seed=3, memory=2048, max_shard_size=60_000)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(dist, "barrier", lambda: None)
+    written = {}
+    for rank in (0, 1):
+        monkeypatch.setattr(dist, "get_rank", lambda rank=rank: rank)
+        files = gpuinit.save_init(mixed(), tmp_path / "two", "torch", seed=3, memory=2048, max_shard_size=60_000)
+        written[rank] = [open(f, "rb").read() for f in files if f.endswith(".safetensors")]
+    assert written[0] != written[1]  # rank 0 alone left rank 1's blocks unwritten
+    assert written[1] == [open(f, "rb").read() for f in whole if f.endswith(".safetensors")]

@@ -27,6 +27,7 @@ from .recipes import OWN_RECIPES
 
 _DTYPES = {"float32": "F32", "bfloat16": "BF16", "float16": "F16", "float64": "F64", "int64": "I64",
            "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
+INDEX = "model.safetensors.index.json"
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20,
           "gib": 2**30, "tib": 2**40}
 
@@ -273,7 +274,9 @@ def save_init(module, path, recipe="torch", *, seed=None, rules=None, format="sa
         if callable(getattr(config, "save_pretrained", None)):  # a Hugging Face model: from_pretrained(path) loads it
             config.save_pretrained(path)
         if len(layout) > 1:
-            files.append(_write_index(path, layout))
+            _write_index(path, layout)
+    if len(layout) > 1:
+        files.append(os.path.join(path, INDEX))
     if distributed:
         dist.barrier()
     mine = units[rank::world]
@@ -354,7 +357,7 @@ def _worker_setup(threads):
 def _write_index(path, layout):
     index = {"metadata": {"total_size": sum(e.nbytes for _, g in layout for e in g)},
              "weight_map": {e.name: name for name, g in layout for e in g}}
-    file = os.path.join(path, "model.safetensors.index.json")
+    file = os.path.join(path, INDEX)
     with open(file, "w") as f:
         json.dump(index, f, indent=2, sort_keys=True)
         f.write("\n")
