@@ -90,9 +90,10 @@ def fingerprint(module: Any) -> dict[str, int]:
 
 
 def __getattr__(name):
-    if name in ("initializers", "nn", "models", "model_init", "modules"):
+    if name in ("initializers", "jax", "nn", "models", "model_init", "modules"):
         import importlib
 
-        # gpuinit.modules: the earlier name of gpuinit.model_init (gpuinit.modules.plan_module, init_module)
+        # gpuinit.jax imports JAX (not in __all__); gpuinit.modules: the earlier name of gpuinit.model_init
+        # (gpuinit.modules.plan_module, init_module)
         return importlib.import_module(f"{__name__}.{'model_init' if name == 'modules' else name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

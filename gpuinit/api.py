@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 _A = TypeVar("_A")  # the array type: init_ returns the array it filled
 
 # Draws that use no randomness: they take no seed from any source.
-_NO_RANDOMNESS = ("constant", "eye", "dirac")
+NO_RANDOMNESS = ("constant", "eye", "dirac")
 
 
 def init_(array: _A, scheme: "str | Initializer", *, seed: Any = None, generator: Any = None, stream: int = 0,
@@ -53,7 +53,7 @@ def init_(array: _A, scheme: "str | Initializer", *, seed: Any = None, generator
     target, draw, region, at, stream, module, direct = jobs.checked(  # every check; the seed comes after them
         array, scheme, params, stream=stream, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis,
         full_shape=full_shape, offsets=offsets, backend=backend, bits=bits)
-    seed = seeding.resolve_seed(seed, array, generator, draw=draw.kind not in _NO_RANDOMNESS)
+    seed = seeding.resolve_seed(seed, array, generator, draw=draw.kind not in NO_RANDOMNESS)
     jobs.run([jobs.Job(target, draw, region, at, seed, stream, module, bits, None, direct)])
     return array
 

@@ -10,6 +10,7 @@ EXTRAS = {
     "cupy": ["cupy-cuda13x>=14", "cuda-toolkit[cudart,nvrtc]==13.*"],
     "hf": ["transformers>=4.45"],
     "plot": ["matplotlib>=3.7"],
+    "jax": ["jax>=0.5"],
 }
 CPU_TORCH = "pip install torch --index-url https://download.pytorch.org/whl/cpu"  # torch's CPU build: no CUDA
 

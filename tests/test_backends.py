@@ -11,13 +11,23 @@ from gpuinit import backends
 from gpuinit.errors import ConfigError, UnknownBackendError
 
 
-def test_import_does_not_load_torch_triton_cupy():
+def test_import_does_not_load_torch_triton_cupy_jax_keras_ml_dtypes():
     code = ("import sys, numpy as np, gpuinit, gpuinit.initializers; "
             "gpuinit.init_(np.empty((4, 4), np.float32), 'he_normal', seed=0); "
             "gpuinit.initializers.HeNormal(seed=0)((3, 3)); "
-            "print(sorted(m for m in ('torch', 'triton', 'cupy') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'triton', 'cupy', 'jax', 'keras', 'ml_dtypes') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_jax_array_is_refused_with_the_functional_form_named():
+    """jax.Arrays are immutable: refused before any backend is chosen (a CUDA one would pass as DLPack), the
+    message naming gpuinit.jax.init."""
+    import jax.numpy as jnp
+
+    for backend in (None, "numpy", "cupy"):
+        with pytest.raises(gpuinit.InitError, match=r"jax\.Array is immutable.*gpuinit\.jax\.init\(array, scheme"):
+            backends.select(jnp.zeros((2, 3)), backend)
 
 
 def test_selection_and_overrides(monkeypatch):

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 from .. import config
-from ..errors import BackendUnavailableError, UnknownBackendError
+from ..errors import BackendUnavailableError, InitError, UnknownBackendError
 from .contract import validate
 
 _MODULES = {"numpy": "gpuinit.backends.numpy_backend", "triton": "gpuinit.backends.triton_backend",
@@ -26,6 +26,9 @@ _FALLBACKS = {"staged": "gpuinit.backends.staged_backend"}
 _ALL = {**_MODULES, **_FALLBACKS}
 ENV_VAR = config.BACKEND
 _USING = contextvars.ContextVar("gpuinit_backend", default=None)
+JAX_IMMUTABLE = ("a jax.Array is immutable, so gpuinit cannot fill it in place: gpuinit.jax.init(array, scheme, "
+                 "seed=...) returns a new jax.Array with gpuinit's values on the array's devices (JAX's (..., in, out) "
+                 "layout by default), and gpuinit.jax.initializers has jax.nn.initializers' factories")
 
 
 def names():
@@ -100,6 +103,9 @@ def array_kind(array):
         return "cupy"
     if isinstance(array, np.ndarray):
         return "numpy"
+    jax = sys.modules.get("jax")
+    if jax is not None and isinstance(array, jax.Array):  # before DLPack: a CUDA jax.Array exports one, read-only
+        raise InitError(JAX_IMMUTABLE)
     if hasattr(array, "__dlpack_device__") and array.__dlpack_device__()[0] == 2:  # kDLCUDA
         return "dlpack-cuda"
     raise TypeError(f"gpuinit fills numpy arrays, torch tensors and cupy arrays, got {type(array).__module__}."
