@@ -20,6 +20,7 @@ import tracemalloc
 
 import numpy as np
 import torch
+from gpuinit_bench.console import print_table, progress
 
 import gpuinit
 from gpuinit import cli_checks as checks
@@ -60,7 +61,8 @@ def peak_extra_bytes(fn):
     return peak
 
 
-def run(size, repeat, threads):
+def run(size, repeat, threads, step):
+    """The rows of the table; ``step(name)`` is called as each measurement starts."""
     torch.set_num_threads(threads)
     os.environ["GPUINIT_NUM_THREADS"] = str(threads)
     n = size * size
@@ -68,9 +70,11 @@ def run(size, repeat, threads):
     for dtype in ("float32", "bfloat16"):
         tdtype = getattr(torch, dtype)
         target = torch.empty(size, size, dtype=tdtype)
+        step(f"{dtype} fill_ (ceiling)")
         ceiling = median_time(lambda t=target: t.fill_(1.0), repeat)
         rows.append({"dtype": dtype, "scheme": "fill_ (ceiling)", "melem_s": n / ceiling / 1e6})
         for name, ((scheme, params), torch_fn, numpy_fn) in SCHEMES.items():
+            step(f"{dtype} {name}")
             reps = 2 if name == "orthogonal" else repeat
 
             def ours_fn(t=target, scheme=scheme, params=params):
@@ -103,7 +107,7 @@ def run(size, repeat, threads):
 
 
 def fmt(x, spec):
-    return "-" if x is None else format(x, spec)
+    return None if x is None else format(x, spec)
 
 
 def check_memory(size):
@@ -132,16 +136,17 @@ def main():
             out = checks.results_file(args.out, "cpu.json")
     except UsageError as e:
         parser.error(str(e))
-    rows = run(args.size, args.repeat, args.threads)
-    print(f"{args.size}x{args.size}, {args.threads} threads, host C kernel: "
-          f"{'yes' if cpu_kernel.why_not() is None else cpu_kernel.why_not()}, chunk {numpy_backend.CHUNK}")
-    print(f"{'dtype':<9} {'scheme':<16} {'gpuinit Me/s':>12} {'torch Me/s':>10} {'x torch':>8} {'numpy Me/s':>10} "
-          f"{'x numpy':>8} {'of fill':>8} {'peak MiB':>9}")
-    for r in rows:
-        print(f"{r['dtype']:<9} {r['scheme']:<16} {r['melem_s']:>12.0f} {fmt(r.get('torch_melem_s'), '10.0f')} "
-              f"{fmt(r.get('vs_torch'), '8.2f')} {fmt(r.get('numpy_melem_s'), '10.0f')} "
-              f"{fmt(r.get('vs_numpy'), '8.2f')} "
-              f"{fmt(r.get('vs_ceiling'), '8.3f')} {fmt(r.get('peak_extra_mib'), '9.2f')} {r.get('note', '')}")
+    with progress(2 * (1 + len(SCHEMES)), "cpu bench") as step:
+        rows = run(args.size, args.repeat, args.threads, step)
+    columns = ("dtype", "scheme", "gpuinit Me/s", "torch Me/s", "x torch", "numpy Me/s", "x numpy", "of fill",
+               "peak MiB", "note")
+    print_table(columns, [(r["dtype"], r["scheme"], fmt(r["melem_s"], ".0f"), fmt(r.get("torch_melem_s"), ".0f"),
+                           fmt(r.get("vs_torch"), ".2f"), fmt(r.get("numpy_melem_s"), ".0f"),
+                           fmt(r.get("vs_numpy"), ".2f"), fmt(r.get("vs_ceiling"), ".3f"),
+                           fmt(r.get("peak_extra_mib"), ".2f"), r.get("note", "")) for r in rows],
+                title=f"{args.size}x{args.size}, {args.threads} threads, host C kernel: "
+                      f"{'yes' if cpu_kernel.why_not() is None else cpu_kernel.why_not()}, chunk {numpy_backend.CHUNK}",
+                right=columns[2:-1])
     meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "threads": args.threads,
             "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
             "gpuinit": gpuinit.__version__, "host_kernel": cpu_kernel.why_not() is None, "size": args.size,

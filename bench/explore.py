@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gpuinit_bench.console import print_table, progress
+
 from gpuinit import cli_checks as checks
 
 
@@ -57,28 +59,30 @@ def main(argv=None):
     spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(a.busy)]
     for s in spinners:
         s.start()
-    runs = []
+    runs, last = [], ""
     try:
-        for r in range(a.repeat):
-            for tree in trees:
-                for quick in (True, False):
-                    sec = one_run(tree, quick)
-                    runs.append({"tree": tree or "installed", "mode": "quick" if quick else "full", "round": r,
-                                 "seconds": sec})
-                    print(f"  {tree or 'installed'} {'quick' if quick else 'full'}: {sec:.2f} s", file=sys.stderr)
+        with progress(a.repeat * len(trees) * 2, "explore bench") as step:
+            for r in range(a.repeat):
+                for tree in trees:
+                    for quick in (True, False):
+                        step(f"round {r + 1}, {tree or 'installed'} {'quick' if quick else 'full'}{last}")
+                        sec = one_run(tree, quick)
+                        runs.append({"tree": tree or "installed", "mode": "quick" if quick else "full", "round": r,
+                                     "seconds": sec})
+                        last = f" (the last run: {sec:.2f} s)"
     finally:
         for s in spinners:
             s.kill()
-    print(f"gpuinit explore wall time, median of {a.repeat} (busy processes beside it: {a.busy}, "
-          f"{os.cpu_count()} CPUs)")
     table = {}
     for tree in trees:
         name = tree or "installed"
-        med = {m: statistics.median(x["seconds"] for x in runs if x["tree"] == name and x["mode"] == m)
-               for m in ("quick", "full")}
-        table[name] = med
-        print(f"  {name}: full {med['full']:.2f} s, quick {med['quick']:.2f} s "
-              f"(quick / full = {med['quick'] / med['full']:.2f})")
+        table[name] = {m: statistics.median(x["seconds"] for x in runs if x["tree"] == name and x["mode"] == m)
+                       for m in ("quick", "full")}
+    print_table(("tree", "full s", "quick s", "quick / full"),
+                [(name, f"{med['full']:.2f}", f"{med['quick']:.2f}", f"{med['quick'] / med['full']:.2f}")
+                 for name, med in table.items()], right=("full s", "quick s", "quick / full"),
+                title=f"gpuinit explore wall time, median of {a.repeat} (busy processes beside it: {a.busy}, "
+                      f"{os.cpu_count()} CPUs)")
     if a.out:
         Path(a.out).mkdir(parents=True, exist_ok=True)
         doc = {"busy": a.busy, "repeat": a.repeat, "cpus": os.cpu_count(), "python": platform.python_version(),

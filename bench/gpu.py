@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from gpuinit_bench.console import print_markdown, progress
 from gpuinit_bench.gpu.device import device_meta, device_name, nominal_hbm, versions
 from gpuinit_bench.gpu.report import markdown, save
 
@@ -110,8 +111,7 @@ def main():
         meta["triton_cache"] = "kept" if args.keep_triton_cache else "empty at start"
         rows = run_cases(bench, args.cases, gpu_cases, meta, out, slug)
     meta["complete"] = True
-    report = markdown(meta, rows)
-    print(report)
+    print_markdown(markdown(meta, rows))
     failed = [r for r in rows if r["ok"] is False]
     for r in failed:
         print(f"FAILED: {r['case']} / {r['impl']} / {r['kind']} / {r['dtype']}: {r['note']}", file=sys.stderr)
@@ -126,17 +126,18 @@ def run_cases(bench, names, gpu_cases, meta, out, slug):
     """Every case in turn; results saved after each (a run cut short keeps what it measured)."""
     rows, t0 = [], time.perf_counter()
     bench.sample_clock("start")
-    for case in names:
-        started = time.perf_counter()
-        print(f"[{time.perf_counter() - t0:7.1f} s] {case} ...", file=sys.stderr, flush=True)
-        try:
-            rows += gpu_cases.CASES[case](bench)
-        except Exception as e:  # noqa: BLE001 - recorded, the run goes on
-            rows.append(bench.row(case, "-", ok=False, note=gpu_cases.error_note(e)))
-            bench.free()
-        meta.setdefault("case_seconds", {})[case] = round(time.perf_counter() - started, 2)
-        if out is not None:
-            save(out, slug, meta, rows)
+    with progress(len(names), "gpu bench") as step:
+        for case in names:
+            started = time.perf_counter()
+            step(case)
+            try:
+                rows += gpu_cases.CASES[case](bench)
+            except Exception as e:  # noqa: BLE001 - recorded, the run goes on
+                rows.append(bench.row(case, "-", ok=False, note=gpu_cases.error_note(e)))
+                bench.free()
+            meta.setdefault("case_seconds", {})[case] = round(time.perf_counter() - started, 2)
+            if out is not None:
+                save(out, slug, meta, rows)
     bench.sample_clock("end")
     meta["seconds"] = round(time.perf_counter() - t0, 1)
     return rows

@@ -29,6 +29,7 @@ import time
 import numpy as np
 import torch
 from gpuinit_bench import triton_host
+from gpuinit_bench.console import print_table, progress
 from gpuinit_bench.small_tensors import reset_all, small_model
 
 import gpuinit
@@ -181,27 +182,21 @@ def main(argv=None):
     args = parse_args(argv)
     device = torch.device(args.device)
     timer = Timer(device, args.repeat)
-    print(f"host path on {device}: per call ...", file=sys.stderr, flush=True)
-    calls = per_call(timer, device, args.calls)
-    print(f"a model of {12 * args.layers} small tensors ...", file=sys.stderr, flush=True)
-    n, model = per_model(timer, device, args.width, args.layers)
-    print("the Triton backend's host side, its launches stubbed ...", file=sys.stderr, flush=True)
-    triton = triton_host.measure(timer, device, args.width, args.layers)
+    with progress(4, f"host bench on {device}") as step:
+        step("per call")
+        calls = per_call(timer, device, args.calls)
+        step(f"a model of {12 * args.layers} small tensors")
+        n, model = per_model(timer, device, args.width, args.layers)
+        step("the Triton backend's host side, its launches stubbed")
+        triton = triton_host.measure(timer, device, args.width, args.layers)
+        step("Hugging Face configs")
+        hf = per_hf(timer, device)
     reset = model["torch reset_parameters in place"] / n  # per tensor, as the Triton case's
     triton["us_per_tensor"] = {k: s / triton["tensors"] * 1e6 for k, s in triton["seconds"].items()}
     triton["x_reset_parameters"] = {k: us / (reset * 1e6) for k, us in triton["us_per_tensor"].items()}
-    print("Hugging Face configs ...", file=sys.stderr, flush=True)
-    hf = per_hf(timer, device)
     rows = table(calls, n, model, triton, hf)
-    from rich.console import Console
-    from rich.table import Table
-
-    out = Table(title=f"gpuinit host path on {device} (best of {args.repeat})")
-    for col in ("case", "what", "time", "ratio"):
-        out.add_column(col, justify="right" if col == "time" else "left", no_wrap=True)
-    for row in rows:
-        out.add_row(*row)
-    Console(width=180).print(out)
+    print_table(("case", "what", "time", "ratio"), rows, title=f"gpuinit host path on {device} (best of {args.repeat})",
+                right=("time",))
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         path = os.path.join(args.out, f"host-{device.type}.json")

@@ -20,10 +20,24 @@ import platform
 import time
 from pathlib import Path
 
+from gpuinit_bench.console import print_table, progress
 from gpuinit_bench.whole_model import WAYS, run_way
 
 from gpuinit import cli_checks as checks
 from gpuinit.cli_checks import UsageError
+
+
+def table_rows(results, dtype):
+    """The rows of one model size: one per way, with gpuinit's speed-up over it."""
+    rows = []
+    for way, r in results.items():
+        row = {"params": r["n_params"], "dtype": dtype, "way": way, "seconds": r["seconds"],
+               "peak_bytes": r["peak_bytes"], "param_bytes": r["param_bytes"],
+               "speedup_of_gpuinit": r["seconds"] / results["gpuinit"]["seconds"]}
+        if "ceiling_seconds" in r:
+            row["of_ceiling"] = r["ceiling_seconds"] / r["seconds"]
+        rows.append(row)
+    return rows
 
 
 def main():
@@ -46,22 +60,18 @@ def main():
     except UsageError as e:
         parser.error(str(e))
     rows = []
-    for n in args.params:
-        results = {way: run_way(way, n, args.device, args.dtype, args.repeat) for way in WAYS}
-        ours = results["gpuinit"]
-        for way, r in results.items():
-            row = {"params": r["n_params"], "dtype": args.dtype, "way": way, "seconds": r["seconds"],
-                   "peak_bytes": r["peak_bytes"], "param_bytes": r["param_bytes"],
-                   "speedup_of_gpuinit": r["seconds"] / ours["seconds"]}
-            if "ceiling_seconds" in r:
-                row["of_ceiling"] = r["ceiling_seconds"] / r["seconds"]
-            rows.append(row)
-    print(f"{'params':>8} {'way':<36} {'seconds':>8} {'gpuinit x':>10} {'peak GiB':>9} "
-          f"{'params GiB':>10} {'of ceiling':>10}")
-    for r in rows:
-        ceiling = f"{r['of_ceiling']:.1%}" if "of_ceiling" in r else ""
-        print(f"{r['params'] / 1e6:>7.0f}M {r['way']:<36} {r['seconds']:>8.3f} {r['speedup_of_gpuinit']:>10.2f} "
-              f"{r['peak_bytes'] / 2**30:>9.2f} {r['param_bytes'] / 2**30:>10.2f} {ceiling:>10}")
+    with progress(len(args.params) * len(WAYS), "model bench") as step:
+        for n in args.params:
+            results = {}
+            for way in WAYS:
+                step(f"{checks.count(n)} parameters, {way}")
+                results[way] = run_way(way, n, args.device, args.dtype, args.repeat)
+            rows += table_rows(results, args.dtype)
+    print_table(("params", "way", "seconds", "gpuinit x", "peak GiB", "params GiB", "of ceiling"),
+                [(f"{r['params'] / 1e6:.0f}M", r["way"], f"{r['seconds']:.3f}", f"{r['speedup_of_gpuinit']:.2f}",
+                  f"{r['peak_bytes'] / 2**30:.2f}", f"{r['param_bytes'] / 2**30:.2f}",
+                  f"{r['of_ceiling']:.1%}" if "of_ceiling" in r else "") for r in rows],
+                right=("params", "seconds", "gpuinit x", "peak GiB", "params GiB", "of ceiling"))
     device = args.device if args.device == "cpu" else args.device.split(":")[0]
     if args.out is None:
         print(f"not saved: --out DIR writes DIR/model-{device}.json")

@@ -10,6 +10,7 @@ import errno
 import os
 import platform
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -23,7 +24,15 @@ from . import cli_checks as checks
 from .cli_checks import UsageError
 from .errors import InitError
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+def _bench_folder():
+    """Where the benchmark scripts are: gpuinit/bench in an installed wheel (setup.py copies them there), else the
+    source tree's bench/ (a checkout, an editable install); None when neither holds them."""
+    package = Path(__file__).resolve().parent
+    return next((d for d in (package / "bench", package.parent / "bench") if (d / "gpuinit_bench").is_dir()), None)
+
+
+BENCH = _bench_folder()
 GPU_HINT = "TRITON_INTERPRET=1 gpuinit bench gpu --device cpu --sizes 65536 runs the kernels on the CPU"
 
 
@@ -239,10 +248,12 @@ SCRIPTS = {"kernels": "kernel_cost.py"}  # a command whose script has another na
 
 
 def bench(args):
+    where = "they come with gpuinit's source tree (bench/) and a wheel built from it (pip wheel --no-deps . -w dist)"
+    if BENCH is None:
+        raise UsageError(f"this installation of gpuinit holds no benchmarks: {where}")
     script = BENCH / SCRIPTS.get(args.which, f"{args.which}.py")
     if not script.exists():
-        raise UsageError(f"{script} is not here (the benchmarks ship with the source tree: run from a checkout "
-                         "installed with pip install -e)")
+        raise UsageError(f"{script} is not here: {where}")
     torch = None if args.which == "kernels" else checks.require("torch", "torch")
     if "-h" in args.rest or "--help" in args.rest:
         return _run_script(script, args.rest)
@@ -277,16 +288,21 @@ def bench(args):
 
 
 def _run_script(script, argv):
-    """Run a benchmark script, its stderr passed through as it comes; a mistake in its arguments (argparse's
-    usage, then 'prog: error: message', exit status 2) is raised as one line. Its stdout is the command's, or,
-    when that is no terminal (a pipe, a file: the script's is block-buffered either way), passed through too, so
-    that a reader gone or a full disk ends the script and is reported here as for any command."""
+    """Run a benchmark script, its stderr passed through as it comes (on a terminal, rich's progress bar: the script
+    is told through rich's TTY_COMPATIBLE and COLUMNS); a mistake in its arguments (argparse's usage, then 'prog:
+    error: message', exit status 2) is raised as one line. Its stdout is the command's, or, when that is no
+    terminal (a pipe, a file: the script's is block-buffered either way), passed through too, so that a reader
+    gone or a full disk ends the script and is reported here as for any command."""
     sys.stdout.flush()
     relay = False
     with contextlib.suppress(ValueError):  # a closed stdout: the script's own, as it is
         relay = not sys.stdout.isatty()
+    env = dict(os.environ)
+    with contextlib.suppress(ValueError):
+        if sys.stderr.isatty():
+            env.update(TTY_COMPATIBLE="1", COLUMNS=str(shutil.get_terminal_size().columns))
     with subprocess.Popen([sys.executable, str(script), *argv], stdout=subprocess.PIPE if relay else None,
-                          stderr=subprocess.PIPE, text=True, errors="replace") as proc:
+                          stderr=subprocess.PIPE, env=env) as proc:
         failed = []
         if relay:
             # its own descriptor of the pipe: Popen closes its one on the way out, whether or not the copy is done
@@ -307,14 +323,9 @@ def _run_script(script, argv):
 def _relay(proc, fd, failed):
     """Copy the script's stdout (``fd``, closed here) to the command's as it comes; on a failed write, keep the
     error in ``failed`` and end the script (as SIGPIPE ends a Unix tool)."""
-    out = getattr(sys.stdout, "buffer", None)
     try:
         while chunk := os.read(fd, 1 << 16):
-            if out is None:
-                sys.stdout.write(chunk.decode(errors="replace"))
-            else:
-                out.write(chunk)
-            sys.stdout.flush()
+            _write(sys.stdout, chunk)
     except OSError as e:
         failed.append(e)
         proc.kill()
@@ -322,21 +333,32 @@ def _relay(proc, fd, failed):
         os.close(fd)
 
 
+def _write(stream, chunk):
+    out = getattr(stream, "buffer", None)
+    if out is None:
+        stream.write(chunk.decode(errors="replace"))
+    else:
+        stream.flush()
+        out.write(chunk)
+    stream.flush()
+
+
 def _pass_stderr(script, proc):
-    """Pass the script's stderr through line by line; its exit status, or its usage error as a UsageError."""
+    """Pass the script's stderr through as it comes (a progress bar redraws its line without a newline); its exit
+    status, or its usage error (the first line says 'usage:') as a UsageError."""
     first = proc.stderr.readline()
-    if first.startswith("usage:"):
-        text = first + proc.stderr.read()
+    if first.startswith(b"usage:"):
+        text = (first + proc.stderr.read()).decode(errors="replace")
         code = proc.wait()
         if code == 2:
             message = re.sub(r"^\S+: error: ", "", text.strip().splitlines()[-1])
             raise UsageError(f"{message} (see gpuinit bench {script.stem} --help)")
         sys.stderr.write(text)
         return code
-    sys.stderr.write(first)
-    for line in proc.stderr:
-        sys.stderr.write(line)
-        sys.stderr.flush()
+    chunk = first
+    while chunk:
+        _write(sys.stderr, chunk)
+        chunk = proc.stderr.read1(1 << 16)
     return proc.wait()
 
 
@@ -363,11 +385,12 @@ def main(argv=None):
     e.add_argument("--out", type=checks.out_path, required=True)
     e.add_argument("--quick", action="store_true", help="shorter runs (fewer steps, seeds and samples)")
     e.set_defaults(run=explore)
-    b = sub.add_parser("bench", help="run bench/cpu.py, gpu.py, model.py, host.py, kernel_cost.py or explore.py "
-                                     "(--out DIR saves results)")
+    listed = {"help": "run the benchmarks: cpu, gpu, model, host, kernels or explore (--out DIR saves results)"}
+    b = sub.add_parser("bench", **(listed if BENCH else {}))  # unlisted where the scripts are not: bench says why
     b.add_argument("which", choices=list(BENCH_OPTIONS))
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options for the script")
     b.set_defaults(run=bench)
+    sub.metavar = "{" + ",".join(name for name in sub.choices if name != "bench" or BENCH) + "}"
     args = None
     try:
         try:

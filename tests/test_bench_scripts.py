@@ -1,4 +1,5 @@
 """The benchmark scripts run end to end (tiny sizes; the GPU one on Triton's interpreter)."""
+import io
 import json
 import os
 import re
@@ -200,3 +201,30 @@ def test_fingerprint_bench(tmp_path):
     rows = json.loads(text.split("```json\n")[1].split("```")[0])["rows"]
     assert len(rows) == 4 and all(row["equal"] for row in rows)
     assert "python bench/fingerprint.py --elements 2e5" in text
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_tables_line_up_at_any_width(monkeypatch, tty):
+    """On an 80-column terminal a wide table's cells wrap within their columns (no line longer, nothing cut);
+    piped, each row is one line at the table's own width."""
+    console = bench_package("console")
+    note = "torch: 'geqrf_cpu' not implemented for 'BFloat16' " * 3
+    rows = [("bfloat16", "orthogonal", "7", "0.004", note), ("float32", "a scheme with a long name", "1234", None, "")]
+    out = _Terminal() if tty else io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setenv("COLUMNS", "80")
+    console.print_table(("dtype", "scheme", "gpuinit Me/s", "of fill", "note"), rows, title="t", right=("of fill",))
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue()).splitlines()
+    words = " ".join(lines).split()
+    assert all(w in words for row in rows for cell in row if cell for w in str(cell).split() if len(w) < 10)
+    assert "-" in words and "1234" in words  # None as '-', numbers whole
+    if tty:
+        assert all(len(line) <= 80 for line in lines) and len(lines) > 8
+    else:
+        body = [line for line in lines if "orthogonal" in line or "float32" in line]
+        assert len(body) == 2 and note.strip() in body[0] and lines[0] == "t"

@@ -7,8 +7,11 @@ one runs, so the scripts import this package as ``gpuinit_bench``):
 - whole_model: the ways bench/model.py and bench/gpu.py's model case build a model, in a fresh process each
 - small_tensors: the many-small-tensors model of bench/gpu.py and bench/host.py, and torch's init of it
 - triton_host: bench/host.py's Triton case, the backend's host side with its kernel launches stubbed
+- console: what every script shows, progress on stderr and tables on stdout (through rich)
 
-bench/cpu.py and bench/explore.py hold all of their own code.
+bench/cpu.py and bench/explore.py hold the rest of their own code. A wheel holds the scripts that ``gpuinit bench``
+runs and this package as gpuinit/bench/ (setup.py), where ROOT is no source tree (kernel_cost then records no
+commit).
 """
 from pathlib import Path
 
