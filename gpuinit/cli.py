@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import __version__, backends, config
 from . import cli_checks as checks
+from . import cli_save
 from .cli_checks import UsageError
 from .errors import InitError
 
@@ -96,7 +97,7 @@ def demo(args):
     gb = sum(p.numel() * p.element_size() for p in model.parameters()) / 1e9
     del model
     why = cpu_kernel.why_not()
-    console.print(f"gpuinit: host C kernel ready in {_secs(kernel)} (a build on first use, then its cache)"
+    console.print(f"gpuinit: host C kernel ready in {_secs(kernel)} ({cpu_kernel.where()})"
                   if why is None else f"gpuinit: host C kernel not in use ({why})")
     console.print(f"gpuinit: meta -> ready model in {_steady(steady)}, {gb / min(steady):#.3g} GB/s; first call "
                   f"{_secs(first)} (compiles, first use)")
@@ -381,6 +382,7 @@ def main(argv=None):
     d.set_defaults(run=demo)
     i = sub.add_parser("info", help="backends available here and why not")
     i.set_defaults(run=info)
+    cli_save.add_parser(sub)
     e = sub.add_parser("explore", help="run the tutorial's experiments: figures and report.md in --out")
     e.add_argument("--out", type=checks.out_path, required=True)
     e.add_argument("--quick", action="store_true", help="shorter runs (fewer steps, seeds and samples)")
