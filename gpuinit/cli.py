@@ -19,11 +19,11 @@ import threading
 import time
 from pathlib import Path
 
-from . import __version__, backends, config
+from . import __version__, backends, cli_save, config
 from . import cli_checks as checks
-from . import cli_save
 from .cli_checks import UsageError
 from .errors import InitError
+from .explore.plots import DPI
 
 
 def _bench_folder():
@@ -228,7 +228,8 @@ def explore(args):
     from .explore import run
 
     t0 = time.perf_counter()
-    run(args.out, quick=args.quick, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    run(args.out, quick=args.quick, progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+        formats=tuple(dict.fromkeys(args.format)), dpi=args.dpi)
     print(f"wrote {Path(args.out) / 'report.md'} and its figures in {time.perf_counter() - t0:.1f} s")
     return 0
 
@@ -386,6 +387,10 @@ def main(argv=None):
     e = sub.add_parser("explore", help="run the tutorial's experiments: figures and report.md in --out")
     e.add_argument("--out", type=checks.out_path, required=True)
     e.add_argument("--quick", action="store_true", help="shorter runs (fewer steps, seeds and samples)")
+    e.add_argument("--format", nargs="+", choices=["png", "svg", "pdf"], default=["png"],
+                   help="the figures' formats, one or more (default png; svg and pdf are vector formats)")
+    e.add_argument("--dpi", type=checks.int_range(50, 1200), default=DPI,
+                   help=f"the PNG figures' resolution in dots per inch (default {DPI}, a print resolution)")
     e.set_defaults(run=explore)
     listed = {"help": "run the benchmarks: cpu, gpu, model, host, kernels or explore (--out DIR saves results)"}
     b = sub.add_parser("bench", **(listed if BENCH else {}))  # unlisted where the scripts are not: bench says why

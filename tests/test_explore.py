@@ -24,7 +24,7 @@ def runs(tmp_path_factory):
     messages = []
     threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     t0 = time.perf_counter()
-    res = explore.run(outs[0], quick=True, progress=messages.append)
+    res = explore.run(outs[0], quick=True, progress=messages.append, formats=("png", "svg", "pdf"))
     seconds = time.perf_counter() - t0
     restored = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == (threads, det)
     explore.run(outs[1], quick=True, progress=lambda m: None, draw=False)  # the same data, no figures
@@ -186,13 +186,18 @@ def test_the_tutorials_claims_hold(runs):
 def test_cli_shows_progress_on_stderr(monkeypatch, capsys, tmp_path):
     from gpuinit import cli
 
-    def fake_run(out, quick=False, progress=None):
+    calls = []
+
+    def fake_run(out, quick=False, progress=None, **figures):
         progress("explore: [1/7] symmetry (0.1 s)")
+        calls.append(figures)
 
     monkeypatch.setattr(explore, "run", fake_run)
     assert cli.main(["explore", "--out", str(tmp_path), "--quick"]) == 0
     cap = capsys.readouterr()
     assert "explore: [1/7] symmetry" in cap.err and "wrote" in cap.out
+    assert cli.main(["explore", "--out", str(tmp_path), "--format", "svg", "pdf", "svg", "--dpi", "300"]) == 0
+    assert calls == [{"formats": ("png",), "dpi": 200}, {"formats": ("svg", "pdf"), "dpi": 300}]
 
 
 def test_adam_is_torch_optim_adam():

@@ -1,7 +1,8 @@
 """The tutorial's experiments with tiny models, as figures, their data and a report (``gpuinit explore --out DIR``).
 
-Each figure ``NAME.png`` comes with ``NAME.csv`` (its data, one row per plotted point) and ``NAME.json`` (the
-claim, network, data, settings and the summary numbers report.md quotes), so that users can replot.
+Each figure ``NAME.png`` (or .svg, .pdf: ``formats``) comes with ``NAME.csv`` (its data, one row per plotted
+point) and ``NAME.json`` (the claim, network, data, settings and the summary numbers report.md quotes), so that
+users can replot.
 
 - symmetry: units that start equal stay equal (tutorial section 3.1).
 - trials: networks that start equal end equal (section 3.2).
@@ -95,11 +96,12 @@ def experiments(quick=False, progress=None, on_done=None):
     return res
 
 
-def run(out_dir, quick=False, progress=None, draw=True):
-    """Run the experiments and write NAME.csv, NAME.json and NAME.png for each figure and ``report.md`` into
-    ``out_dir``; return the results (see ``experiments``), each with its "meta" (what NAME.json holds).
+def run(out_dir, quick=False, progress=None, draw=True, formats=("png",), dpi=None):
+    """Run the experiments and write NAME.csv, NAME.json and a figure NAME.png (and / or .svg, .pdf: ``formats``;
+    a PNG at ``dpi``, default ``plots.DPI``) for each figure and ``report.md`` into ``out_dir``; return the
+    results (see ``experiments``), each with its "meta" (what NAME.json holds; its figure: the first format's).
     Figures are drawn in a second process while the experiments go on; ``draw=False`` writes the data and the
-    report but no PNG (the data are the same)."""
+    report but no figure (the data are the same)."""
     from . import plots
     from . import report as rep
 
@@ -115,7 +117,7 @@ def run(out_dir, quick=False, progress=None, draw=True):
 
     def save(name, r):
         r["summary"] = rep.summarize(name, r)
-        meta[name] = r["meta"] = {"figure": f"{name}.png", "data_file": f"{name}.csv", **rep.CAPTIONS[name](r),
+        meta[name] = r["meta"] = {"figure": f"{name}.{formats[0]}", "data_file": f"{name}.csv", **rep.CAPTIONS[name](r),
                                   "settings": r["settings"], "summary": r["summary"]}
         write_csv(out / f"{name}.csv", r["rows"])
         extra = {"per_run": r["per_run"]} if "per_run" in r else {}
@@ -124,7 +126,8 @@ def run(out_dir, quick=False, progress=None, draw=True):
             portable = {k: v for k, v in r.items() if k != "w1"}
             if "w1" in r:
                 portable["w1"] = {k: v.numpy() for k, v in r["w1"].items()}
-            drawn[name] = pool.submit(plots.draw, name, portable, meta[name], str(out / f"{name}.png"))
+            drawn[name] = pool.submit(plots.draw, name, portable, meta[name], str(out / name), formats,
+                                      dpi or plots.DPI)
 
     try:
         res = experiments(quick, progress, on_done=save)
@@ -137,7 +140,8 @@ def run(out_dir, quick=False, progress=None, draw=True):
         if pool:
             pool.shutdown(cancel_futures=True)
     (out / "report.md").write_text(rep.report(res, meta))
-    say(f"explore: wrote {len(meta)} figures' data{' and PNGs' if draw else ''} and report.md to {out}")
+    drawn_as = f" and {', '.join(f.upper() for f in formats)} figures" if draw else ""
+    say(f"explore: wrote {len(meta)} figures' data{drawn_as} and report.md to {out}")
     return res
 
 

@@ -109,14 +109,14 @@ def report(res, meta):
     """report.md from the results and each figure's metadata (captions, settings, summary)."""
     parts = [HEAD]
     parts.append("| figure | tutorial section | claim |\n|---|---|---|")
-    for name, m in meta.items():
+    for m in meta.values():
         sections = ", ".join(f"§{x}" for x in m["section"].split(", "))
-        parts.append(f"| [{name}.png]({name}.png) | {sections} | {m['claim']} |")
+        parts.append(f"| [{m['figure']}]({m['figure']}) | {sections} | {m['claim']} |")
     for name, m in meta.items():
         schemes = m["settings"].get("schemes")
         named = (" *Schemes (gpuinit names):* " + "; ".join(f"{k} = {v}" for k, v in schemes.items()) + "."
                  if schemes else "")
-        parts.append(f"\n## {m['claim']}\n\n![{name}]({name}.png)\n\n*Network:* {m['network']}. *Data:* {m['data']}."
+        parts.append(f"\n## {m['claim']}\n\n![{name}]({m['figure']})\n\n*Network:* {m['network']}. *Data:* {m['data']}."
                      f"{named} *Data behind the figure:* [{name}.csv]({name}.csv), settings and summary in "
                      f"[{name}.json]({name}.json).\n")
         parts.append(TEXT[name](m["summary"], m["settings"]))
@@ -125,9 +125,9 @@ def report(res, meta):
 
 HEAD = """# Why initialization matters: the tutorial's experiments
 
-Every weight below was written by gpuinit. Each figure NAME.png has its data beside it: NAME.csv (one row per
-plotted point) and NAME.json (network, data, settings and the summary numbers quoted here). Runs are identical
-run to run: data and weights are seeded, training is full-batch, and the experiments run with one torch
+Every weight below was written by gpuinit. Each figure (NAME.png, .svg or .pdf) has its data beside it: NAME.csv
+(one row per plotted point) and NAME.json (network, data, settings and the summary numbers quoted here). Runs are
+identical run to run: data and weights are seeded, training is full-batch, and the experiments run with one torch
 thread and deterministic algorithms. Deep-network statistics are exact: forward passes in float64, every
 RMS and std computed as a log10 via logsumexp of 2 log|x|, and the backward pass rescaled at each layer
 with its scale carried as a log10, so nothing under- or overflows (a value that is exactly 0 would be
