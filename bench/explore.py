@@ -69,7 +69,7 @@ def main(argv=None):
                         sec = one_run(tree, quick)
                         runs.append({"tree": tree or "installed", "mode": "quick" if quick else "full", "round": r,
                                      "seconds": sec})
-                        last = f" (the last run: {sec:.2f} s)"
+                        last = f"; the previous run took {sec:.2f} s"
     finally:
         for s in spinners:
             s.kill()
