@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -76,14 +75,18 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "bytes": nbytes}))
 def run(case, name, root, recipe, memory, cfg):
     out = tempfile.mkdtemp(prefix=f"{case}-{name}-", dir=root)
     try:
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        r = subprocess.run([sys.executable, "-c", CHILD, case, name, out, recipe, memory, json.dumps(cfg)],
-                           capture_output=True, text=True, check=False)
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB: the largest child so far
-        if r.returncode:
-            return {"error": r.stderr.strip().splitlines()[-1][:300]}
-        res = json.loads(r.stdout.strip().splitlines()[-1])
-        res["peak_rss_gib"] = peak / 2**20 if peak > before else None
+        with tempfile.TemporaryFile("w+") as so, tempfile.TemporaryFile("w+") as se:
+            p = subprocess.Popen([sys.executable, "-c", CHILD, case, name, out, recipe, memory, json.dumps(cfg)],
+                                 stdout=so, stderr=se, text=True)
+            _, status, usage = os.wait4(p.pid, 0)  # this child's own peak RSS (KiB)
+            p.returncode = os.waitstatus_to_exitcode(status)
+            so.seek(0)
+            se.seek(0)
+            stdout, stderr = so.read(), se.read()
+        if p.returncode:
+            return {"error": (stderr.strip().splitlines() or ["?"])[-1][:300]}
+        res = json.loads(stdout.strip().splitlines()[-1])
+        res["peak_rss_gib"] = usage.ru_maxrss / 2**20
         return res
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -99,7 +102,6 @@ def main(argv=None):
     p.add_argument("--out")
     a = p.parse_args(argv)
     rows = []
-    # peak RSS is the largest child's so far (getrusage): run the cases from the smallest model up
     for name in a.configs.split(","):
         cfg = CONFIGS[name]
         g = run("gpuinit", name, a.dir, a.recipe, a.memory, cfg)

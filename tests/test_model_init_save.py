@@ -178,8 +178,8 @@ def test_dcp_loads_into_an_fsdp2_model_with_the_fingerprint_of_init_module(tmp_p
 
 
 def test_ranks_share_the_blocks_and_make_the_same_files(tmp_path, monkeypatch):
-    """Under torch.distributed each rank writes every world-th block into the files rank 0 laid out: run as rank
-    0 then rank 1 of 2 (the collectives stubbed), the files equal one process's."""
+    """Under torch.distributed each rank writes its consecutive part of the blocks into the files rank 0 laid out:
+    run as rank 0 then rank 1 of 2 (the collectives stubbed), the files equal one process's."""
     import torch.distributed as dist
 
     whole = gpuinit.save_init(mixed(), tmp_path / "one", "torch", seed=3, memory=2048, max_shard_size=60_000)

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from .. import jobs, seeding
 from ..errors import InitError
-from . import own_code
+from . import direct_io, own_code
 from .by_own_code import own_plan
 from .by_recipe import recipe_plan
 from .intercept import stream_of
@@ -226,15 +226,6 @@ def fill_block(entry, first, rows, seed):
     return data
 
 
-def _pwrite(fd, data, where):
-    import torch
-
-    view = memoryview(data.reshape(-1).view(torch.uint8).numpy()) if data.numel() else memoryview(b"")
-    while view:
-        n = os.pwrite(fd, view, where)
-        view, where = view[n:], where + n
-
-
 def save_init(module, path, recipe="torch", *, seed=None, rules=None, format="safetensors", max_shard_size="5GB",
               memory="256MiB", workers=1, metadata=None):
     """Write meta ``module``'s initialized tensors to safetensors files in directory ``path``: see the module's
@@ -279,7 +270,7 @@ def save_init(module, path, recipe="torch", *, seed=None, rules=None, format="sa
         files.append(os.path.join(path, INDEX))
     if distributed:
         dist.barrier()
-    mine = units[rank::world]
+    mine = split(units, world)[rank]
     if workers == 1 or len(mine) < 2:
         write_units(mine, seed)
     else:
@@ -312,31 +303,46 @@ def _save_dcp(entries, path, seed):
 
 
 def write_units(units, seed):
-    """Fill and write each (file, tensor offset, Entry, first row, rows) block, one file descriptor per file: a
-    thread writes each block while the next one is filled (two blocks held at most)."""
+    """Fill and write each (file, tensor offset, Entry, first row, rows) block: a thread writes each block (past the
+    page cache where it can: direct_io.py) while the next one is filled (two blocks held at most)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    fds: dict = {}
+    import torch
+
+    writers: dict = {}
     try:
-        with ThreadPoolExecutor(1, thread_name_prefix="gpuinit-save") as writer:
+        with ThreadPoolExecutor(1, thread_name_prefix="gpuinit-save") as thread:
             pending = None
             for file, at, entry, first, rows in units:
-                if file not in fds:
-                    fds[file] = os.open(file, os.O_WRONLY)
+                if file not in writers:
+                    writers[file] = direct_io.Writer(file)
                 data = fill_block(entry, first, rows, seed)
                 row_bytes = entry.nbytes // entry.shape[0] if entry.shape and entry.shape[0] else 0
+                raw = data.reshape(-1).view(torch.uint8).numpy() if data.numel() else b""
                 if pending is not None:
                     pending.result()
-                pending = writer.submit(_pwrite, fds[file], data, at + first * row_bytes)
+                pending = thread.submit(writers[file].write, at + first * row_bytes, raw)
             if pending is not None:
                 pending.result()
     finally:
-        for fd in fds.values():
-            os.close(fd)
+        for w in writers.values():
+            w.close()
+
+
+def split(units, n):
+    """``units`` in ``n`` consecutive parts of about equal bytes (each process writes runs of consecutive bytes)."""
+    sizes = [e.nbytes * rows // e.shape[0] if e.shape and e.shape[0] else e.nbytes for _, _, e, _, rows in units]
+    total, out, part, done = sum(sizes), [[] for _ in range(n)], 0, 0
+    for u, size in zip(units, sizes, strict=True):
+        while part < n - 1 and done >= total * (part + 1) / n:
+            part += 1
+        out[part].append(u)
+        done += size
+    return out
 
 
 def _in_processes(units, seed, workers):
-    """The blocks shared round-robin by ``workers`` fresh processes (spawned: they import gpuinit, not the
+    """The blocks shared in consecutive parts by ``workers`` fresh processes (spawned: they import gpuinit, not the
     model), each with its share of this machine's threads."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -346,7 +352,7 @@ def _in_processes(units, seed, workers):
     threads = max(1, config.num_threads() // workers)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_setup,
                              initargs=(threads,)) as pool:
-        for done in [pool.submit(write_units, units[i::workers], seed) for i in range(workers)]:
+        for done in [pool.submit(write_units, part, seed) for part in split(units, workers)]:
             done.result()
 
 
