@@ -3,6 +3,7 @@
 Two planners over one executor; imports run one way, down this list:
 
     api.py          init_module (by recipe), own_init (by the model's own code)
+    save.py         save_init: the planned values written to checkpoint files block by block (direct_io.py)
     by_recipe.py    init_module's planner: plan_module (PlanEntry per parameter), recipe_plan
     by_own_code.py  own_init's planner: own_plan
     executor.py     fill_model(module, plan, ...): dry run, checks, materialize, the code, the fills
