@@ -193,3 +193,25 @@ def test_ranks_share_the_blocks_and_make_the_same_files(tmp_path, monkeypatch):
         written[rank] = [open(f, "rb").read() for f in files if f.endswith(".safetensors")]
     assert written[0] != written[1]  # rank 0 alone left rank 1's blocks unwritten
     assert written[1] == [open(f, "rb").read() for f in whole if f.endswith(".safetensors")]
+
+
+def test_two_ranks_write_the_files_of_one_process_and_dcp_loads_into_fsdp2(tmp_path):
+    """gloo, world size 2, real processes: the safetensors files equal one process's; the DCP checkpoint loads into
+    an FSDP2 model sharded over both ranks with init_module's fingerprint."""
+    import socket
+
+    import save_worker
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(save_worker.run, args=(2, port, str(tmp_path)), nprocs=2, join=True, start_method="spawn")
+    alone = gpuinit.save_init(save_worker.meta_model(), tmp_path / "alone", "torch", seed=4, memory=4096,
+                              max_shard_size=100_000)
+    assert len(alone) > 2
+    for f in alone:
+        assert open(f, "rb").read() == (tmp_path / "st" / os.path.basename(f)).read_bytes(), f
+    ref = save_worker.meta_model()
+    gpuinit.init_module(ref, "torch", seed=4, device="cpu")
+    assert torch.load(tmp_path / "fp.pt") == gpuinit.fingerprint(ref)
