@@ -34,8 +34,8 @@ class OwnInitReport:
     served: Counter = field(default_factory=Counter)
     as_written: Counter = field(default_factory=Counter)
     untouched: list = field(default_factory=list)
-    # per target, what its code left it: the last whole fill served, (scheme, params, stream) or None when the code's
-    # own generator drew it, unless ``edited`` names it (a write as written after that fill): gpuinit.save_init
+    # per target, what its code left it in the dry run: the last whole fill served, (scheme, params, stream) or None
+    # when the code's own generator drew it, unless ``edited`` names it (a write as written after it): save_init
     fills: dict = field(default_factory=dict, repr=False, compare=False)
     edited: set = field(default_factory=set, repr=False, compare=False)
     pads: dict = field(default_factory=dict, repr=False, compare=False)  # fqn: the one row zeroed after its fill
@@ -229,9 +229,11 @@ class Router:
             self.busy = False
         if generator is not None and not self.dry:  # the dry run draws nothing: the real run draws what torch would
             job = job._replace(seed=seeding.draw(generator), stream=0)
-        self.report.fills[fqn] = None if generator is not None else (spec[0], spec[1], job.stream)
-        self.report.edited.discard(fqn)
-        self.report.pads.pop(fqn, None)
+        if self.dry:  # what the dry run saw each target left as (gpuinit.save_init replays it)
+            report = self.report
+            report.fills[fqn] = None if generator is not None else (spec[0], spec[1], job.stream)
+            report.edited.discard(fqn)
+            report.pads.pop(fqn, None)
         self.calls[fqn] = k + 1
         waiting = self.waiting.get(storage)
         if waiting is not None:
