@@ -28,19 +28,20 @@ def test_runs_land_where_asked(tmp_path, monkeypatch, rng, direct, writers):
     monkeypatch.setattr(direct_io, "STAGE", 4 * direct_io.PAGE)  # several direct writes per run
     if not direct:
         monkeypatch.delattr(os, "O_DIRECT")
-    size = 17 * direct_io.PAGE + 123
-    data = rng.integers(0, 256, size, dtype=np.uint8)
-    path = tmp_path / "f"
-    path.write_bytes(b"\xff" * (size + 50))  # a header or a neighbour's bytes after it stay untouched
-    ws = [direct_io.Writer(path) for _ in range(writers)]
-    for w, pieces in zip(ws, _runs(rng, size, writers), strict=True):
-        for at, k in pieces:
-            w.write(at, data[at:at + k])
-    assert all((w.direct is not None) == direct for w in ws)
-    for w in ws:
-        w.close()
-    got = np.frombuffer(path.read_bytes(), np.uint8)
-    assert np.array_equal(got[:size], data) and (got[size:] == 255).all()
+    for trial in range(40):  # runs whose first pieces end short of a page boundary included
+        size = int(rng.integers(writers, 20)) * direct_io.PAGE + int(rng.integers(0, direct_io.PAGE))
+        data = rng.integers(0, 256, size, dtype=np.uint8)
+        path = tmp_path / f"f{trial}"
+        path.write_bytes(b"\xff" * (size + 50))  # a header or a neighbour's bytes after it stay untouched
+        ws = [direct_io.Writer(path) for _ in range(writers)]
+        for w, pieces in zip(ws, _runs(rng, size, writers), strict=True):
+            for at, k in pieces:
+                w.write(at, data[at:at + k])
+        assert all((w.direct is not None) == direct for w in ws)  # never refused: every direct write aligned
+        for w in ws:
+            w.close()
+        got = np.frombuffer(path.read_bytes(), np.uint8)
+        assert np.array_equal(got[:size], data) and (got[size:] == 255).all()
 
 
 def test_a_gap_starts_a_new_run(tmp_path):

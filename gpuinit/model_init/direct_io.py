@@ -34,11 +34,13 @@ class Writer:
             return
         if offset != self.end:  # a new run
             self._finish()
-            head = min(view.nbytes, -offset % PAGE)
-            if head:
-                _pwrite(self.fd, view[:head], offset)
-                view, offset = view[head:], offset + head
             self.start = self.end = offset
+        if not self.staged and self.start % PAGE:  # up to the next page boundary: buffered (a short run stays so)
+            head = min(view.nbytes, -self.start % PAGE)
+            _pwrite(self.fd, view[:head], self.start)
+            view = view[head:]
+            self.start += head
+            self.end += head
         while view.nbytes:
             n = min(view.nbytes, STAGE - self.staged)
             self.buf[self.staged:self.staged + n] = view[:n]
