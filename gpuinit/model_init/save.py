@@ -50,6 +50,11 @@ class Entry(NamedTuple):
             n *= d
         return n
 
+    @property
+    def row_bytes(self):
+        """Bytes of one row (index of the first axis); a 0-d tensor's or an empty one's: all of it."""
+        return self.nbytes // self.shape[0] if self.shape and self.shape[0] else self.nbytes
+
 
 def size_bytes(value, what):
     """Bytes from an int or a string such as "5GB", "512MiB"; InitError for anything else."""
@@ -89,16 +94,16 @@ def plan_save(module, recipe="torch", *, seed, rules=None, aliases=False):
     fills.update(code_fills)
     pads.update({after.args[1]: after.args[0].padding_idx for after in plan.after_fills if hasattr(after, "args")})
     tensors = dict(walk.members("parameters"))
-    out = []
+    out, by_name = [], {}
     for fqn, owner in plan.params.items():
         if owner != fqn:
             if aliases:
-                out.append(next(e for e in out if e.name == owner)._replace(name=fqn))
+                out.append(by_name[owner]._replace(name=fqn))
             continue  # tied: stored once, under its first name
         t = tensors[fqn]
         if fqn not in fills:
             raise InitError(f"save_init: nothing fills {fqn} by recipe {recipe!r}; add a rule naming it")
-        out.append(Entry(fqn, tuple(t.shape), t.dtype, fills[fqn], pads.get(fqn)))
+        out.append(by_name.setdefault(fqn, Entry(fqn, tuple(t.shape), t.dtype, fills[fqn], pads.get(fqn))))
     out += _buffers(module, walk, plan, seed, fills)
     for e in out:
         if str(e.dtype).removeprefix("torch.") not in _DTYPES:
@@ -205,8 +210,7 @@ def blocks(entry, budget):
     if not entry.shape or entry.fill is None:
         return [(0, entry.shape[0] if entry.shape else 1)]
     rows = entry.shape[0]
-    row = max(1, entry.nbytes // max(rows, 1))
-    per = max(1, budget // row)
+    per = max(1, budget // max(1, entry.row_bytes))
     return [(r, min(per, rows - r)) for r in range(0, rows, per)] or [(0, 0)]
 
 
@@ -317,11 +321,10 @@ def write_units(units, seed):
                 if file not in writers:
                     writers[file] = direct_io.Writer(file)
                 data = fill_block(entry, first, rows, seed)
-                row_bytes = entry.nbytes // entry.shape[0] if entry.shape and entry.shape[0] else 0
                 raw = data.reshape(-1).view(torch.uint8).numpy() if data.numel() else b""
                 if pending is not None:
                     pending.result()
-                pending = thread.submit(writers[file].write, at + first * row_bytes, raw)
+                pending = thread.submit(writers[file].write, at + first * entry.row_bytes, raw)
             if pending is not None:
                 pending.result()
     finally:
@@ -331,7 +334,7 @@ def write_units(units, seed):
 
 def split(units, n):
     """``units`` in ``n`` consecutive parts of about equal bytes (each process writes runs of consecutive bytes)."""
-    sizes = [e.nbytes * rows // e.shape[0] if e.shape and e.shape[0] else e.nbytes for _, _, e, _, rows in units]
+    sizes = [e.row_bytes * rows for _, _, e, _, rows in units]
     total, out, part, done = sum(sizes), [[] for _ in range(n)], 0, 0
     for u, size in zip(units, sizes, strict=True):
         while part < n - 1 and done >= total * (part + 1) / n:
