@@ -364,23 +364,20 @@ def load():
 def _built_here(reason):
     """(library, why not, where from) of the build at run time; when it stands in for the package's (``reason``:
     why that one is not used), or fails, a warning says which fallback runs."""
-    if reason is None:  # asked for: $GPUINIT_CPU_KERNEL=native
-        try:
-            so, lib = _library()
-        except (RuntimeError, OSError) as e:
-            log.warning(f"gpuinit: the host kernel for this CPU did not build: fills compute with NumPy alone ({e})")
-            return None, str(e), None
-        return lib, None, f"compiled here for this CPU ({so})"
     try:
         so, lib = _library()
-    except _NoCompilerError as e:
-        log.warning(f"gpuinit: {reason}, and {e}: fills compute with NumPy alone (several times slower); install "
-                    "a gpuinit wheel, or a C compiler")
-        return None, f"{reason}; {e}", None
     except (RuntimeError, OSError) as e:
+        if reason is None:  # asked for: $GPUINIT_CPU_KERNEL=native
+            log.warning(f"gpuinit: the host kernel for this CPU did not build: fills compute with NumPy alone ({e})")
+            return None, str(e), None
+        if isinstance(e, _NoCompilerError):
+            log.warning(f"gpuinit: {reason}, and {e}: fills compute with NumPy alone (several times slower); "
+                        "install a gpuinit wheel, or a C compiler")
+            return None, f"{reason}; {e}", None
         log.warning(f"gpuinit: {reason}, and building it failed: fills compute with NumPy alone ({e})")
         return None, f"{reason}; building it failed: {e}", None
-    log.warning(f"gpuinit: {reason}: compiled it with the system C compiler into {so.parent}")
+    if reason is not None:
+        log.warning(f"gpuinit: {reason}: compiled it with the system C compiler into {so.parent}")
     return lib, None, f"compiled here for this CPU ({so})"
 
 
