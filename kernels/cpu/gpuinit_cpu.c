@@ -38,13 +38,30 @@ static void batch_values(const gi_params* p, uint64_t b0, int nb, uint64_t seed,
       float y = GI_ADD(GI_MUL(gi_signed_uniform(w[j]), scale), shift);
       x[j] = GI_CLAMP(y, lo, hi);
     }
-  } else {
+  } else { /* u and w first: the batch's largest w picks the erfinv branches evaluated (the same bits) */
     const float p_lo = p->p_lo, p_span = p->p_span, z_lo = p->z_lo, z_hi = p->z_hi;
     const int flip = p->flip;
+    float u[4 * GI_BATCH];
+    int past5 = 0, past16 = 0; /* counts, not a float max: the loop vectorizes */
     for (int j = 0; j < 4 * GI_BATCH; ++j) {
-      float y = GI_ADD(GI_MUL(gi_trunc_standard(w[j], p_lo, p_span, z_lo, z_hi, flip), scale), shift);
-      x[j] = GI_CLAMP(y, lo, hi);
+      u[j] = gi_trunc_u(w[j], p_lo, p_span);
+      x[j] = gi_quantile_w(u[j]);
+      past5 += x[j] >= 5.0f;
+      past16 += x[j] >= 16.0f;
     }
+#define GI_TRUNC_LOOP(branches)                                                                      \
+    for (int j = 0; j < 4 * GI_BATCH; ++j) {                                                          \
+      float z = gi_trunc_z(gi_quantile_at(u[j], x[j], branches), z_lo, z_hi, flip);                  \
+      x[j] = GI_CLAMP(GI_ADD(GI_MUL(z, scale), shift), lo, hi);                                      \
+    }
+    if (!past5) {
+      GI_TRUNC_LOOP(1)
+    } else if (!past16) {
+      GI_TRUNC_LOOP(2)
+    } else {
+      GI_TRUNC_LOOP(3)
+    }
+#undef GI_TRUNC_LOOP
   }
   for (int i = 0; i < nb; ++i)
     for (int l = 0; l < 4; ++l) v[4 * i + l] = x[l * GI_BATCH + i];

@@ -215,23 +215,30 @@ GI_HD float gi_erfinv_factor_n(float w, int branches) {
 }
 GI_HD float gi_erfinv_factor(float w) { return gi_erfinv_factor_n(w, 3); }
 
-/* Phi^-1(u) = sqrt(2) erfinv(2u - 1), with w = -log(4 u (1 - u)): no cancellation in the tails. */
-GI_HD float gi_normal_quantile_n(float u, int branches) {
-  float w = -gi_log(GI_MUL(GI_MUL(u, 4.0f), GI_SUB(1.0f, u)));
+/* Phi^-1(u) = sqrt(2) erfinv(2u - 1), with w = -log(4 u (1 - u)): no cancellation in the tails.
+ * In two steps (gi_quantile_w, then gi_quantile_at), for host loops that look at w before choosing the branches. */
+GI_HD float gi_quantile_w(float u) { return -gi_log(GI_MUL(GI_MUL(u, 4.0f), GI_SUB(1.0f, u))); }
+GI_HD float gi_quantile_at(float u, float w, int branches) {
   float p = GI_MUL(gi_erfinv_factor_n(w, branches), GI_SUB(GI_MUL(u, 2.0f), 1.0f));
   return GI_MUL(p, GI_SQRT2);
 }
+GI_HD float gi_normal_quantile_n(float u, int branches) { return gi_quantile_at(u, gi_quantile_w(u), branches); }
 GI_HD float gi_normal_quantile(float u) { return gi_normal_quantile_n(u, 3); }
 
-/* Truncated normal from one word: inverse CDF on [p_lo, p_lo + p_span], clamped, un-mirrored. */
-GI_HD float gi_trunc_standard_n(uint32_t w, float p_lo, float p_span, float z_lo, float z_hi, int flip,
-                                int branches) {
+/* Truncated normal from one word: inverse CDF on [p_lo, p_lo + p_span], clamped, un-mirrored
+ * (gi_trunc_u, then the quantile, then gi_trunc_z). */
+GI_HD float gi_trunc_u(uint32_t w, float p_lo, float p_span) {
   float u = GI_ADD(GI_MUL(gi_open_uniform(w), p_span), p_lo);
-  u = GI_CLAMP(u, GI_U_MIN, GI_U_MAX);
-  float z = gi_normal_quantile_n(u, branches);
+  return GI_CLAMP(u, GI_U_MIN, GI_U_MAX);
+}
+GI_HD float gi_trunc_z(float z, float z_lo, float z_hi, int flip) {
   z = GI_CLAMP(z, z_lo, z_hi);
   float nz = -z;
   return flip ? nz : z;
+}
+GI_HD float gi_trunc_standard_n(uint32_t w, float p_lo, float p_span, float z_lo, float z_hi, int flip,
+                                int branches) {
+  return gi_trunc_z(gi_normal_quantile_n(gi_trunc_u(w, p_lo, p_span), branches), z_lo, z_hi, flip);
 }
 GI_HD float gi_trunc_standard(uint32_t w, float p_lo, float p_span, float z_lo, float z_hi, int flip) {
   return gi_trunc_standard_n(w, p_lo, p_span, z_lo, z_hi, flip, 3);
