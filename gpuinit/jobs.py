@@ -101,7 +101,7 @@ class Preparer:
         if type(seed) is not int or not 0 <= seed < 1 << 64:
             seed = seeding.check_u64("seed", seed)
         self.seed, self.settings, self.plain = seed, backends.settings(), {}
-        self.seen = {}  # (id(params), scheme, array type, dtype, shape, strides) of a CPU tensor: its _CHECKED entry
+        self.seen = {}  # (id(params), scheme, array type, (dtype, shape, strides, device)): its _CHECKED entry
 
     def __call__(self, array, scheme, params, stream, name, plain=None):
         """The checked Job (InitError naming ``name``); ``plain``: _params_key(params), when known (else found
@@ -118,14 +118,14 @@ class Preparer:
             held = False
         kind = type(array)
         if kind in _TORCH_TYPES and type(scheme) is str and plain is not None and type(stream) is int \
-                and 0 <= stream < 1 << 64 and array.is_cpu and not array.is_neg() and not array.is_inference() \
-                and array.layout is _TORCH_TYPES[kind]:
-            # _key and _checked for the common case (a model's CPU tensor), inline: a model has thousands
-            sig = (array.dtype, array.shape, array.stride())
+                and 0 <= stream < 1 << 64 and (array.is_cpu or array.is_cuda) and not array.is_neg() \
+                and not array.is_inference() and array.layout is _TORCH_TYPES[kind]:
+            # _key and _checked for the common case (a model's CPU or CUDA tensor), inline: a model has thousands
+            sig = (array.dtype, array.shape, array.stride(), -1 if array.is_cpu else array.get_device())
             seen = (id(params), scheme, kind, sig) if held else None
             done = self.seen.get(seen) if held else None
             if done is None:
-                done = _CHECKED.get((kind, (*sig, -1, False), scheme, plain, 1, 0, (), None, self.settings))
+                done = _CHECKED.get((kind, (*sig, False), scheme, plain, 1, 0, (), None, self.settings))
                 if done is not None and held:
                     self.seen[seen] = done
             if done is not None:

@@ -260,3 +260,29 @@ def test_an_inference_tensor_is_refused_outside_inference_mode_whatever_was_chec
             jobs.prepare_all([(torch.empty(6, 5), "normal", params, 0, "v"), (array, "normal", params, 1, "w")], seed=0)
         with pytest.raises(InitError, match="^w: an inference tensor"):
             preparer(array, "normal", params, 1, "w")
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kind", [torch.Tensor, torch.nn.Parameter])
+def test_a_preparer_takes_a_model_s_tensor_checked_before_from_the_table_of_checked_calls(device, kind, monkeypatch):
+    """The Preparer's inline path (a model's CPU or CUDA tensor) keys the table as ``prepare`` does: a tensor of a
+    signature checked before is not checked again, and its job is the one ``prepare`` gives."""
+    params, new = {"std": 0.02}, (lambda *shape: kind(torch.empty(*shape, device=device)))
+    first = jobs.prepare(new(6, 5), "normal", params, seed=3, stream=9, name="a")
+    preparer = jobs.Preparer(3)
+
+    def no_check(*args):
+        raise AssertionError("checked again")
+
+    monkeypatch.setattr(jobs, "_checked", no_check)
+    for _ in range(2):  # the table, then the preparer's own
+        array = new(6, 5)
+        job = preparer(array, "normal", params, 9, "b")
+        assert job.array is array and (job.seed, job.stream, job.name) == (3, 9, "b")
+        assert (job.draw, job.full_shape, job.offsets, job.backend, job.direct) == \
+            (first.draw, first.full_shape, first.offsets, first.backend, first.direct)
+    with pytest.raises(AssertionError, match="checked again"):  # another signature: checked
+        preparer(new(5, 6), "normal", params, 9, "c")
