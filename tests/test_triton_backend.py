@@ -173,3 +173,11 @@ def test_grouped_constants_join_the_uniform_launch(dtype):
                            want.view(torch.int16 if dtype != torch.float32 else torch.int32)), (v, dtype)
     ref = numpy_backend.fill(items[-1]._replace(array=torch.empty(6, 4, dtype=dtype)))
     assert torch.equal(items[-1].array.cpu(), ref)
+
+
+def test_the_group_launch_s_programs_name_each_row_s_tiles_in_order(rng):
+    """_owners: program p of a group launch fills tile t of row i, as (i << 32) | t, rows after one another."""
+    for tiles in ([1], [3, 1, 2], [0, 2, 0, 1], rng.integers(0, 50, 40).tolist()):
+        want = [(i << 32) | t for i, n in enumerate(tiles) for t in range(n)]
+        got = triton_backend._owners(tiles, torch.device("cpu"))
+        assert got.dtype == torch.int64 and got.tolist() == want

@@ -151,8 +151,7 @@ def fill_group(jobs):
     for (device, dtype, kind, branches, aligned), members in groups.items():
         table = [row(address, numel, as_int64(job.seed), as_int64(job.stream), start, params)
                  for job, address, numel, start, params in members]
-        owner = _owners(np.array([(start % 4 + numel + 3) // 4 for _, _, numel, start, _ in members], np.int64))
-        owner = torch.from_numpy(owner).to(device)
+        owner = _owners([-(-((start % 4 + numel + 3) // 4) // BLOCK) for _, _, numel, start, _ in members], device)
         table = torch.tensor(table, dtype=torch.int64).to(device)
         with torch.no_grad():
             kt.group_kernel[(len(owner),)](table, owner, OUT_DTYPE=kt.DTYPES[str(dtype)], KIND=kt.KINDS[kind],
@@ -177,13 +176,19 @@ def _as_uniform(value):
     return Uniform(center=value, half_width=0.0, lo=value, hi=value)
 
 
-def _owners(blocks):
-    """The group kernel's programs: for row i of ``blocks`` (Philox blocks per tensor), its tiles of BLOCK blocks,
-    each as (i << 32) | tile."""
-    tiles = -(-blocks // BLOCK)
-    first = np.cumsum(tiles) - tiles  # the program of each row's first tile
-    rows = np.repeat(np.arange(len(tiles), dtype=np.int64), tiles)
-    return (rows << 32) | (np.arange(int(tiles.sum()), dtype=np.int64) - np.repeat(first, tiles))
+def _owners(tiles, device):
+    """The group kernel's programs, on ``device``: for row i, with ``tiles[i]`` tiles of BLOCK Philox blocks, its
+    tiles in order, each as (i << 32) | tile. Computed there from the rows' counts (a program per tile: a 1B model
+    has a million), so nothing of the launch's size is built on the host or copied to the device."""
+    import torch
+
+    first, bases = 0, []
+    for i, n in enumerate(tiles):
+        bases.append((i << 32) - first)  # + the program's index: (i << 32) + its tile in the row
+        first += n
+    rows = torch.tensor([bases, tiles], dtype=torch.int64).to(device)
+    return torch.arange(first, dtype=torch.int64, device=device) + \
+        torch.repeat_interleave(rows[0], rows[1], output_size=first)
 
 
 def _row_maker():
