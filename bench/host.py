@@ -8,7 +8,9 @@
 - per tensor on the same model, the host side of the Triton backend's launches up to the kernel call, the launch
   itself replaced by a counting stub in this process (gpuinit_bench/triton_host.py: no GPU needed):
   ``triton_backend.fill_group`` of the jobs ``init_module`` makes, ``fill`` of each job alone, and
-  ``init_module(backend="triton")`` in place, against the same ``reset_parameters``;
+  ``init_module(backend="triton")`` in place, against the same ``reset_parameters``; and a gpuinit Llama of
+  ``--llama`` bfloat16 parameters built on meta, made ready on ``--device`` by ``init_module(backend="triton")``
+  with the launches stubbed, against ``to_empty`` alone (the host side of a 1B model's meta -> ready);
 - per tensor on small Hugging Face configs (GPT-2, Llama), when transformers is installed: recipe ``hf`` in
   place against the model's own ``init_weights``.
 
@@ -17,7 +19,7 @@ on ``--device`` (cpu or cuda; CUDA work is synchronized); the cases of a family 
 that each ratio compares runs made at about the same time.
 Prints a table with gpuinit / torch ratios; ``--out DIR`` also writes DIR/host-<device>.json.
 
-    python bench/host.py [--device cpu] [--layers 167] [--width 64] [--repeat 5] [--out DIR]
+    python bench/host.py [--device cpu] [--layers 167] [--width 64] [--llama 1e9] [--repeat 5] [--out DIR]
 """
 import argparse
 import json
@@ -33,6 +35,7 @@ from gpuinit_bench.console import print_table, progress
 from gpuinit_bench.small_tensors import reset_all, small_model
 
 import gpuinit
+from gpuinit import cli_checks as checks
 from gpuinit import initializers
 
 
@@ -41,6 +44,8 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--layers", type=int, default=167, help="blocks of the small-tensor model (12 tensors each)")
     p.add_argument("--width", type=int, default=64, help="the small-tensor model's width (default 64)")
+    p.add_argument("--llama", type=checks.parse_size, default=10**9,
+                   help="parameters of the Llama case, at least 1e5 (default 1B)")
     p.add_argument("--repeat", type=int, default=5, help="timed runs per measurement, best taken (default 5)")
     p.add_argument("--calls", type=int, default=500, help="calls per per-call timing (default 500)")
     p.add_argument("--out", default=None, help="directory for host-<device>.json")
@@ -155,7 +160,7 @@ def per_hf(timer, device):
     return out
 
 
-def table(calls, n, model, triton, hf):
+def table(calls, n, model, triton, llama, hf):
     base = calls["torch.nn.init.normal_(tensor)"]
     rows = [("per call", name, f"{s * 1e6:.1f} us",
              f"{s / base:.1f}x torch.nn.init" if name.startswith("gpuinit") else "") for name, s in calls.items()]
@@ -170,6 +175,12 @@ def table(calls, n, model, triton, hf):
         rows.append((f"{n} small tensors, {k} Triton launch{'es' * (k != 1)}", name,
                      f"{s * 1e3:.1f} ms ({triton['us_per_tensor'][name]:.1f} us/tensor)",
                      f"{triton['x_reset_parameters'][name]:.2f}x reset_parameters"))
+    floor = llama["seconds"][triton_host.MODEL_CASES["floor"]]
+    for name, s in llama["seconds"].items():
+        k = llama["launches"]
+        rows.append((f"Llama {llama['params'] / 1e6:.0f}M bf16, {llama['tensors']} tensors, "
+                     f"{k} Triton launch{'es' * (k != 1)}", name, f"{s * 1e3:.1f} ms",
+                     "" if s == floor else f"{(s - floor) * 1e3:.1f} ms more than to_empty"))
     for cfg, (k, ways) in hf.items():
         own = ways["the model's init_weights"]
         for name, s in ways.items():
@@ -182,19 +193,21 @@ def main(argv=None):
     args = parse_args(argv)
     device = torch.device(args.device)
     timer = Timer(device, args.repeat)
-    with progress(4, f"host bench on {device}") as step:
+    with progress(5, f"host bench on {device}") as step:
         step("per call")
         calls = per_call(timer, device, args.calls)
         step(f"a model of {12 * args.layers} small tensors")
         n, model = per_model(timer, device, args.width, args.layers)
         step("the Triton backend's host side, its launches stubbed")
         triton = triton_host.measure(timer, device, args.width, args.layers)
+        step(f"a Llama of {args.llama:.3g} bfloat16 parameters from meta, its launches stubbed")
+        llama = triton_host.measure_model(timer, device, args.llama)
         step("Hugging Face configs")
         hf = per_hf(timer, device)
     reset = model["torch reset_parameters in place"] / n  # per tensor, as the Triton case's
     triton["us_per_tensor"] = {k: s / triton["tensors"] * 1e6 for k, s in triton["seconds"].items()}
     triton["x_reset_parameters"] = {k: us / (reset * 1e6) for k, us in triton["us_per_tensor"].items()}
-    rows = table(calls, n, model, triton, hf)
+    rows = table(calls, n, model, triton, llama, hf)
     print_table(("case", "what", "time", "ratio"), rows, title=f"gpuinit host path on {device} (best of {args.repeat})",
                 right=("time",))
     if args.out:
@@ -202,10 +215,11 @@ def main(argv=None):
         path = os.path.join(args.out, f"host-{device.type}.json")
         meta = {"date": time.strftime("%Y-%m-%d"), "python": platform.python_version(), "torch": torch.__version__,
                 "gpuinit": gpuinit.__version__, "cpus": os.cpu_count(), "device": str(device),
-                "layers": args.layers, "width": args.width, "repeat": args.repeat, "calls": args.calls}
+                "layers": args.layers, "width": args.width, "llama": args.llama, "repeat": args.repeat,
+                "calls": args.calls}
         with open(path, "w") as f:
             json.dump({"meta": meta, "per_call_s": calls, "small_model": {"tensors": n, "seconds": model},
-                       "triton_launch_stubbed": triton,
+                       "triton_launch_stubbed": triton, "llama_launch_stubbed": llama,
                        "hf": {k: {"tensors": t, "seconds": w} for k, (t, w) in hf.items()},
                        "rows": rows}, f, indent=1)
         print(f"wrote {path}", file=sys.stderr)

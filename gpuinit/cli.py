@@ -242,7 +242,8 @@ BENCH_OPTIONS = {  # the options of each script that are checked before it start
     "model": (("--params", checks.parse_size, True), ("--repeat", checks.positive_int, False)),
     "kernels": (("--jobs", checks.positive_int, False),),
     "host": (("--layers", checks.positive_int, False), ("--width", checks.positive_int, False),
-             ("--repeat", checks.positive_int, False), ("--calls", checks.positive_int, False)),
+             ("--llama", checks.parse_size, False), ("--repeat", checks.positive_int, False),
+             ("--calls", checks.positive_int, False)),
     "explore": (("--repeat", checks.positive_int, False), ("--busy", checks.int_range(0, 64), False)),
 }
 OUT = ("--out", checks.out_path, False)  # every script's

@@ -29,7 +29,8 @@ def test_cpu_bench(tmp_path):
 
 
 def test_host_bench(tmp_path):
-    out = run(["bench/host.py", "--layers", "2", "--width", "8", "--repeat", "1", "--calls", "5"], tmp_path)
+    out = run(["bench/host.py", "--layers", "2", "--width", "8", "--llama", "5M", "--repeat", "1", "--calls", "5"],
+              tmp_path)
     data = json.loads((tmp_path / "out" / "host-cpu.json").read_text())
     assert data["small_model"]["tensors"] == 24 and "torch.nn.init.normal_(tensor)" in data["per_call_s"]
     assert set(data["small_model"]["seconds"]) >= {"gpuinit.own_init in place", "torch reset_parameters in place",
@@ -47,6 +48,11 @@ def test_host_bench(tmp_path):
         assert s > 0 and triton["us_per_tensor"][name] == pytest.approx(s / 24 * 1e6)
         assert triton["x_reset_parameters"][name] == pytest.approx(s / 24 / reset)
     assert "triton fill_group(jobs), launch stubbed" in out and "1 Triton launch " in out
+    llama = data["llama_launch_stubbed"]  # a Llama of about 5M parameters, meta -> ready, its launches stubbed
+    assert 2.5e6 < llama["params"] < 1e7 and llama["tensors"] > 4 and llama["launches"] >= 1
+    assert set(llama["seconds"]) == {"meta -> init_module(device=..., backend='triton'), launches stubbed",
+                                     "meta -> to_empty(device=...) alone"}
+    assert all(s > 0 for s in llama["seconds"].values()) and "ms more than to_empty" in out
 
 
 KINDS = {"uniform", "normal", "trunc_normal", "kaiming_uniform"}

@@ -14,12 +14,14 @@ backend's real ``t[...] = value``, which on a GPU is torch's own fill launch.
 """
 import contextlib
 import importlib
+import time
 
 import torch
 
 import gpuinit
 from gpuinit.backends import triton_backend as tb
 from gpuinit.draws import ELEMENTWISE
+from gpuinit.models import Llama, LlamaConfig
 from gpuinit_bench.small_tensors import small_model
 
 RECIPE = "torch"  # the same distributions as reset_parameters, the reference of bench/host.py's ratios
@@ -100,6 +102,44 @@ def measure(timer, device, width, layers):
             seconds[CASES[key]] = timer.best(run)
     return {"tensors": n, "seconds": seconds, "launches": launches,
             "jobs": {"elementwise": elementwise, "other": n - elementwise}}
+
+
+MODEL_CASES = {"ready": "meta -> init_module(device=..., backend='triton'), launches stubbed",
+               "floor": "meta -> to_empty(device=...) alone"}
+
+
+def measure_model(timer, device, params):
+    """{"params", "tensors", "seconds": {case name: seconds}, "launches"}: a gpuinit Llama of about ``params``
+    bfloat16 parameters, built on meta before each timed run (untimed: any init builds it so), made ready on
+    ``device`` by ``init_module(backend="triton")`` with the launches stubbed (materialization, every job, each
+    group's table and programs: gpuinit's whole host side), against ``to_empty`` alone (the materialization any
+    init pays). The best of ``timer.repeat`` runs each, interleaved."""
+    cfg = LlamaConfig.with_params(params)
+
+    def meta():
+        return Llama(cfg, device="meta", dtype=torch.bfloat16)
+
+    runs = {MODEL_CASES["ready"]: lambda m: gpuinit.init_module(m, seed=0, device=device, backend="triton"),
+            MODEL_CASES["floor"]: lambda m: m.to_empty(device=device)}
+    with stubbed(device) as stubs:
+        before = _count(stubs)[0]
+        runs[MODEL_CASES["ready"]](meta())  # warm-up
+        launches = _count(stubs)[0] - before
+        if launches < 1:
+            raise AssertionError("init_module of the Llama reached no stubbed launch")
+        best = dict.fromkeys(runs, float("inf"))
+        for _ in range(timer.repeat):
+            for name, run in runs.items():
+                m = meta()
+                timer.sync()
+                t = time.perf_counter()
+                run(m)
+                timer.sync()
+                best[name] = min(best[name], time.perf_counter() - t)
+                del m
+    probe = meta()
+    return {"params": sum(p.numel() for p in probe.parameters()), "tensors": sum(1 for _ in probe.parameters()),
+            "seconds": best, "launches": launches}
 
 
 def _jobs_of(model):
