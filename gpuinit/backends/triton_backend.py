@@ -57,7 +57,6 @@ def fill(job):
 
 def launch(out, draw, full_shape, offsets, seed, stream, base_index=0):
     """Fill tensor ``out`` (the block at ``offsets`` of a ``full_shape`` tensor) with an elementwise draw."""
-    import torch
 
     from ..kernels import triton_fill as kt
 
@@ -70,7 +69,7 @@ def launch(out, draw, full_shape, offsets, seed, stream, base_index=0):
     else:
         runs = tiles = -(-((geo.run_len + 3) // 4 + 1) // BLOCK)
         grid = (n_runs * tiles,)
-    meta = torch.tensor(launch_layout.fill_meta(geo, runs), dtype=torch.int64).to(out.device, non_blocking=True)
+    meta = _on_device(launch_layout.fill_meta(geo, runs), out.device)
     kt.fill_kernel[grid](out, meta, seed & 0xFFFFFFFF, seed >> 32, stream & 0xFFFFFFFF, stream >> 32,
                          *folded_params(draw), **options)
 
@@ -152,7 +151,7 @@ def fill_group(jobs):
         table = [row(address, numel, as_int64(job.seed), as_int64(job.stream), start, params)
                  for job, address, numel, start, params in members]
         owner = _owners([-(-((start % 4 + numel + 3) // 4) // BLOCK) for _, _, numel, start, _ in members], device)
-        table = torch.tensor(table, dtype=torch.int64).to(device)
+        table = _on_device(table, device)
         with torch.no_grad():
             kt.group_kernel[(len(owner),)](table, owner, OUT_DTYPE=kt.DTYPES[str(dtype)], KIND=kt.KINDS[kind],
                                            BLOCK=BLOCK, BRANCHES=branches, HW_ROUND=not interpreting(),
@@ -186,9 +185,20 @@ def _owners(tiles, device):
     for i, n in enumerate(tiles):
         bases.append((i << 32) - first)  # + the program's index: (i << 32) + its tile in the row
         first += n
-    rows = torch.tensor([bases, tiles], dtype=torch.int64).to(device)
+    rows = _on_device([bases, tiles], device)
     return torch.arange(first, dtype=torch.int64, device=device) + \
         torch.repeat_interleave(rows[0], rows[1], output_size=first)
+
+
+def _on_device(values, device):
+    """int64 ``values`` (nested lists) as a tensor on ``device``. To a GPU from pinned memory, without waiting: a copy
+    from pageable memory may wait for the work queued on the stream (the launches before it), so a call's launches
+    would wait for each other's kernels; torch keeps a pinned block until the copy from it has run."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.tensor(values, dtype=torch.int64, pin_memory=True).to(device, non_blocking=True)
+    return torch.tensor(values, dtype=torch.int64, device=device)
 
 
 def _row_maker():
