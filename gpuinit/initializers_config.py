@@ -2,6 +2,7 @@
 values, arrays, and names. Reference: Keras 3.15, keras/src/initializers/ and keras/src/saving/."""
 import difflib
 import math
+import operator
 import warnings
 
 import numpy as np
@@ -72,12 +73,21 @@ def arguments(config, name, accepted=None):
 
 
 def as_shape(shape):
-    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
-        return (int(shape),)
-    try:
-        return tuple(int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise InitError(f"shape must be an int or a sequence of ints, got {short_repr(shape)}") from None
+    """``shape`` as a tuple of Python ints: an integer, or a sequence of integers (anything ``operator.index`` takes,
+    as JAX and NumPy take them, but bools), none negative; an InitError otherwise (3.5 is not rounded, "34" is not
+    (3, 4))."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
+        dims = (int(shape),)
+    else:
+        try:
+            if isinstance(shape, (str, bytes)) or any(isinstance(s, (bool, np.bool_)) for s in shape):
+                raise TypeError
+            dims = tuple(operator.index(s) for s in shape)
+        except TypeError:
+            raise InitError(f"shape must be an int or a sequence of ints, got {short_repr(shape)}") from None
+    if any(d < 0 for d in dims):
+        raise InitError(f"shape must not have negative sizes, got {dims}")
+    return dims
 
 
 def dtype_name(dtype):

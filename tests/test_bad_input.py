@@ -130,3 +130,52 @@ def test_unsupported_array_types():
         gpuinit.init_([1.0, 2.0], "normal", seed=0)
     with pytest.raises(InitError, match="strided"):
         gpuinit.init_(torch.zeros(3, 3).to_sparse(), "normal", seed=0)
+
+
+def _fake_linear():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        return torch.nn.Linear(4, 3)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torch's own, about FakeTensor.data_ptr
+@pytest.mark.parametrize("call", ["init_", "nn.init", "init_module", "own_init", "fingerprint"])
+def test_fake_tensors_are_refused_with_a_message_not_a_crash(call):
+    """A FakeTensor (torch.compile's tracing, memory estimates) looks like a CPU tensor but has no memory: its data
+    pointer is no address, and writing through it crashed the process."""
+    m = _fake_linear()
+    run = {"init_": lambda: gpuinit.init_(m.weight, "normal", seed=0),
+           "nn.init": lambda: gpuinit.nn.init.kaiming_uniform_(m.weight),
+           "init_module": lambda: gpuinit.init_module(m, seed=0),
+           "own_init": lambda: gpuinit.own_init(m, seed=0),
+           "fingerprint": lambda: gpuinit.fingerprint(m)}[call]
+    with pytest.raises(InitError, match="FakeTensor .* has no memory to write"):
+        run()
+
+
+@pytest.mark.parametrize("call", ["init_module", "own_init", "fingerprint"])
+@pytest.mark.parametrize("thing", [torch.zeros(3), None, {"w": torch.zeros(3)}, [torch.nn.Linear(2, 2)]])
+def test_whole_model_calls_take_a_module_and_say_so(call, thing):
+    with pytest.raises(TypeError, match=rf"^{call} takes a torch.nn.Module, got {type(thing).__name__} "):
+        getattr(gpuinit, call)(thing)
+
+
+def test_device_0_is_a_device_not_the_default():
+    """``device=0`` is accelerator 0, as torch reads it: not "no device given" (then CPU here)."""
+    with torch.device("meta"):
+        m = torch.nn.Linear(4, 4)
+    if torch.cuda.is_available():
+        gpuinit.init_module(m, seed=0, device=0)
+        assert m.weight.device == torch.device("cuda", 0)
+    else:
+        with pytest.raises(RuntimeError):
+            gpuinit.init_module(m, seed=0, device=0)
+        assert m.weight.is_meta  # nothing materialized
+
+
+@pytest.mark.parametrize("shape", [(3.5, 4), "34", (True, 4), (np.float64(2.0),), 2.0, (-1, 4), -3])
+def test_initializer_shapes_are_integers_not_rounded(shape):
+    with pytest.raises(InitError, match="shape must"):
+        gpuinit.initializers.HeNormal(seed=0)(shape)
+    assert gpuinit.initializers.HeNormal(seed=0)((np.int64(3), 4)).shape == (3, 4)

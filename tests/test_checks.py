@@ -37,7 +37,7 @@ def test_torch_float_dtypes_pass(dtype):
                                         (torch.zeros(3, dtype=torch.float8_e4m3fn), "float8_e4m3fn")])
 def test_other_dtypes_are_refused(array, name):
     with pytest.raises(InitError, match=rf"gpuinit fills floating-point arrays \(float16, bfloat16, float32, "
-                                        rf"float64\), got {name}$"):
+                                        rf"float64; complex64 and complex128 through their real parts\), got {name}$"):
         check(array)
 
 

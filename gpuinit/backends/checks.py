@@ -33,6 +33,8 @@ def check(array, bits=None, negative=False):
     if torch is not None and isinstance(array, torch.Tensor):
         if array.is_inference() and not torch.is_inference_mode_enabled():
             raise InitError(INFERENCE_OUTSIDE)
+        if type(array) not in (torch.Tensor, torch.nn.Parameter) and is_fake(array):
+            raise InitError(FAKE)
         name = str(array.dtype).removeprefix("torch.")
         if array.layout != torch.strided:
             raise InitError(f"gpuinit fills strided (dense) tensors, got layout {array.layout}")
@@ -49,8 +51,20 @@ def check(array, bits=None, negative=False):
             raise InitError("the array is read-only")
         strides, itemsize = array.strides, array.itemsize
     if not ok:
-        raise InitError(f"gpuinit fills floating-point arrays (float16, bfloat16, float32, float64), got {name}")
+        raise InitError(f"gpuinit fills floating-point arrays (float16, bfloat16, float32, float64; complex64 and "
+                        f"complex128 through their real parts), got {name}")
     check_no_overlap(tuple(array.shape), strides, itemsize)
+
+
+FAKE = ("a FakeTensor (made under torch's FakeTensorMode, as torch.compile traces) has no memory to write: fill the "
+        "real tensors, or build the model on the meta device and give init_module a device to materialize it on")
+
+
+def is_fake(array):
+    """Whether ``array`` is one of torch's FakeTensors, which carry shapes and devices but no memory (their data
+    pointer is no address): told without importing torch's fake-tensor module where nothing has."""
+    fake = sys.modules.get("torch._subclasses.fake_tensor")
+    return fake is not None and isinstance(array, fake.FakeTensor)
 
 
 def is_ml_bfloat16(dtype):

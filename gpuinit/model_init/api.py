@@ -1,5 +1,7 @@
 """The entry points of whole-model init: ``init_module`` (by recipe) and ``own_init`` (by the model's own code),
 each a planner (by_recipe.py, by_own_code.py) over the one executor (executor.py)."""
+import sys
+
 from .. import backends, seeding
 from ..errors import InitError
 from .by_own_code import own_plan
@@ -40,6 +42,7 @@ def init_module(module, recipe="torch", *, seed=None, device=None, rules=None, p
     Parameters are DTensors under FSDP2 / tensor parallelism: each rank fills its local shard.
     Every rule, parameter and buffer is checked before anything is written or materialized.
     """
+    check_module(module, "init_module")
     with backends.using(backend), collector_paused():
         if recipe in OWN_RECIPES:
             if recipe == "hf" and not (callable(getattr(module, "_init_weights", None)) and hasattr(module, "config")):
@@ -66,6 +69,15 @@ def own_init(module, *, seed=None, device=None, rules=None):
     rule names is filled by the rule after the code ran (the code's fills of it are dropped). On a meta
     module every parameter and buffer must be written by the code or named by a rule.
     """
+    check_module(module, "own_init")
     seed = seeding.resolve_seed(seed, module)
     with collector_paused():
         return fill_model(module, own_plan(module, rules), seed=seed, device=device, progress=False)
+
+
+def check_module(module, what):
+    """A TypeError, before anything else, unless ``module`` is a torch.nn.Module."""
+    nn = sys.modules.get("torch.nn")
+    if nn is None or not isinstance(module, nn.Module):
+        raise TypeError(f"{what} takes a torch.nn.Module, got {type(module).__name__} (gpuinit.init_ fills one tensor "
+                        "or array)")

@@ -20,7 +20,7 @@ from .. import backends, config, distributed, jobs
 from ..errors import InitError
 from . import own_code
 from .materialize import materialize
-from .names import Walk, by_name, on_meta
+from .names import Walk, by_name, on_meta, refuse_fake
 
 
 def fill_model(module, plan, *, seed, device=None, progress=None):
@@ -60,6 +60,7 @@ def _fill_model(module, plan, seed, device, progress):
 
     planned = plan.walk is not None and plan.walk.module is module
     walk = plan.walk if planned else Walk(module)
+    refuse_fake(walk)
     was_meta = plan.on_meta if planned and plan.on_meta is not None else on_meta(module, walk)
     if was_meta and plan.code is not None:
         _check_written(own_code.run(module, plan, seed, dry=True, walk=walk), plan.code, dry=True)

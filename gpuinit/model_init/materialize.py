@@ -11,7 +11,7 @@ def materialize(module, device, params, buffers, *, meta, walk=None, check=True)
     ``check=False``: no check (back to the meta device after a failure)."""
     import torch
 
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
     if check:
         probe(device, {t.dtype for t in tensors(module) if t.is_floating_point()})
     if meta:

@@ -12,6 +12,8 @@ unwrapped names (its streams, rules and fingerprint are the same).
 """
 import sys
 
+from ..errors import InitError
+
 # (module, class, the attribute holding the wrapped module): wrappers whose child's name is no part of the model's
 WRAPPERS = (("torch._dynamo.eval_frame", "OptimizedModule", "_orig_mod"),
             ("torch.nn.parallel.distributed", "DistributedDataParallel", "module"),
@@ -234,6 +236,19 @@ def tensors(module, walk=None):
     """Every parameter, then every buffer, each once (``module.parameters()``, then ``module.buffers()``)."""
     walk = walk or Walk(module)
     return [t for kind in ("parameters", "buffers") for _, t in walk.members(kind)]
+
+
+def refuse_fake(walk):
+    """An InitError naming the first of the module's tensors that is a FakeTensor (no memory: nothing to read or
+    write); nothing is looked at where torch's fake tensors were never imported."""
+    if sys.modules.get("torch._subclasses.fake_tensor") is None:
+        return
+    from ..backends.checks import FAKE, is_fake
+
+    for kind in ("parameters", "buffers"):
+        for name, t in walk.members(kind):
+            if is_fake(t):
+                raise InitError(f"{name}: {FAKE}")
 
 
 def on_meta(module, walk=None):
