@@ -208,3 +208,61 @@ def test_fsdp2_shards_get_the_unsharded_model_s_values(tmp_path):
         assert gpuinit.fingerprint(m) == gpuinit.fingerprint(whole)
     finally:
         dist.destroy_process_group()
+
+
+class _Titan(nn.Module):  # torchtitan style: init_weights() is called after construction, not by it
+    def __init__(self):
+        super().__init__()
+        self.tok, self.out = nn.Embedding(50, 8), nn.Linear(8, 50, bias=False)
+
+    def init_weights(self):
+        nn.init.normal_(self.tok.weight, std=3.0)
+        nn.init.trunc_normal_(self.out.weight, std=0.5, a=-1.0, b=1.0)
+
+
+class _Unreset(nn.Module):  # its constructor makes w and leaves it; reset_parameters fills it
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.empty(6, 5))
+        self.lin = nn.Linear(5, 5)
+
+    def reset_parameters(self):
+        nn.init.normal_(self.w, std=2.0)
+
+
+class _Rescaled(nn.Module):  # its constructor calls init_weights, which rescales what it drew
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(16, 16)
+        self.init_weights()
+
+    def init_weights(self):
+        nn.init.normal_(self.lin.weight, std=1.0)
+        with torch.no_grad():
+            self.lin.weight.mul_(0.5)
+
+
+@pytest.mark.parametrize("cls", [_Titan, _Unreset])
+def test_after_the_replay_the_code_a_constructor_did_not_run_runs_as_on_a_meta_model(cls):
+    """own_init's code is every reset_parameters(), then init_weights(): built under deferred(), the constructor's
+    calls stand for a module's reset code where they wrote all its tensors; a module they left a tensor of runs
+    its reset code, and the model's init_weights() runs after them. The model equals the one built on meta."""
+    with gpuinit.deferred():
+        deferred = cls()
+    with torch.device("meta"):
+        meta = cls()
+    reports = [gpuinit.own_init(m, seed=5, device="cpu") for m in (deferred, meta)]
+    assert reports[0].untouched == [] == reports[1].untouched
+    for (name, a), b in zip(deferred.named_parameters(), meta.parameters(), strict=True):
+        assert torch.equal(a, b), name
+    if cls is _Titan:
+        assert deferred.tok.weight.std() > 2.5 and deferred.out.weight.abs().max() <= 1.0
+    else:
+        assert torch.equal(deferred.w, normal("w", 2.0, (6, 5), seed=5))
+
+
+def test_an_init_weights_the_constructor_ran_is_replayed_not_run_again():
+    with gpuinit.deferred():
+        m = _Rescaled()
+    gpuinit.own_init(m, seed=0, device="cpu")
+    assert torch.equal(m.lin.weight, normal("lin.weight#1", 1.0, (16, 16)) * 0.5)  # once: not 0.25
