@@ -13,7 +13,6 @@ the tensor's name, as if the constructor's code were the model's init code.
 """
 import contextlib
 import itertools
-import sys
 import threading
 import weakref
 
@@ -57,7 +56,6 @@ class Recording:
         self.ops, self.keep = [], []  # keep: every recorded tensor, alive (its storage's identity stays unique)
         self.order, self.thread = next(_ORDER), threading.get_ident()
         self.modules: dict = {}  # id: module built here
-        self.initialized: weakref.WeakSet = weakref.WeakSet()  # modules whose init_weights() ran in construction
 
     def before(self, *args):
         """Tensor.set_ on a meta tensor: nothing to record."""
@@ -75,20 +73,6 @@ class Recording:
         if op.outs or op.writes:
             self.ops.append(op)
             self.keep.append((args, kwargs, out))
-            self._note_init_weights()
-
-    def _note_init_weights(self):
-        """The modules whose ``init_weights`` is running (a constructor that calls it, as timm's do): own_init does
-        not run it a second time on them (an init_weights that rescales what it drew would rescale twice)."""
-        import torch
-
-        f = sys._getframe(2)
-        while f is not None:
-            if f.f_code.co_name == "init_weights":
-                owner = f.f_locals.get("self")
-                if isinstance(owner, torch.nn.Module):
-                    self.initialized.add(owner)
-            f = f.f_back
 
 
 def _mutates(func, kwargs):
@@ -141,13 +125,6 @@ def deferred():
                  if isinstance(t, torch.Tensor) and t.is_meta}
         _BUILT[m] = (rec, names)
     rec.modules = {}
-
-
-def ran_init_weights(module):
-    """Whether ``module`` was built under deferred() and its ``init_weights()`` ran while it was (recorded, so
-    replayed)."""
-    entry = _BUILT.get(module)
-    return entry is not None and module in entry[0].initialized
 
 
 def recorded(modules):

@@ -41,8 +41,8 @@ def run(module, plan, seed, *, dry, walk=None):
                 deferred.replay(built[0], tensors)
             for prefix, m in order:
                 router.where = prefix
-                if built is not None and id(m) in built[1] and _written(m, router):
-                    continue  # its constructor's calls, replayed, are its init code
+                if built is not None and id(m) in built[1]:
+                    continue
                 if code.modules is None:
                     _reset(m, prefix, router)
                     if _reset_buffers(m):  # its buffers are restored as init_module restores them (on meta too)
@@ -53,9 +53,9 @@ def run(module, plan, seed, *, dry, walk=None):
                                 router.report.as_written["reset_buffers"] += 1
                 elif prefix[:-1] in code.modules:
                     _reset(m, prefix, router)
-            if code.modules is None and (built is None or not deferred.ran_init_weights(module)):
+            if code.modules is None and (built is None or id(module) not in built[1]):
                 router.where = ""
-                _model_init(module)  # after a replay too: a torchtitan-style init_weights() is no constructor's
+                _model_init(module)
     finally:
         for (owner, name), t in untied.items():
             owner._parameters[name] = t
@@ -148,25 +148,6 @@ def _reset(m, prefix, router):
         fn()
         return
     _reset_parametrized(m, prefix, fn, router)
-
-
-def _written(m, router):
-    """Whether the replayed constructor of ``m`` wrote each of its own parameters and buffers (or a rule fills it),
-    under whichever name the tensor is a target (a tied one under its first): where it left one as it was made,
-    ``m``'s reset code runs, as on a model built on meta."""
-    import torch
-
-    busy, router.busy = router.busy, True  # gpuinit's own looks at the tensors
-    try:
-        with torch._C.DisableTorchFunction():
-            for d in (m._parameters, m._buffers):
-                for t in d.values():
-                    fqn = router.fqn_of(t) if t is not None else None
-                    if fqn is not None and fqn not in router.touched and fqn not in router.skip:
-                        return False
-    finally:
-        router.busy = busy
-    return True
 
 
 def _reset_buffers(m):
