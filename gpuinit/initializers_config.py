@@ -76,15 +76,18 @@ def as_shape(shape):
     """``shape`` as a tuple of Python ints: an integer, or a sequence of integers (anything ``operator.index`` takes,
     as JAX and NumPy take them, but bools), none negative; an InitError otherwise (3.5 is not rounded, "34" is not
     (3, 4))."""
-    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
-        dims = (int(shape),)
-    else:
+    try:
+        if isinstance(shape, (bool, np.bool_, str, bytes)):
+            raise TypeError
         try:
-            if isinstance(shape, (str, bytes)) or any(isinstance(s, (bool, np.bool_)) for s in shape):
-                raise TypeError
-            dims = tuple(operator.index(s) for s in shape)
+            dims = (operator.index(shape),)  # an integer (a 0-d integer array too)
         except TypeError:
-            raise InitError(f"shape must be an int or a sequence of ints, got {short_repr(shape)}") from None
+            items = tuple(shape)  # read once: an iterator gives its items a single time
+            if any(isinstance(s, (bool, np.bool_)) for s in items):
+                raise TypeError from None
+            dims = tuple(operator.index(s) for s in items)
+    except TypeError:
+        raise InitError(f"shape must be an int or a sequence of ints, got {short_repr(shape)}") from None
     if any(d < 0 for d in dims):
         raise InitError(f"shape must not have negative sizes, got {dims}")
     return dims

@@ -179,3 +179,14 @@ def test_initializer_shapes_are_integers_not_rounded(shape):
     with pytest.raises(InitError, match="shape must"):
         gpuinit.initializers.HeNormal(seed=0)(shape)
     assert gpuinit.initializers.HeNormal(seed=0)((np.int64(3), 4)).shape == (3, 4)
+
+
+@pytest.mark.parametrize("shape", [iter([3, 4]), (d for d in (3, 4)), np.array([3, 4]), torch.Size([3, 4]),
+                                   [np.int64(3), 4]])
+def test_initializer_shapes_of_integers_in_any_iterable_are_read_once(shape):
+    assert gpuinit.initializers.HeNormal(seed=0)(shape).shape == (3, 4)
+
+
+def test_an_integer_scalar_is_a_one_dimensional_shape():
+    for shape in (5, np.int32(5), np.array(5), torch.tensor(5)):
+        assert gpuinit.initializers.HeNormal(seed=0)(shape).shape == (5,)

@@ -24,4 +24,5 @@ def _unwritten(names, dry):
         return None  # a materialized model's untouched tensors are reported (OwnInitReport.untouched)
     return (f"own init: no init code writes {', '.join(names)} (set in the constructor, which does not run on a "
             "meta model); build the model within gpuinit.deferred() to have its constructor's init run, or add a "
-            "rule naming them")
+            "rule naming them (a model built within deferred() whose constructor leaves them as made: its recorded "
+            "calls stand for the reset code of the modules it built and for the model's init_weights)")
