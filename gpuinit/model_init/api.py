@@ -1,12 +1,11 @@
 """The entry points of whole-model init: ``init_module`` (by recipe) and ``own_init`` (by the model's own code),
 each a planner (by_recipe.py, by_own_code.py) over the one executor (executor.py)."""
-import sys
-
 from .. import backends, seeding
 from ..errors import InitError
 from .by_own_code import own_plan
 from .by_recipe import recipe_plan
 from .executor import collector_paused, fill_model
+from .names import check_module
 from .recipes import OWN_RECIPES
 
 
@@ -73,11 +72,3 @@ def own_init(module, *, seed=None, device=None, rules=None):
     seed = seeding.resolve_seed(seed, module)
     with collector_paused():
         return fill_model(module, own_plan(module, rules), seed=seed, device=device, progress=False)
-
-
-def check_module(module, what):
-    """A TypeError, before anything else, unless ``module`` is a torch.nn.Module."""
-    nn = sys.modules.get("torch.nn")
-    if nn is None or not isinstance(module, nn.Module):
-        raise TypeError(f"{what} takes a torch.nn.Module, got {type(module).__name__} (gpuinit.init_ fills one tensor "
-                        "or array)")

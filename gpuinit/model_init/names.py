@@ -240,15 +240,27 @@ def tensors(module, walk=None):
 
 def refuse_fake(walk):
     """An InitError naming the first of the module's tensors that is a FakeTensor (no memory: nothing to read or
-    write); nothing is looked at where torch's fake tensors were never imported."""
-    if sys.modules.get("torch._subclasses.fake_tensor") is None:
+    write). The tensors' types are looked at, once each: a model has thousands of tensors of two or three types."""
+    fake = sys.modules.get("torch._subclasses.fake_tensor")
+    if fake is None:
+        return
+    members = [walk.members(kind) for kind in ("parameters", "buffers")]
+    if not any(issubclass(kind, fake.FakeTensor) for kind in {type(t) for part in members for _, t in part}):
         return
     from ..backends.checks import FAKE, is_fake
 
-    for kind in ("parameters", "buffers"):
-        for name, t in walk.members(kind):
+    for part in members:
+        for name, t in part:
             if is_fake(t):
                 raise InitError(f"{name}: {FAKE}")
+
+
+def check_module(module, what):
+    """A TypeError, before anything else, unless ``module`` is a torch.nn.Module."""
+    nn = sys.modules.get("torch.nn")
+    if nn is None or not isinstance(module, nn.Module):
+        raise TypeError(f"{what} takes a torch.nn.Module, got {type(module).__name__} (gpuinit.init_ fills one tensor "
+                        "or array)")
 
 
 def on_meta(module, walk=None):
